@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The README's test command: setup (idempotent), build, run every test (gtest binaries, MPI tests under
+# `mpirun --oversubscribe -np 2`, end-to-end recipe tests), then print `N passed, N failed` as the last line.
+# Extra arguments are passed to `bazel test` (e.g. --test_output=all, or a target pattern).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+summary() { echo "$1 passed, $2 failed"; }
+
+if ! ./scripts/setup.sh; then
+  echo "test.sh: setup failed (see above)" >&2
+  summary 0 1
+  exit 1
+fi
+
+targets=("//...")
+extra=()
+for a in "$@"; do
+  case "$a" in
+    //*) targets=("$@"); extra=(); break ;;
+    *) extra+=("$a") ;;
+  esac
+done
+
+if ! bazel build "${targets[@]}"; then
+  echo "test.sh: build failed (see above)" >&2
+  summary 0 1
+  exit 1
+fi
+
+bazel test "${extra[@]}" "${targets[@]}"
+rc=$?
+
+# Count test cases from the JUnit XML of every test target: gtest cases individually, shell tests as one each.
+mapfile -t tests < <(bazel query "tests(set(${targets[*]}))" 2>/dev/null)
+counts=$(python3 scripts/count_tests.py "${tests[@]}")
+passed=${counts% *}
+failed=${counts#* }
+if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi  # a build or infrastructure failure in bazel test
+summary "$passed" "$failed"
+[ "$rc" -eq 0 ] && [ "$failed" -eq 0 ]

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# The aligntrain command line on one process: help, version, exit codes, validate / run / plan on the example
+# recipes, and precise errors for broken recipes and arguments.
+set -u
+source test/cli/testlib.sh
+BIN=./aligntrain
+TMP=${TEST_TMPDIR:-$(mktemp -d)}
+
+run_cmd $BIN --help
+expect_exit 0 "--help"
+for sub in run validate plan init-model logprobs generate export; do
+  expect_output "$sub" "--help lists $sub"
+done
+
+run_cmd $BIN --version
+expect_exit 0 "--version"
+expect_output '^aligntrain [0-9]+\.[0-9]+\.[0-9]+ \(git [0-9a-f]+(-dirty)?|unknown, LibTorch 2\.11' "--version names git revision and LibTorch"
+
+run_cmd $BIN
+expect_exit 2 "no subcommand is a usage error"
+run_cmd $BIN frobnicate
+expect_exit 2 "unknown subcommand is a usage error"
+run_cmd $BIN validate
+expect_exit 2 "validate without a recipe"
+run_cmd $BIN validate --help
+expect_exit 0 "validate --help"
+expect_output "--set" "validate --help documents --set"
+
+for r in config/recipes/*.yaml; do
+  run_cmd $BIN validate "$r"
+  expect_exit 0 "validate $r"
+  expect_output '^stages:' "validate $r prints the resolved recipe"
+done
+
+run_cmd $BIN validate config/recipes/demo.yaml --set run.seed=777
+expect_exit 0 "validate with --set"
+expect_output 'seed: 777' "--set value appears in the resolved recipe"
+
+run_cmd $BIN validate config/recipes/demo.yaml --set run.sed=1
+expect_exit 2 "--set with an unknown key"
+expect_output 'run\.sed' "--set error names the key"
+expect_output 'seed' "--set error suggests the nearest key"
+
+run_cmd $BIN validate does/not/exist.yaml
+expect_exit 2 "missing recipe file"
+expect_output 'does/not/exist.yaml' "missing recipe error names the file"
+
+printf 'run:\n  name: x\n  sed: 3\nstages: []\n' > "$TMP/bad.yaml"
+run_cmd $BIN validate "$TMP/bad.yaml"
+expect_exit 2 "recipe with an unknown key"
+expect_output 'bad.yaml:3:[0-9]+: .*run\.sed' "error names file:line and key path"
+expect_output 'did you mean .seed' "error suggests the nearest key"
+expect_no_output 'terminate|Aborted|stack' "no crash or stack trace"
+
+printf 'this: [is: not\n' > "$TMP/notyaml.yaml"
+run_cmd $BIN validate "$TMP/notyaml.yaml"
+expect_exit 2 "not YAML"
+expect_output 'notyaml.yaml:[0-9]+' "YAML syntax error names file:line"
+
+out_dir="$TMP/run-out"
+run_cmd $BIN run config/recipes/demo.yaml --set "run.output_dir=$out_dir"
+[ -f "$out_dir/recipe.resolved.yaml" ]
+check "run writes output_dir/recipe.resolved.yaml" $?
+[ -f "$out_dir/aligntrain.log" ]
+check "run writes output_dir/aligntrain.log" $?
+run_cmd $BIN validate "$out_dir/recipe.resolved.yaml"
+expect_exit 0 "the resolved recipe validates again"
+
+run_cmd $BIN plan config/recipes/demo.yaml --world-size 4
+expect_exit 0 "plan --world-size 4"
+expect_output 'world size 4 = tensor [0-9]+ x data [0-9]+' "plan prints the rank layout"
+
+for sub in "init-model --out $TMP/m" "logprobs --model $TMP/m --data x.jsonl" "generate --model m --prompts p --out o" "export ck --out o"; do
+  run_cmd $BIN $sub
+  expect_exit 2 "${sub%% *} (engine not built yet) exits 2"
+  expect_output 'not available yet' "${sub%% *} says plainly that it is not built"
+done
+
+finish

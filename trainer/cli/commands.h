@@ -1,0 +1,34 @@
+// The subcommands of `aligntrain` (DESIGN.md §2). Each returns the process exit code:
+// 0 ok, 1 runtime failure, 2 usage or recipe error, 3 data or model-file error.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "trainer/runtime/world.h"
+
+namespace aligntrain::cli {
+
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitRuntime = 1;
+inline constexpr int kExitUsage = 2;
+inline constexpr int kExitData = 3;
+
+struct RecipeArgs {
+  std::string recipe;
+  std::vector<std::string> overrides;  // --set KEY=VALUE
+};
+
+// Loads, overrides and validates the recipe on every rank, prints the resolved recipe on rank 0.
+int validate(const runtime::World& world, const RecipeArgs& args);
+
+// Runs every stage of the recipe (resuming unless `fresh`).
+int run(const runtime::World& world, const RecipeArgs& args, bool fresh);
+
+// Prints the rank layout and per-stage plan. `world_size` > 0 plans for that many ranks instead of the current world.
+int plan(const runtime::World& world, const RecipeArgs& args, int world_size);
+
+// A subcommand whose engine is not built yet: says so on rank 0 and returns kExitUsage.
+int not_built(const runtime::World& world, const std::string& command, const std::string& what);
+
+}  // namespace aligntrain::cli

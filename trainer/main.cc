@@ -1,0 +1,122 @@
+// aligntrain: the command line (DESIGN.md §2). Parses arguments with CLI11, starts the process world (MPI when
+// launched by mpirun), sets up logging and dispatches to one subcommand in trainer/cli/.
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <exception>
+#include <string>
+#include <vector>
+
+#include "trainer/cli/commands.h"
+#include "trainer/runtime/logging.h"
+#include "trainer/runtime/world.h"
+#include "trainer/version.h"
+
+namespace {
+
+using namespace aligntrain;
+
+struct Args {
+  cli::RecipeArgs recipe;
+  bool fresh = false;
+  int plan_world_size = 0;
+  bool verbose = false;
+};
+
+void add_recipe_args(CLI::App* cmd, cli::RecipeArgs& args) {
+  cmd->add_option("recipe", args.recipe, "Recipe file (YAML)")->required();
+  cmd->add_option("--set", args.overrides,
+                  "Override a recipe value before validation, e.g. --set stages.dpo.loss.beta=0.05 "
+                  "(repeatable)")
+      ->type_name("KEY=VALUE");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  runtime::World world(&argc, &argv);
+  Args args;
+
+  CLI::App app{"aligntrain: SFT, preference optimisation and distillation pipelines for Llama-family models.\n"
+               "Every subcommand runs unchanged under `mpirun -np N`."};
+  app.set_version_flag("--version", version_line());
+  app.require_subcommand(1);
+  app.add_flag("-v,--verbose", args.verbose, "Debug-level console logging");
+  app.footer("Exit codes: 0 ok, 1 runtime failure, 2 usage or recipe error, 3 data or model-file error.\n"
+             "Run `aligntrain SUBCOMMAND --help` for the options of each subcommand.");
+
+  auto* run = app.add_subcommand("run", "Run every stage of a recipe; resumes from the latest complete checkpoint");
+  add_recipe_args(run, args.recipe);
+  run->add_flag("--fresh", args.fresh, "Ignore existing checkpoints and DONE markers and start over");
+
+  auto* validate = app.add_subcommand(
+      "validate", "Check everything that can be checked without training; print the resolved recipe");
+  add_recipe_args(validate, args.recipe);
+
+  auto* plan = app.add_subcommand("plan", "Print the rank layout and the plan of each stage");
+  add_recipe_args(plan, args.recipe);
+  plan->add_option("--world-size", args.plan_world_size,
+                   "Plan for this many ranks (default: the current world, 1 without mpirun)")
+      ->check(CLI::PositiveNumber);
+
+  // Subcommands whose engines arrive with the model, distributed and training issues. Their options are declared
+  // now so that --help documents them; running one says plainly that it is not built yet.
+  std::string s_preset, s_config, s_out, s_tokenizer, s_model, s_data, s_prompts, s_ckpt;
+  int s_seed = 0, s_max_new = 0, s_top_k = 0, s_num_samples = 1;
+  double s_temperature = 1.0, s_top_p = 1.0;
+  bool s_tokens = false;
+  auto* init_model = app.add_subcommand("init-model", "Write a random-initialised model as a Hugging Face model dir");
+  init_model->add_option("--preset", s_preset, "Embedded preset (tiny-llama, tiny-qwen2, tiny-qwen3, small-llama)");
+  init_model->add_option("--config", s_config, "HF config.json to initialise from instead of a preset");
+  init_model->add_option("--out", s_out, "Output model dir")->required();
+  init_model->add_option("--seed", s_seed, "Initialisation seed");
+  init_model->add_option("--tokenizer", s_tokenizer, "byte, or an HF tokenizer dir to copy");
+  auto* logprobs = app.add_subcommand("logprobs", "Sequence log-probs of each example's response(s)");
+  logprobs->add_option("--model", s_model, "HF model dir")->required();
+  logprobs->add_option("--data", s_data, "JSONL file (sft, preference or unpaired)")->required();
+  logprobs->add_option("--out", s_out, "Output JSONL (default: stdout)");
+  logprobs->add_flag("--tokens", s_tokens, "Also write per-token log-probs");
+  auto* generate = app.add_subcommand("generate", "Generate completions for prompts");
+  generate->add_option("--model", s_model, "HF model dir")->required();
+  generate->add_option("--prompts", s_prompts, "JSONL with a \"prompt\" field per line")->required();
+  generate->add_option("--out", s_out, "Output JSONL")->required();
+  generate->add_option("--max-new-tokens", s_max_new, "Maximum new tokens per completion");
+  generate->add_option("--temperature", s_temperature, "Sampling temperature (0 = greedy)");
+  generate->add_option("--top-p", s_top_p, "Nucleus sampling mass");
+  generate->add_option("--top-k", s_top_k, "Sample from the k most likely tokens (0 = all)");
+  generate->add_option("--num-samples", s_num_samples, "Completions per prompt");
+  generate->add_option("--seed", s_seed, "Sampling seed");
+  auto* export_cmd = app.add_subcommand("export", "Gather tensor-parallel checkpoint shards into an HF model dir");
+  export_cmd->add_option("checkpoint", s_ckpt, "Checkpoint dir (checkpoints/<stage>/step-<N>)")->required();
+  export_cmd->add_option("--out", s_out, "Output model dir")->required();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // Help and version print on rank 0 only and exit 0; every other parse error is a usage error (exit 2).
+    int code = cli::kExitOk;
+    if (world.is_root()) code = app.exit(e);
+    else code = e.get_exit_code();
+    world.exit(code == 0 ? cli::kExitOk : cli::kExitUsage);
+  }
+
+  runtime::init_logging(world.rank(), world.size(), args.verbose);
+  int code = cli::kExitRuntime;
+  try {
+    if (*run) code = cli::run(world, args.recipe, args.fresh);
+    else if (*validate) code = cli::validate(world, args.recipe);
+    else if (*plan) code = cli::plan(world, args.recipe, args.plan_world_size);
+    else if (*init_model) code = cli::not_built(world, "init-model", "the model engine (Llama-family models, safetensors)");
+    else if (*logprobs) code = cli::not_built(world, "logprobs", "the model engine (Llama-family models, tokenizers)");
+    else if (*generate) code = cli::not_built(world, "generate", "generation (KV-cache decoding)");
+    else if (*export_cmd) code = cli::not_built(world, "export", "checkpoints and tensor-parallel export");
+  } catch (const std::exception& e) {
+    // An error on one rank alone: end the whole job now so no other rank waits in a collective.
+    spdlog::error("{}", e.what());
+    runtime::flush_logs();
+    world.abort(cli::kExitRuntime);
+  }
+  runtime::flush_logs();
+  world.exit(code);
+}
