@@ -1,0 +1,168 @@
+// See example.h.
+#include "data/example.h"
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "trainer/errors.h"
+
+namespace aligntrain::data {
+
+using nlohmann::json;
+
+namespace {
+
+struct LineError {
+  std::string field, problem;
+};
+
+Text parse_text(const json& obj, const char* field) {
+  const auto it = obj.find(field);
+  if (it == obj.end() || it->is_null()) throw LineError{field, "missing field"};
+  Text t;
+  if (it->is_string()) {
+    t.text = it->get<std::string>();
+    return t;
+  }
+  if (!it->is_array()) throw LineError{field, "expected a string or a list of {\"role\", \"content\"} messages"};
+  t.conversational = true;
+  for (size_t i = 0; i < it->size(); ++i) {
+    const json& m = (*it)[i];
+    const std::string where = std::string(field) + "[" + std::to_string(i) + "]";
+    if (!m.is_object()) throw LineError{where, "expected a {\"role\", \"content\"} object"};
+    const auto role = m.find("role");
+    const auto content = m.find("content");
+    if (role == m.end() || !role->is_string()) throw LineError{where + ".role", "expected a string"};
+    if (content == m.end() || !content->is_string()) throw LineError{where + ".content", "expected a string"};
+    t.messages.push_back({role->get<std::string>(), content->get<std::string>()});
+  }
+  if (t.messages.empty()) throw LineError{field, "empty message list"};
+  return t;
+}
+
+bool text_empty(const Text& t) { return t.conversational ? t.messages.empty() : t.text.empty(); }
+
+DataKind detect(const json& obj) {
+  if (obj.contains("chosen") && obj.contains("rejected")) return DataKind::kPreference;
+  if (obj.contains("label")) return DataKind::kUnpaired;
+  if (obj.contains("completion") || obj.contains("messages")) return DataKind::kSft;
+  if (obj.contains("rejected")) return DataKind::kNegatives;
+  return DataKind::kPrompts;
+}
+
+// `messages` form of SFT: the last message must be the assistant's reply; it becomes the completion.
+void split_messages(const json& obj, Example& ex) {
+  Text all = parse_text(obj, "messages");
+  if (!all.conversational) throw LineError{"messages", "expected a list of {\"role\", \"content\"} messages"};
+  if (all.messages.size() < 2 || all.messages.back().role != "assistant") {
+    throw LineError{"messages", "the last message must be the assistant's (it is the completion)"};
+  }
+  Text completion;
+  completion.conversational = true;
+  completion.messages = {all.messages.back()};
+  all.messages.pop_back();
+  ex.prompt = all;
+  ex.completion = completion;
+}
+
+Example parse_example(const std::string& line, DataKind kind) {
+  json obj;
+  try {
+    obj = json::parse(line);
+  } catch (const json::parse_error& e) {
+    throw LineError{"", std::string("invalid JSON: ") + e.what()};
+  }
+  if (!obj.is_object()) throw LineError{"", "expected a JSON object"};
+  Example ex;
+  ex.raw = line;
+  if (kind == DataKind::kSft && obj.contains("messages") && !obj.contains("prompt")) {
+    split_messages(obj, ex);
+  } else {
+    ex.prompt = parse_text(obj, "prompt");
+  }
+  switch (kind) {
+    case DataKind::kSft:
+      if (!ex.completion) ex.completion = parse_text(obj, "completion");
+      break;
+    case DataKind::kPreference:
+      ex.chosen = parse_text(obj, "chosen");
+      ex.rejected = parse_text(obj, "rejected");
+      break;
+    case DataKind::kUnpaired: {
+      ex.completion = parse_text(obj, "completion");
+      const auto it = obj.find("label");
+      if (it == obj.end()) throw LineError{"label", "missing field"};
+      if (!it->is_boolean()) throw LineError{"label", "expected true or false, got " + it->dump()};
+      ex.label = it->get<bool>();
+      break;
+    }
+    case DataKind::kNegatives:
+      ex.rejected = parse_text(obj, "rejected");
+      break;
+    case DataKind::kPrompts:
+    case DataKind::kAuto:
+      break;
+  }
+  for (const auto* r : {&ex.completion, &ex.chosen, &ex.rejected}) {
+    if (*r && text_empty(**r)) {
+      throw LineError{r == &ex.completion ? "completion" : r == &ex.chosen ? "chosen" : "rejected", "empty response"};
+    }
+  }
+  return ex;
+}
+
+}  // namespace
+
+const char* kind_name(DataKind kind) {
+  switch (kind) {
+    case DataKind::kSft: return "sft";
+    case DataKind::kPreference: return "preference";
+    case DataKind::kUnpaired: return "unpaired";
+    case DataKind::kNegatives: return "negatives";
+    case DataKind::kPrompts: return "prompts";
+    case DataKind::kAuto: return "auto";
+  }
+  return "auto";
+}
+
+std::vector<Example> read_examples(const std::string& path, const ReadOptions& options, ReadReport* report,
+                                   DataKind* detected) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw DataError(path + ": cannot open data file");
+  ReadReport local;
+  ReadReport& rep = report ? *report : local;
+  DataKind kind = options.kind;
+  std::vector<Example> out;
+  std::string line;
+  for (int64_t lineno = 1; std::getline(in, line); ++lineno) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.find_first_not_of(" \t") == std::string::npos) continue;
+    ++rep.lines;
+    try {
+      if (kind == DataKind::kAuto) {
+        try {
+          kind = detect(json::parse(line));
+        } catch (const json::parse_error&) {
+          // reported below by parse_example
+        }
+      }
+      Example ex = parse_example(line, kind == DataKind::kAuto ? DataKind::kPrompts : kind);
+      ex.line = lineno;
+      ex.index = static_cast<int64_t>(out.size());
+      out.push_back(std::move(ex));
+    } catch (const LineError& e) {
+      const std::string msg =
+          path + ":" + std::to_string(lineno) + ": " + (e.field.empty() ? "" : e.field + ": ") + e.problem;
+      if (!options.skip_invalid) throw DataError(msg);
+      ++rep.skipped;
+      if (rep.first_errors.size() < 5) rep.first_errors.push_back(msg);
+    }
+  }
+  if (out.empty()) {
+    throw DataError(path + ": no examples" + (rep.skipped ? " (every line was invalid and skipped)" : " (empty file)"));
+  }
+  if (detected) *detected = kind;
+  return out;
+}
+
+}  // namespace aligntrain::data

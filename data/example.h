@@ -1,0 +1,63 @@
+// Training examples read from JSONL (DESIGN.md §4, TRL's field names). One reader for every data kind: each line is
+// a JSON object; which fields are required depends on the kind. A malformed line is a DataError naming
+// file:line and the field, unless skip_invalid is set, in which case it is counted and its line number kept.
+//
+//   sft         {"prompt", "completion"} or {"messages": [{"role", "content"}, ...]} (the last assistant message is
+//               the completion, everything before it the prompt)
+//   preference  {"prompt", "chosen", "rejected"}
+//   unpaired    {"prompt", "completion", "label": bool}
+//   negatives   {"prompt", "rejected"}
+//   prompts     {"prompt"}
+// Text fields are strings, or message lists for conversational data (rendered by a chat template later).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace aligntrain::data {
+
+enum class DataKind { kSft, kPreference, kUnpaired, kNegatives, kPrompts, kAuto };
+
+struct Message {
+  std::string role;
+  std::string content;
+};
+
+// A prompt or response: plain text, or a list of chat messages.
+struct Text {
+  std::string text;
+  std::vector<Message> messages;
+  bool conversational = false;
+};
+
+struct Example {
+  int64_t line = 0;   // 1-based line number in the file
+  int64_t index = 0;  // 0-based position among the valid examples
+  Text prompt;
+  std::optional<Text> completion, chosen, rejected;
+  std::optional<bool> label;
+  std::string raw;  // the line as read (generate copies the input object into its output)
+};
+
+struct ReadReport {
+  int64_t lines = 0;    // non-empty lines seen
+  int64_t skipped = 0;  // invalid lines skipped (skip_invalid)
+  std::vector<std::string> first_errors;  // up to 5 messages of skipped lines
+};
+
+struct ReadOptions {
+  DataKind kind = DataKind::kAuto;  // kAuto: decided by the fields of the first valid line
+  bool skip_invalid = false;
+};
+
+// Reads every example of `path`. Throws DataError ("FILE:LINE: FIELD: problem") on the first invalid line unless
+// options.skip_invalid; an empty file (no examples) is always an error.
+std::vector<Example> read_examples(const std::string& path, const ReadOptions& options, ReadReport* report = nullptr,
+                                   DataKind* detected = nullptr);
+
+// The kind whose required fields the example has (preference > unpaired > sft > negatives > prompts).
+const char* kind_name(DataKind kind);
+
+}  // namespace aligntrain::data

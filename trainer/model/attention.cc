@@ -1,0 +1,47 @@
+// See attention.h.
+#include "trainer/model/attention.h"
+
+#include <ATen/ATen.h>
+
+#include "trainer/errors.h"
+
+namespace aligntrain::model {
+
+Attention::Attention(const ModelConfig& c, LayerFactory& f) : head_dim_(c.head_dim) {
+  const int64_t tp = f.tp_size();
+  if (c.num_heads % tp != 0 || c.num_kv_heads % tp != 0) {
+    throw UsageError("tensor parallel degree " + std::to_string(tp) + " must divide num_attention_heads (" +
+                     std::to_string(c.num_heads) + ") and num_key_value_heads (" + std::to_string(c.num_kv_heads) +
+                     ")");
+  }
+  local_heads_ = c.num_heads / tp;
+  local_kv_heads_ = c.num_kv_heads / tp;
+  const bool qkv_bias = c.attention_bias || c.qkv_bias;
+  q_proj = register_module("q_proj", f.column(c.hidden_size, c.num_heads * c.head_dim, qkv_bias));
+  k_proj = register_module("k_proj", f.column(c.hidden_size, c.num_kv_heads * c.head_dim, qkv_bias));
+  v_proj = register_module("v_proj", f.column(c.hidden_size, c.num_kv_heads * c.head_dim, qkv_bias));
+  o_proj = register_module("o_proj", f.row(c.num_heads * c.head_dim, c.hidden_size, c.attention_bias));
+  if (c.qk_norm) {
+    q_norm = register_module("q_norm", std::make_shared<RMSNorm>(c.head_dim, c.rms_norm_eps));
+    k_norm = register_module("k_norm", std::make_shared<RMSNorm>(c.head_dim, c.rms_norm_eps));
+  }
+}
+
+at::Tensor Attention::forward(const at::Tensor& x, const AttentionContext& ctx) {
+  const int64_t b = x.size(0), t = x.size(1);
+  auto q = q_proj->forward(x).view({b, t, local_heads_, head_dim_});
+  auto k = k_proj->forward(x).view({b, t, local_kv_heads_, head_dim_});
+  auto v = v_proj->forward(x).view({b, t, local_kv_heads_, head_dim_}).transpose(1, 2);
+  if (q_norm) {
+    q = q_norm->forward(q);
+    k = k_norm->forward(k);
+  }
+  q = apply_rope(q.transpose(1, 2), ctx.rope);
+  k = apply_rope(k.transpose(1, 2), ctx.rope);
+  const bool gqa = local_heads_ != local_kv_heads_;
+  auto out = ctx.mask ? at::scaled_dot_product_attention(q, k, v, ctx.mask, 0.0, false, std::nullopt, gqa)
+                      : at::scaled_dot_product_attention(q, k, v, std::nullopt, 0.0, ctx.causal, std::nullopt, gqa);
+  return o_proj->forward(out.transpose(1, 2).reshape({b, t, local_heads_ * head_dim_}));
+}
+
+}  // namespace aligntrain::model

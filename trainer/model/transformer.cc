@@ -1,0 +1,138 @@
+// See transformer.h.
+#include "trainer/model/transformer.h"
+
+#include <ATen/ATen.h>
+#include <torch/csrc/autograd/autograd.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+#include <cstdint>
+
+namespace aligntrain::model {
+
+Mlp::Mlp(const ModelConfig& c, LayerFactory& f) {
+  gate_proj = register_module("gate_proj", f.column(c.hidden_size, c.intermediate_size, c.mlp_bias));
+  up_proj = register_module("up_proj", f.column(c.hidden_size, c.intermediate_size, c.mlp_bias));
+  down_proj = register_module("down_proj", f.row(c.intermediate_size, c.hidden_size, c.mlp_bias));
+}
+
+at::Tensor Mlp::forward(const at::Tensor& x) {
+  return down_proj->forward(at::silu(gate_proj->forward(x)) * up_proj->forward(x));
+}
+
+DecoderLayer::DecoderLayer(const ModelConfig& c, LayerFactory& f) {
+  input_layernorm = register_module("input_layernorm", std::make_shared<RMSNorm>(c.hidden_size, c.rms_norm_eps));
+  self_attn = register_module("self_attn", std::make_shared<Attention>(c, f));
+  post_attention_layernorm =
+      register_module("post_attention_layernorm", std::make_shared<RMSNorm>(c.hidden_size, c.rms_norm_eps));
+  mlp = register_module("mlp", std::make_shared<Mlp>(c, f));
+}
+
+at::Tensor DecoderLayer::forward(const at::Tensor& x, const AttentionContext& ctx) {
+  const auto h = x + self_attn->forward(input_layernorm->forward(x), ctx);
+  return h + mlp->forward(post_attention_layernorm->forward(h));
+}
+
+DecoderModel::DecoderModel(const ModelConfig& c, LayerFactory& f) {
+  embed_tokens = register_module("embed_tokens", f.embedding(c.vocab_size, c.hidden_size));
+  layers = register_module("layers", torch::nn::ModuleList());
+  for (int64_t i = 0; i < c.num_layers; ++i) {
+    layer_list.push_back(std::make_shared<DecoderLayer>(c, f));
+    layers->push_back(layer_list.back());
+  }
+  norm = register_module("norm", std::make_shared<RMSNorm>(c.hidden_size, c.rms_norm_eps));
+}
+
+CausalLM::CausalLM(const ModelConfig& c, LayerFactory& f) : config_(c), inv_freq_(rope_inv_freq(c)) {
+  model = register_module("model", std::make_shared<DecoderModel>(c, f));
+  lm_head = register_module(
+      "lm_head", f.lm_head(c.hidden_size, c.vocab_size, c.tie_word_embeddings ? model->embed_tokens : nullptr));
+}
+
+at::ScalarType CausalLM::dtype() const { return model->norm->weight.scalar_type(); }
+
+AttentionContext CausalLM::make_context(const ForwardInput& in, const at::Tensor& hidden) const {
+  const int64_t b = in.input_ids.size(0), t = in.input_ids.size(1);
+  const auto dev = in.input_ids.device();
+  const auto positions =
+      in.position_ids ? *in.position_ids : at::arange(t, at::TensorOptions().dtype(at::kLong).device(dev)).expand({b, t});
+  AttentionContext ctx;
+  ctx.rope = rope_tables(inv_freq_, positions, hidden.scalar_type());
+  const bool window = config_.sliding_window && t > *config_.sliding_window;
+  if (!in.attention_mask && !in.segment_ids && !window) return ctx;  // plain causal: the fast SDPA path
+
+  const auto idx = at::arange(t, at::TensorOptions().dtype(at::kLong).device(dev));
+  const auto q = idx.view({t, 1}), k = idx.view({1, t});
+  auto mask = (k <= q).unsqueeze(0);  // [1, T, T] (query, key)
+  if (window) mask = mask.logical_and((q - k < *config_.sliding_window).unsqueeze(0));
+  if (in.segment_ids) mask = mask.logical_and(in.segment_ids->unsqueeze(2) == in.segment_ids->unsqueeze(1));
+  if (in.attention_mask) mask = mask.logical_and(in.attention_mask->to(at::kBool).unsqueeze(1));
+  // A query that may see no key (a padding position) attends to itself, so no row is all -inf (NaN in softmax).
+  mask = mask.logical_or(at::eye(t, at::TensorOptions().dtype(at::kBool).device(dev)).unsqueeze(0));
+  ctx.mask = mask.unsqueeze(1);  // [B, 1, T, T]
+  return ctx;
+}
+
+namespace {
+
+// Activation checkpointing for one decoder layer: forward without keeping activations; backward recomputes the
+// layer with gradients and returns the gradients of the input and of every layer parameter.
+class CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
+ public:
+  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
+                                                DecoderLayer* layer, const AttentionContext& actx,
+                                                at::TensorList params) {
+    ctx->saved_data["layer"] = static_cast<int64_t>(reinterpret_cast<intptr_t>(layer));
+    ctx->saved_data["cos"] = actx.rope.cos;
+    ctx->saved_data["sin"] = actx.rope.sin;
+    ctx->saved_data["causal"] = actx.causal;
+    if (actx.mask) ctx->saved_data["mask"] = *actx.mask;
+    ctx->save_for_backward({x});
+    return {layer->forward(x, actx)};
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_out) {
+    auto* layer = reinterpret_cast<DecoderLayer*>(static_cast<intptr_t>(ctx->saved_data["layer"].toInt()));
+    AttentionContext actx;
+    actx.rope = {ctx->saved_data["cos"].toTensor(), ctx->saved_data["sin"].toTensor()};
+    actx.causal = ctx->saved_data["causal"].toBool();
+    if (ctx->saved_data.count("mask")) actx.mask = ctx->saved_data["mask"].toTensor();
+    const auto x = ctx->get_saved_variables()[0].detach().requires_grad_(true);
+    const auto params = layer->parameters();
+    at::Tensor y;
+    {
+      at::AutoGradMode grad(true);
+      y = layer->forward(x, actx);
+    }
+    torch::autograd::variable_list inputs{x};
+    for (const auto& p : params) {
+      if (p.requires_grad()) inputs.push_back(p);
+    }
+    auto grads = torch::autograd::grad({y}, inputs, {grad_out[0]}, /*retain_graph=*/false,
+                                       /*create_graph=*/false, /*allow_unused=*/true);
+    // One gradient per forward argument: x, layer (none), context (none), then each parameter.
+    torch::autograd::variable_list out{grads[0], at::Tensor(), at::Tensor()};
+    size_t next = 1;
+    for (const auto& p : params) out.push_back(p.requires_grad() ? grads[next++] : at::Tensor());
+    return out;
+  }
+};
+
+}  // namespace
+
+at::Tensor CausalLM::hidden_states(const ForwardInput& in) {
+  auto h = model->embed_tokens->forward(in.input_ids);
+  const AttentionContext ctx = make_context(in, h);
+  const bool recompute = checkpointing_ && at::GradMode::is_enabled();
+  for (auto& layer : model->layer_list) {
+    if (recompute) {
+      const auto params = layer->parameters();
+      h = CheckpointedLayer::apply(h, layer.get(), ctx, at::TensorList(params))[0];
+    } else {
+      h = layer->forward(h, ctx);
+    }
+  }
+  return model->norm->forward(h);
+}
+
+}  // namespace aligntrain::model

@@ -1,0 +1,85 @@
+// The Llama-family decoder (Llama, Mistral, Qwen2, Qwen3) as LibTorch modules whose parameter names are the
+// Hugging Face tensor names ("model.layers.0.self_attn.q_proj.weight", "lm_head.weight"), so loading and saving
+// is a name-for-name copy. Every linear map comes from a LayerFactory (dense or tensor-parallel).
+//
+// CausalLM::hidden_states() returns the final normalised hidden states so callers can compute token log-probs in
+// chunks through lm_head() without materialising full-vocabulary logits.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/modulelist.h>
+
+#include <memory>
+#include <optional>
+
+#include "trainer/model/attention.h"
+#include "trainer/model/layers.h"
+#include "trainer/model/model_config.h"
+#include "trainer/model/projection.h"
+
+namespace aligntrain::model {
+
+struct ForwardInput {
+  at::Tensor input_ids;                       // int64 [B, T]
+  std::optional<at::Tensor> attention_mask;   // [B, T]: 1 token, 0 padding (keys that are padding are masked)
+  std::optional<at::Tensor> position_ids;     // int64 [B, T]; default 0..T-1
+  std::optional<at::Tensor> segment_ids;      // int64 [B, T]: packed documents; attention stays inside a segment
+};
+
+// SwiGLU: down(silu(gate(x)) * up(x)).
+class Mlp : public torch::nn::Module {
+ public:
+  Mlp(const ModelConfig& config, LayerFactory& factory);
+  at::Tensor forward(const at::Tensor& x);
+  std::shared_ptr<Projection> gate_proj, up_proj, down_proj;
+};
+
+// Pre-norm residual block: x + attn(norm(x)), then + mlp(norm(·)).
+class DecoderLayer : public torch::nn::Module {
+ public:
+  DecoderLayer(const ModelConfig& config, LayerFactory& factory);
+  at::Tensor forward(const at::Tensor& x, const AttentionContext& ctx);
+  std::shared_ptr<RMSNorm> input_layernorm, post_attention_layernorm;
+  std::shared_ptr<Attention> self_attn;
+  std::shared_ptr<Mlp> mlp;
+};
+
+// HF's `model.` prefix: embeddings, decoder layers, final norm.
+class DecoderModel : public torch::nn::Module {
+ public:
+  DecoderModel(const ModelConfig& config, LayerFactory& factory);
+  std::shared_ptr<Embedding> embed_tokens;
+  torch::nn::ModuleList layers;
+  std::vector<std::shared_ptr<DecoderLayer>> layer_list;
+  std::shared_ptr<RMSNorm> norm;
+};
+
+class CausalLM : public torch::nn::Module {
+ public:
+  CausalLM(const ModelConfig& config, LayerFactory& factory);
+
+  // Final normalised hidden states [B, T, hidden].
+  at::Tensor hidden_states(const ForwardInput& in);
+  // Logits for hidden states (this rank's vocabulary shard under tensor parallelism), in the model's dtype.
+  at::Tensor lm_head_forward(const at::Tensor& hidden) { return lm_head->forward(hidden); }
+  // hidden_states then lm_head.
+  at::Tensor forward(const ForwardInput& in) { return lm_head_forward(hidden_states(in)); }
+
+  // Recompute each decoder layer in backward instead of keeping its activations.
+  void set_activation_checkpointing(bool on) { checkpointing_ = on; }
+  at::ScalarType dtype() const;
+  const ModelConfig& config() const { return config_; }
+
+  std::shared_ptr<DecoderModel> model;
+  std::shared_ptr<LmHead> lm_head;
+
+ private:
+  AttentionContext make_context(const ForwardInput& in, const at::Tensor& hidden) const;
+
+  ModelConfig config_;
+  at::Tensor inv_freq_;  // fp32 CPU; not a parameter (HF's non-persistent buffer)
+  bool checkpointing_ = false;
+};
+
+}  // namespace aligntrain::model
