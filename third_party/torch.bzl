@@ -30,7 +30,11 @@ def _torch_impl(ctx):
     torch = _find_torch(ctx)
     if not torch.get_child("lib").get_child("libtorch_cpu.so").exists:
         fail("LibTorch at %s has no lib/libtorch_cpu.so" % torch)
-    ctx.symlink(torch.get_child("include"), "include")
+    # The wheel bundles its own fmt (v12) in include/fmt; spdlog is built against the system fmt, so leave torch's
+    # copy out and let <fmt/...> resolve to the system headers.
+    for entry in torch.get_child("include").readdir():
+        if entry.basename != "fmt":
+            ctx.symlink(entry, "include/" + entry.basename)
     lib = str(torch.get_child("lib"))
     site = torch.dirname
     rpath_link = []
@@ -45,7 +49,11 @@ def _torch_impl(ctx):
         # Keep libtorch_cuda as a dependency even though nothing references it by symbol: it registers the CUDA
         # backend at load time (torch::cuda::is_available()).
         libs = ["-Wl,--no-as-needed", "-ltorch_cuda", "-lc10_cuda", "-Wl,--as-needed"] + libs
-    linkopts = ["-L" + lib, "-Wl,-rpath," + lib] + rpath_link + libs
+    # libtorch.so exports its own copy of 64 std::filesystem functions (built against another libstdc++);
+    # binding our calls to it crashes (remove_all on a non-empty folder segfaults). Listing libstdc++ first in
+    # DT_NEEDED makes the dynamic linker resolve those symbols to the system libstdc++.
+    first = ["-Wl,--push-state,--no-as-needed", "-lstdc++", "-Wl,--pop-state"]
+    linkopts = first + ["-L" + lib, "-Wl,-rpath," + lib] + rpath_link + libs
     ctx.file("BUILD", """
 package(default_visibility = ["//visibility:public"])
 

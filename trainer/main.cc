@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "trainer/cli/commands.h"
+#include "trainer/errors.h"
 #include "trainer/runtime/logging.h"
 #include "trainer/runtime/world.h"
 #include "trainer/version.h"
@@ -30,6 +31,15 @@ void add_recipe_args(CLI::App* cmd, cli::RecipeArgs& args) {
                   "Override a recipe value before validation, e.g. --set stages.dpo.loss.beta=0.05 "
                   "(repeatable)")
       ->type_name("KEY=VALUE");
+}
+
+// Reports an error raised on this rank and ends the job with `code`. Under MPI the other ranks may be waiting in a
+// collective, so the whole job is aborted (its exit code is `code`); alone, the process simply exits.
+int fail(runtime::World& world, const char* what, int code) {
+  spdlog::error("{}", what);
+  runtime::flush_logs();
+  if (world.size() > 1) world.abort(code);
+  return code;
 }
 
 }  // namespace
@@ -62,21 +72,26 @@ int main(int argc, char** argv) {
 
   // Subcommands whose engines arrive with the model, distributed and training issues. Their options are declared
   // now so that --help documents them; running one says plainly that it is not built yet.
-  std::string s_preset, s_config, s_out, s_tokenizer, s_model, s_data, s_prompts, s_ckpt;
+  std::string s_model, s_prompts, s_ckpt, s_out;
   int s_seed = 0, s_max_new = 0, s_top_k = 0, s_num_samples = 1;
   double s_temperature = 1.0, s_top_p = 1.0;
-  bool s_tokens = false;
+  cli::InitModelArgs init_args;
   auto* init_model = app.add_subcommand("init-model", "Write a random-initialised model as a Hugging Face model dir");
-  init_model->add_option("--preset", s_preset, "Embedded preset (tiny-llama, tiny-qwen2, tiny-qwen3, small-llama)");
-  init_model->add_option("--config", s_config, "HF config.json to initialise from instead of a preset");
-  init_model->add_option("--out", s_out, "Output model dir")->required();
-  init_model->add_option("--seed", s_seed, "Initialisation seed");
-  init_model->add_option("--tokenizer", s_tokenizer, "byte, or an HF tokenizer dir to copy");
-  auto* logprobs = app.add_subcommand("logprobs", "Sequence log-probs of each example's response(s)");
-  logprobs->add_option("--model", s_model, "HF model dir")->required();
-  logprobs->add_option("--data", s_data, "JSONL file (sft, preference or unpaired)")->required();
-  logprobs->add_option("--out", s_out, "Output JSONL (default: stdout)");
-  logprobs->add_flag("--tokens", s_tokens, "Also write per-token log-probs");
+  init_model->add_option("--preset", init_args.preset,
+                         "Embedded preset: tiny-llama, tiny-llama-4l, tiny-qwen2, tiny-qwen3, small-llama");
+  init_model->add_option("--config", init_args.config, "HF config.json to initialise instead of a preset");
+  init_model->add_option("--out", init_args.out, "Output model dir")->required();
+  init_model->add_option("--seed", init_args.seed, "Initialisation seed (default 0)");
+  init_model->add_option("--tokenizer", init_args.tokenizer,
+                         "byte (default for presets), or a model dir whose tokenizer files are copied");
+  cli::LogprobsArgs lp_args;
+  auto* logprobs = app.add_subcommand("logprobs", "Sequence log-probs of each example's response(s), prompt masked");
+  logprobs->add_option("--model", lp_args.model, "HF model dir")->required();
+  logprobs->add_option("--data", lp_args.data, "JSONL file (sft, preference or unpaired examples)")->required();
+  logprobs->add_option("--out", lp_args.out, "Output JSONL (default: stdout)");
+  logprobs->add_flag("--tokens", lp_args.tokens, "Also write per-token log-probs");
+  logprobs->add_option("--batch-size", lp_args.batch_size, "Responses per forward pass (default 8)")
+      ->check(CLI::PositiveNumber);
   auto* generate = app.add_subcommand("generate", "Generate completions for prompts");
   generate->add_option("--model", s_model, "HF model dir")->required();
   generate->add_option("--prompts", s_prompts, "JSONL with a \"prompt\" field per line")->required();
@@ -107,15 +122,16 @@ int main(int argc, char** argv) {
     if (*run) code = cli::run(world, args.recipe, args.fresh);
     else if (*validate) code = cli::validate(world, args.recipe);
     else if (*plan) code = cli::plan(world, args.recipe, args.plan_world_size);
-    else if (*init_model) code = cli::not_built(world, "init-model", "the model engine (Llama-family models, safetensors)");
-    else if (*logprobs) code = cli::not_built(world, "logprobs", "the model engine (Llama-family models, tokenizers)");
+    else if (*init_model) code = cli::init_model(world, init_args);
+    else if (*logprobs) code = cli::logprobs(world, lp_args);
     else if (*generate) code = cli::not_built(world, "generate", "generation (KV-cache decoding)");
     else if (*export_cmd) code = cli::not_built(world, "export", "checkpoints and tensor-parallel export");
+  } catch (const UsageError& e) {
+    code = fail(world, e.what(), cli::kExitUsage);
+  } catch (const DataError& e) {
+    code = fail(world, e.what(), cli::kExitData);
   } catch (const std::exception& e) {
-    // An error on one rank alone: end the whole job now so no other rank waits in a collective.
-    spdlog::error("{}", e.what());
-    runtime::flush_logs();
-    world.abort(cli::kExitRuntime);
+    code = fail(world, e.what(), cli::kExitRuntime);
   }
   runtime::flush_logs();
   world.exit(code);

@@ -2,6 +2,7 @@
 // 0 ok, 1 runtime failure, 2 usage or recipe error, 3 data or model-file error.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,23 @@ int run(const runtime::World& world, const RecipeArgs& args, bool fresh);
 
 // Prints the rank layout and per-stage plan. `world_size` > 0 plans for that many ranks instead of the current world.
 int plan(const runtime::World& world, const RecipeArgs& args, int world_size);
+
+struct InitModelArgs {
+  std::string preset, config, out, tokenizer;
+  int64_t seed = 0;
+};
+
+// Writes a random-initialised model (a preset or an HF config.json) as an HF model dir.
+int init_model(const runtime::World& world, const InitModelArgs& args);
+
+struct LogprobsArgs {
+  std::string model, data, out;
+  bool tokens = false;
+  int64_t batch_size = 8;
+};
+
+// Sequence log-probs of each example's responses (completion, chosen, rejected), prompt masked.
+int logprobs(const runtime::World& world, const LogprobsArgs& args);
 
 // A subcommand whose engine is not built yet: says so on rank 0 and returns kExitUsage.
 int not_built(const runtime::World& world, const std::string& command, const std::string& what);

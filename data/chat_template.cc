@@ -1,0 +1,235 @@
+// Built-in chat templates, Jinja template recognition and reading a model's template (see chat_template.h).
+#include "data/chat_template.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+#include "data/tokenizer_json.h"
+#include "data/tokenizer_unicode.h"
+
+namespace aligntrain::data {
+namespace {
+
+const char* const kSetTemplateHint =
+    " Set `chat_template:` in the recipe to one of chatml, llama3, plain to choose the format explicitly.";
+
+// Python's str.isspace(), which Jinja's `trim` filter strips.
+bool is_python_space(char32_t cp) { return is_white_space(cp) || (cp >= 0x1C && cp <= 0x1F); }
+
+// `text` without leading and trailing Python whitespace (Jinja's `trim`); ill-formed UTF-8 counts as non-space.
+std::string python_strip(std::string_view text) {
+  std::size_t begin = text.size(), end = 0;  // the first and one past the last non-space byte
+  for (std::size_t pos = 0; pos < text.size();) {
+    const std::size_t start = pos;
+    const Utf8Step step = utf8_step(text, pos);
+    std::size_t decode_at = pos;
+    const bool space = step.valid && is_python_space(next_code_point(text, decode_at));
+    pos += step.length;
+    if (!space) {
+      begin = std::min(begin, start);
+      end = pos;
+    }
+  }
+  return begin < end ? std::string(text.substr(begin, end - begin)) : std::string();
+}
+
+bool contains(std::string_view haystack, std::string_view needle) {
+  return haystack.find(needle) != std::string_view::npos;
+}
+
+[[noreturn]] void unsupported_template(const std::string& what) {
+  throw std::runtime_error("chat template: " + what + "." + kSetTemplateHint);
+}
+
+std::string unescape_jinja_literal(std::string_view text) {
+  std::string out;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '\\' && i + 1 < text.size()) {
+      const char c = text[++i];
+      out += c == 'n' ? '\n' : c == 't' ? '\t' : c;
+    } else {
+      out += text[i];
+    }
+  }
+  return out;
+}
+
+// The literal default system message of a ChatML template, as in Qwen's
+//   '<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n'
+// (a system turn whose content is plain text, not an expression); "" if there is none.
+std::string chatml_default_system(std::string_view jinja) {
+  const std::string_view marker = "<|im_start|>system";
+  for (std::size_t pos = jinja.find(marker); pos != std::string_view::npos; pos = jinja.find(marker, pos + 1)) {
+    std::string_view rest = jinja.substr(pos + marker.size());
+    if (rest.substr(0, 2) == "\\n") {
+      rest.remove_prefix(2);
+    } else if (rest.substr(0, 1) == "\n") {
+      rest.remove_prefix(1);
+    } else {
+      continue;
+    }
+    const std::size_t end = rest.find("<|im_end|>");
+    if (end == std::string_view::npos) continue;
+    const std::string_view literal = rest.substr(0, end);
+    if (literal.empty() || literal.find_first_of("'\"{}+") != std::string_view::npos) continue;
+    return unescape_jinja_literal(literal);
+  }
+  return "";
+}
+
+std::string read_text_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error(path.string() + ": cannot open file");
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
+}  // namespace
+
+const std::vector<std::string>& chat_template_names() {
+  static const std::vector<std::string> names = {"chatml", "llama3", "plain"};
+  return names;
+}
+
+ChatTemplate::ChatTemplate(std::string_view name, std::string bos_token, std::string eos_token,
+                           std::string default_system)
+    : name_(name),
+      bos_token_(std::move(bos_token)),
+      eos_token_(std::move(eos_token)),
+      default_system_(std::move(default_system)) {
+  if (name_ == "chatml") {
+    format_ = Format::kChatMl;
+  } else if (name_ == "llama3") {
+    format_ = Format::kLlama3;
+  } else if (name_ == "plain") {
+    format_ = Format::kPlain;
+  } else {
+    throw std::invalid_argument("unknown chat template '" + name_ + "' (known: chatml, llama3, plain)");
+  }
+  if (format_ == Format::kPlain && eos_token_.empty()) {
+    throw std::invalid_argument(
+        "the plain chat template ends each assistant turn with the tokenizer's EOS token, but it has none");
+  }
+}
+
+std::string ChatTemplate::begin() const {
+  switch (format_) {
+    case Format::kChatMl: return "";
+    case Format::kLlama3: return "<|begin_of_text|>";
+    case Format::kPlain: return bos_token_;
+  }
+  return "";
+}
+
+std::string ChatTemplate::open_turn(const std::string& role) const {
+  switch (format_) {
+    case Format::kChatMl: return "<|im_start|>" + role + "\n";
+    case Format::kLlama3: return "<|start_header_id|>" + role + "<|end_header_id|>\n\n";
+    case Format::kPlain: return role == "system" ? "System: " : role == "user" ? "User: " : "Assistant: ";
+  }
+  return "";
+}
+
+std::string ChatTemplate::close_turn(const std::string& role) const {
+  switch (format_) {
+    case Format::kChatMl: return "<|im_end|>\n";
+    case Format::kLlama3: return "<|eot_id|>";
+    case Format::kPlain: return role == "assistant" ? eos_token_ : "\n";
+  }
+  return "";
+}
+
+std::string ChatTemplate::content_of(const ChatMessage& message) const {
+  return format_ == Format::kLlama3 ? python_strip(message.content) : message.content;
+}
+
+std::string ChatTemplate::render(const std::vector<ChatMessage>& messages, bool add_generation_prompt) const {
+  if (messages.empty()) throw std::invalid_argument("chat template " + name_ + ": the conversation is empty");
+  std::string out = begin();
+  if (!default_system_.empty() && messages.front().role != "system") {
+    out += open_turn("system") + default_system_ + close_turn("system");
+  }
+  for (const ChatMessage& message : messages) {
+    if (message.role != "system" && message.role != "user" && message.role != "assistant") {
+      throw std::invalid_argument("chat template " + name_ + ": unknown role '" + message.role +
+                                  "' (expected system, user or assistant)");
+    }
+    out += open_turn(message.role) + content_of(message) + close_turn(message.role);
+  }
+  if (add_generation_prompt) out += open_turn("assistant");
+  return out;
+}
+
+PromptCompletion ChatTemplate::render_for_training(const std::vector<ChatMessage>& messages) const {
+  if (messages.size() < 2 || messages.back().role != "assistant") {
+    throw std::invalid_argument("chat template " + name_ +
+                                ": a training conversation must end with an assistant message that follows at "
+                                "least one other message");
+  }
+  const std::vector<ChatMessage> context(messages.begin(), messages.end() - 1);
+  return {render(context, true), content_of(messages.back()) + close_turn("assistant")};
+}
+
+RecognisedTemplate recognise_template(std::string_view jinja) {
+  if (contains(jinja, "aligntrain:plain")) return {"plain", ""};
+  const bool chatml = contains(jinja, "<|im_start|>") && contains(jinja, "<|im_end|>");
+  const bool llama3 = contains(jinja, "<|start_header_id|>") && contains(jinja, "<|end_header_id|>") &&
+                      contains(jinja, "<|eot_id|>");
+  if (chatml && llama3) unsupported_template("it has both ChatML and Llama-3 markers");
+  if (chatml) {
+    if (contains(jinja, "<think>")) {
+      unsupported_template("it is a reasoning template (<think> blocks), which chatml does not reproduce");
+    }
+    std::string system = chatml_default_system(jinja);
+    if (system.empty() && contains(jinja, "messages[0]")) {
+      unsupported_template("it treats the first message specially (a default system message?) in a way "
+                           "aligntrain cannot read");
+    }
+    return {"chatml", std::move(system)};
+  }
+  if (llama3) {
+    if (contains(jinja, "Cutting Knowledge Date")) {
+      unsupported_template("it is a Llama 3.1+ template whose dated system preamble (\"Cutting Knowledge Date\") "
+                           "llama3 does not reproduce");
+    }
+    return {"llama3", ""};
+  }
+  unsupported_template("not recognised as ChatML (<|im_start|>, <|im_end|>) or Llama-3 (<|start_header_id|>, "
+                       "<|end_header_id|>, <|eot_id|>)");
+}
+
+std::optional<std::string> read_chat_template(const std::string& model_dir) {
+  const std::filesystem::path dir(model_dir);
+  if (std::filesystem::exists(dir / "chat_template.jinja")) return read_text_file(dir / "chat_template.jinja");
+  const std::filesystem::path config_path = dir / "tokenizer_config.json";
+  if (!std::filesystem::exists(config_path)) return std::nullopt;
+  const nlohmann::json config = read_json_file(config_path.string());
+  const JsonView root(config, config_path.string());
+  const auto chat_template = root.get("chat_template");
+  if (!chat_template) return std::nullopt;
+  if (chat_template->is_string()) return chat_template->string();
+  for (std::size_t i = 0; i < chat_template->array().size(); ++i) {
+    const JsonView entry = (*chat_template)[i];
+    if (entry["name"].string() == "default") return entry["template"].string();
+  }
+  chat_template->fail("a list of templates without one named \"default\"");
+}
+
+const std::string& plain_template_jinja() {
+  static const std::string jinja = R"J({#- aligntrain:plain -#}
+{{- bos_token -}}
+{%- for message in messages -%}
+{%- if message['role'] == 'system' -%}{{- 'System: ' + message['content'] + '\n' -}}
+{%- elif message['role'] == 'user' -%}{{- 'User: ' + message['content'] + '\n' -}}
+{%- else -%}{{- 'Assistant: ' + message['content'] + eos_token -}}{%- endif -%}
+{%- endfor -%}
+{%- if add_generation_prompt -%}{{- 'Assistant: ' -}}{%- endif -%}
+)J";
+  return jinja;
+}
+
+}  // namespace aligntrain::data

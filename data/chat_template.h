@@ -1,0 +1,91 @@
+// Chat templates: the built-in `chatml` (Qwen), `llama3` and `plain` (for the byte-tokenizer tiny models) formats
+// that turn a conversation into the text a model is trained on, split into the prompt (masked from the loss) and
+// the completion; and recognition of a model's Hugging Face Jinja template as one of them. A template that
+// cannot be recognised, or that does things the built-in one would not reproduce, is an error telling the user
+// to name a template in the recipe -- never a silently different prompt.
+//
+// The formats (CONTENT is the message text, ROLE its role):
+//   chatml  <|im_start|>ROLE\nCONTENT<|im_end|>\n ...            generation prompt: <|im_start|>assistant\n
+//   llama3  <|begin_of_text|> then <|start_header_id|>ROLE<|end_header_id|>\n\nCONTENT<|eot_id|> ...
+//           (CONTENT with surrounding whitespace trimmed)       generation prompt: <|start_header_id|>assistant<|end_header_id|>\n\n
+//   plain   BOS then "System: CONTENT\n", "User: CONTENT\n", "Assistant: CONTENT" EOS ...
+//                                                                generation prompt: "Assistant: "
+// Rendered text contains the special tokens as text; tokenize it with Tokenizer::encode (which adds nothing).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace aligntrain::data {
+
+struct ChatMessage {
+  std::string role;  // system | user | assistant
+  std::string content;
+};
+
+// A conversation ready for training: the model reads `prompt` and learns `completion` (the final assistant
+// message and the end of its turn); prompt + completion is the whole rendered conversation.
+struct PromptCompletion {
+  std::string prompt;
+  std::string completion;
+};
+
+// "chatml", "llama3", "plain".
+const std::vector<std::string>& chat_template_names();
+
+class ChatTemplate {
+ public:
+  // `bos_token` / `eos_token`: the tokenizer's BOS and EOS text ("" if it has none); only `plain` uses them, and it
+  // needs an EOS. `default_system`: a system message put first when a conversation has none ("" for none).
+  // Throws std::invalid_argument for an unknown name (listing the known ones) or `plain` without an EOS.
+  ChatTemplate(std::string_view name, std::string bos_token, std::string eos_token, std::string default_system = "");
+
+  const std::string& name() const { return name_; }
+
+  // The conversation as the model sees it, followed by the opening of an assistant turn if
+  // `add_generation_prompt`. Throws std::invalid_argument for an empty conversation or an unknown role.
+  std::string render(const std::vector<ChatMessage>& messages, bool add_generation_prompt) const;
+
+  // Splits a conversation whose last message is the assistant's (with at least one message before it) into
+  // prompt = render(all but the last, true) and the completion. Throws std::invalid_argument otherwise.
+  PromptCompletion render_for_training(const std::vector<ChatMessage>& messages) const;
+
+ private:
+  enum class Format { kChatMl, kLlama3, kPlain };
+
+  std::string begin() const;
+  std::string open_turn(const std::string& role) const;
+  std::string close_turn(const std::string& role) const;
+  std::string content_of(const ChatMessage& message) const;
+
+  std::string name_;
+  Format format_;
+  std::string bos_token_;
+  std::string eos_token_;
+  std::string default_system_;
+};
+
+// What recognise_template found: a built-in template and the default system message the original inserts when a
+// conversation has none ("" if it does not).
+struct RecognisedTemplate {
+  std::string name;
+  std::string default_system;
+};
+
+// Identifies a Hugging Face Jinja chat template (tokenizer_config.json "chat_template") by its distinctive
+// markers. Throws std::runtime_error, telling the user to set `chat_template:` in the recipe, for a template it
+// cannot identify or one with features the built-in template would not reproduce (thinking blocks, Llama 3.1's
+// dated system preamble, a default system message it cannot read).
+RecognisedTemplate recognise_template(std::string_view jinja);
+
+// The chat template of a Hugging Face model directory: chat_template.jinja if present, else tokenizer_config.json
+// "chat_template" (a string, or a list of {"name", "template"} from which "default" is taken); nullopt if none.
+// Throws std::runtime_error naming the file for anything malformed.
+std::optional<std::string> read_chat_template(const std::string& model_dir);
+
+// The Jinja source of `plain` (written into the byte tokenizer's tokenizer_config.json; recognised as plain).
+const std::string& plain_template_jinja();
+
+}  // namespace aligntrain::data

@@ -1,0 +1,132 @@
+// load_tokenizer / save_byte_tokenizer and the special-token ids of a model directory (see tokenizer.h).
+#include "data/tokenizer.h"
+
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
+
+#include <nlohmann/json.hpp>
+
+#include "data/chat_template.h"
+#include "data/tokenizer_bpe.h"
+#include "data/tokenizer_byte.h"
+#include "data/tokenizer_json.h"
+
+namespace aligntrain::data {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* kByteTokenizerFile = "aligntrain_tokenizer.json";
+
+// One special token as the config files name it: its field in tokenizer_config.json and in
+// generation_config.json, and where its id goes.
+struct SpecialTokenField {
+  const char* config_key;
+  const char* generation_key;
+  std::optional<int32_t> SpecialTokenIds::*slot;
+};
+
+constexpr SpecialTokenField kSpecialTokenFields[] = {
+    {"bos_token", "bos_token_id", &SpecialTokenIds::bos},
+    {"eos_token", "eos_token_id", &SpecialTokenIds::eos},
+    {"pad_token", "pad_token_id", &SpecialTokenIds::pad},
+};
+
+// tokenizer_config.json: "eos_token": "<|im_end|>" or {"content": "<|im_end|>", ...}.
+void read_tokenizer_config(const std::string& path, const Tokenizer& tokenizer, SpecialTokenIds& ids) {
+  const nlohmann::json config = read_json_file(path);
+  const JsonView root(config, path);
+  root.object();
+  for (const SpecialTokenField& field : kSpecialTokenFields) {
+    const auto value = root.get(field.config_key);
+    if (!value) continue;
+    const JsonView content = value->is_string() ? *value : (*value)["content"];
+    const auto id = tokenizer.token_to_id(content.string());
+    if (!id) content.fail("'" + content.string() + "' is not a token of the tokenizer");
+    ids.*field.slot = *id;
+  }
+}
+
+// generation_config.json: "eos_token_id": 2 or [2, 7] (the first is taken); fills only ids still unknown.
+void read_generation_config(const std::string& path, const Tokenizer& tokenizer, SpecialTokenIds& ids) {
+  const nlohmann::json config = read_json_file(path);
+  const JsonView root(config, path);
+  root.object();
+  for (const SpecialTokenField& field : kSpecialTokenFields) {
+    const auto value = root.get(field.generation_key);
+    if (!value || (ids.*field.slot).has_value()) continue;
+    const JsonView id = value->is_array() ? (*value)[0] : *value;
+    if (id.integer() < 0 || id.integer() >= tokenizer.vocab_size()) {
+      id.fail("id " + std::to_string(id.integer()) + " is outside the vocabulary (size " +
+              std::to_string(tokenizer.vocab_size()) + ")");
+    }
+    ids.*field.slot = static_cast<int32_t>(id.integer());
+  }
+}
+
+SpecialTokenIds read_special_ids(const fs::path& dir, const Tokenizer& tokenizer) {
+  SpecialTokenIds ids;
+  if (fs::exists(dir / "tokenizer_config.json")) {
+    read_tokenizer_config((dir / "tokenizer_config.json").string(), tokenizer, ids);
+  }
+  if (fs::exists(dir / "generation_config.json")) {
+    read_generation_config((dir / "generation_config.json").string(), tokenizer, ids);
+  }
+  return ids;
+}
+
+std::unique_ptr<Tokenizer> load_aligntrain_tokenizer(const std::string& path) {
+  const nlohmann::json spec = read_json_file(path);
+  const JsonView root(spec, path);
+  root.expect_only({"type"});
+  const std::string type = root["type"].string();
+  if (type != "byte") root["type"].fail("unknown tokenizer type '" + type + "' (known: byte)");
+  return std::make_unique<ByteTokenizer>();
+}
+
+void write_json(const fs::path& path, const nlohmann::json& value) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << value.dump(2) << "\n";
+  out.close();
+  if (!out) throw std::runtime_error(path.string() + ": cannot write file");
+}
+
+}  // namespace
+
+void Tokenizer::set_special_ids(const SpecialTokenIds& ids) {
+  for (const auto& id : {ids.bos, ids.eos, ids.pad}) {
+    if (id && (*id < 0 || *id >= vocab_size())) {
+      throw std::out_of_range("special token id " + std::to_string(*id) + " is outside the vocabulary (size " +
+                              std::to_string(vocab_size()) + ")");
+    }
+  }
+  special_ids_ = ids;
+}
+
+std::unique_ptr<Tokenizer> load_tokenizer(const std::string& model_dir) {
+  const fs::path dir(model_dir);
+  if (fs::exists(dir / kByteTokenizerFile)) return load_aligntrain_tokenizer((dir / kByteTokenizerFile).string());
+  if (!fs::exists(dir / "tokenizer.json")) {
+    throw std::runtime_error(model_dir + ": no tokenizer: expected tokenizer.json (Hugging Face) or " +
+                             kByteTokenizerFile + " (aligntrain byte-level)");
+  }
+  auto tokenizer = BpeTokenizer::from_file((dir / "tokenizer.json").string());
+  tokenizer->set_special_ids(read_special_ids(dir, *tokenizer));
+  return tokenizer;
+}
+
+void save_byte_tokenizer(const std::string& model_dir) {
+  const fs::path dir(model_dir);
+  fs::create_directories(dir);
+  write_json(dir / kByteTokenizerFile, {{"type", "byte"}});
+  const auto& specials = ByteTokenizer::kSpecialTokens;
+  write_json(dir / "tokenizer_config.json",
+             {{"bos_token", specials[0]},
+              {"eos_token", specials[1]},
+              {"pad_token", specials[2]},
+              {"additional_special_tokens", nlohmann::json::array({specials[3], specials[4]})},
+              {"chat_template", plain_template_jinja()}});
+}
+
+}  // namespace aligntrain::data

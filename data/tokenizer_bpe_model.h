@@ -1,0 +1,63 @@
+// The byte-level BPE model of a Hugging Face tokenizer.json (`model.type == "BPE"`): the vocabulary, the ranked
+// merges, and the merge loop that turns one pre-token into ids exactly as the tokenizers library does (the
+// lowest-ranked adjacent pair merges first, the leftmost among equals). `ignore_merges` (Llama-3) emits a
+// pre-token found whole in the vocabulary directly. Results are cached per pre-token; all methods are
+// thread-safe.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "data/tokenizer_json.h"
+
+namespace aligntrain::data {
+
+class BpeModel {
+ public:
+  // Reads `model` of a tokenizer.json; throws std::runtime_error naming the file and field if it is malformed
+  // or uses an option this implementation does not have (dropout, byte_fallback, subword prefixes/suffixes).
+  explicit BpeModel(const JsonView& model);
+
+  // Appends the ids of one pre-token, given as raw bytes (the byte-level mapping happens here).
+  void encode_word(std::string_view word, std::vector<int32_t>& ids) const;
+
+  std::optional<int32_t> token_to_id(std::string_view token) const;
+  // The vocabulary entry with this id, or nullptr.
+  const std::string* id_to_token(int32_t id) const;
+  // One more than the largest id in the vocabulary.
+  int32_t id_limit() const { return static_cast<int32_t>(tokens_.size()); }
+
+ private:
+  struct MergeResult {
+    uint32_t rank;
+    int32_t id;
+  };
+
+  void read_vocab(const JsonView& vocab);
+  void read_merges(const JsonView& merges);
+  void read_unknown_token(const JsonView& model);
+  std::vector<int32_t> merge(std::string_view word) const;
+  const MergeResult* find_merge(int32_t left, int32_t right) const;
+
+  std::unordered_map<std::string, int32_t> vocab_;  // byte-level token string -> id
+  std::vector<std::string> tokens_;                 // id -> token string; "" where no token has the id
+  std::vector<bool> has_token_;
+  std::unordered_map<uint64_t, MergeResult> merges_;  // (left id << 32 | right id) -> rank and merged id
+  std::array<int32_t, 256> byte_ids_{};               // id of each byte's character, -1 if absent
+  bool ignore_merges_ = false;
+  std::optional<int32_t> unk_id_;
+  bool fuse_unk_ = false;
+
+  static constexpr std::size_t kCacheCapacity = 1 << 17;
+  static constexpr std::size_t kMaxCachedWordBytes = 256;
+  mutable std::shared_mutex cache_mutex_;
+  mutable std::unordered_map<std::string, std::vector<int32_t>> cache_;
+};
+
+}  // namespace aligntrain::data

@@ -1,0 +1,129 @@
+// Unit tests for the built-in chat templates, the prompt/completion split, recognition of Jinja templates and
+// reading a model directory's template. (tokenizer_parity_check renders the same conversations with
+// transformers' Jinja renderer and compares.)
+#include <gtest/gtest.h>
+
+#include "data/chat_template.h"
+#include "test/data/error_matchers.h"
+#include "test/data/temp_dir.h"
+
+namespace aligntrain::data {
+namespace {
+
+using testing::contains;
+using testing::error_of;
+using testing::TempDir;
+
+const std::vector<ChatMessage> kConversation = {
+    {"system", "Be brief."}, {"user", "Hi!"}, {"assistant", " Hello. "}, {"user", "2+2?"}, {"assistant", "4"}};
+
+TEST(ChatTemplate, ChatMl) {
+  const ChatTemplate chat("chatml", "", "<|im_end|>");
+  EXPECT_EQ(chat.render({{"user", "Hi!"}}, true), "<|im_start|>user\nHi!<|im_end|>\n<|im_start|>assistant\n");
+  const PromptCompletion pc = chat.render_for_training(kConversation);
+  EXPECT_EQ(pc.prompt,
+            "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi!<|im_end|>\n"
+            "<|im_start|>assistant\n Hello. <|im_end|>\n<|im_start|>user\n2+2?<|im_end|>\n<|im_start|>assistant\n");
+  EXPECT_EQ(pc.completion, "4<|im_end|>\n");
+}
+
+TEST(ChatTemplate, ChatMlWithDefaultSystemMessage) {
+  const ChatTemplate chat("chatml", "", "<|im_end|>", "You are a helpful assistant.");
+  EXPECT_EQ(chat.render({{"user", "Hi!"}}, false),
+            "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\nHi!<|im_end|>\n");
+  EXPECT_EQ(chat.render({{"system", "S"}}, false), "<|im_start|>system\nS<|im_end|>\n");
+}
+
+TEST(ChatTemplate, Llama3TrimsContent) {
+  const ChatTemplate chat("llama3", "<|begin_of_text|>", "<|eot_id|>");
+  const PromptCompletion pc = chat.render_for_training({{"user", "  Hi!\n"}, {"assistant", "\tHello.  "}});
+  EXPECT_EQ(pc.prompt,
+            "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nHi!<|eot_id|>"
+            "<|start_header_id|>assistant<|end_header_id|>\n\n");
+  EXPECT_EQ(pc.completion, "Hello.<|eot_id|>");
+}
+
+TEST(ChatTemplate, Plain) {
+  const ChatTemplate chat("plain", "<|bos|>", "<|eos|>");
+  const PromptCompletion pc = chat.render_for_training(kConversation);
+  EXPECT_EQ(pc.prompt, "<|bos|>System: Be brief.\nUser: Hi!\nAssistant:  Hello. <|eos|>User: 2+2?\nAssistant: ");
+  EXPECT_EQ(pc.completion, "4<|eos|>");
+  EXPECT_EQ(ChatTemplate("plain", "", "</s>").render({{"user", "x"}}, true), "User: x\nAssistant: ");
+}
+
+TEST(ChatTemplate, PromptPlusCompletionIsTheWholeConversation) {
+  for (const std::string& name : chat_template_names()) {
+    const ChatTemplate chat(name, "<s>", "</s>", "Default.");
+    const PromptCompletion pc = chat.render_for_training(kConversation);
+    EXPECT_EQ(pc.prompt + pc.completion, chat.render(kConversation, false)) << name;
+  }
+}
+
+TEST(ChatTemplate, Errors) {
+  EXPECT_TRUE(contains(error_of([] { ChatTemplate("vicuna", "", ""); }), "known: chatml, llama3, plain"));
+  EXPECT_TRUE(contains(error_of([] { ChatTemplate("plain", "<s>", ""); }), "EOS"));
+  const ChatTemplate chat("chatml", "", "");
+  EXPECT_TRUE(contains(error_of([&] { chat.render({}, true); }), "empty"));
+  EXPECT_TRUE(contains(error_of([&] { chat.render({{"tool", "x"}}, true); }), "unknown role 'tool'"));
+  EXPECT_TRUE(contains(error_of([&] { chat.render_for_training({{"assistant", "x"}}); }), "must end with"));
+  EXPECT_TRUE(contains(error_of([&] { chat.render_for_training({{"user", "x"}, {"user", "y"}}); }), "must end with"));
+}
+
+TEST(RecogniseTemplate, ChatMlAndItsDefaultSystemMessage) {
+  const std::string generic =
+      "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + "
+      "'<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+  EXPECT_EQ(recognise_template(generic).name, "chatml");
+  EXPECT_EQ(recognise_template(generic).default_system, "");
+  const std::string qwen2 =
+      "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
+      "{{ '<|im_start|>system\\nYou are a helpful assistant.<|im_end|>\\n' }}{% endif %}"
+      "{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}"
+      "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+  EXPECT_EQ(recognise_template(qwen2).name, "chatml");
+  EXPECT_EQ(recognise_template(qwen2).default_system, "You are a helpful assistant.");
+}
+
+TEST(RecogniseTemplate, Llama3AndPlain) {
+  EXPECT_EQ(recognise_template("{{ bos_token }}<|start_header_id|>{{ role }}<|end_header_id|>\n\n{{ c }}<|eot_id|>").name,
+            "llama3");
+  EXPECT_EQ(recognise_template(plain_template_jinja()).name, "plain");
+}
+
+TEST(RecogniseTemplate, WhatItWouldNotReproduceIsAnError) {
+  const std::vector<std::string> refused = {
+      "{{ '<|im_start|>' }}{% if enable_thinking %}<think>\\n\\n</think>{% endif %}<|im_end|>",
+      "<|start_header_id|>system<|end_header_id|>\\n\\nCutting Knowledge Date: December 2023<|eot_id|>",
+      "{% if messages[0]['role'] != 'system' %}{{ '<|im_start|>system\\n' + default_system + '<|im_end|>' }}{% endif %}",
+      "<|im_start|><|im_end|><|start_header_id|><|end_header_id|><|eot_id|>",
+      "{% for m in messages %}[INST] {{ m['content'] }} [/INST]{% endfor %}",
+  };
+  for (const std::string& jinja : refused) {
+    const std::string error = error_of([&] { recognise_template(jinja); });
+    EXPECT_TRUE(contains(error, "Set `chat_template:` in the recipe")) << error;
+  }
+}
+
+TEST(ReadChatTemplate, FromTheModelDirectory) {
+  const TempDir dir;
+  EXPECT_EQ(read_chat_template(dir.str()), std::nullopt);
+  dir.write("tokenizer_config.json", R"({"eos_token": "</s>"})");
+  EXPECT_EQ(read_chat_template(dir.str()), std::nullopt);
+  dir.write("tokenizer_config.json", R"({"chat_template": [{"name": "tool_use", "template": "T"},
+                                                            {"name": "default", "template": "D"}]})");
+  EXPECT_EQ(read_chat_template(dir.str()), "D");
+  dir.write("tokenizer_config.json", R"({"chat_template": "C"})");
+  EXPECT_EQ(read_chat_template(dir.str()), "C");
+  dir.write("chat_template.jinja", "J");  // takes precedence, as in transformers
+  EXPECT_EQ(read_chat_template(dir.str()), "J");
+}
+
+TEST(ReadChatTemplate, ListWithoutDefaultIsAnError) {
+  const TempDir dir;
+  dir.write("tokenizer_config.json", R"({"chat_template": [{"name": "rag", "template": "R"}]})");
+  const std::string error = error_of([&] { read_chat_template(dir.str()); });
+  EXPECT_TRUE(contains(error, "tokenizer_config.json: field 'chat_template'")) << error;
+}
+
+}  // namespace
+}  // namespace aligntrain::data
