@@ -8,12 +8,15 @@
 // range are declared once, in fields.h.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#include "config/diagnostic.h"
 
 namespace aligntrain::config {
 
@@ -80,6 +83,11 @@ std::string_view name_of(E value) {
   for (const auto& [v, name] : EnumNames<E>::items)
     if (v == value) return name;
   return "?";
+}
+
+template <class E, class = decltype(EnumNames<E>::items)>
+std::string to_string(E value) {
+  return std::string(name_of(value));
 }
 
 template <class E>
@@ -186,7 +194,7 @@ struct BatchConfig {
   int global = 32;  // sequences per optimizer step over all data-parallel ranks
   int micro = 4;    // sequences per forward/backward on one rank
   int max_length = 1024;
-  int max_prompt_length = 512;
+  std::optional<int> max_prompt_length;  // unset: default_max_prompt_length(max_length)
 };
 
 struct TrainConfig {  // exactly one of epochs and steps; neither: epochs = 1
@@ -303,14 +311,20 @@ struct Recipe {
   // Not part of the recipe's content (not emitted, not compared).
   std::string path;    // absolute path of the recipe file
   std::string folder;  // its folder: relative paths in the recipe resolve against it
+  SourceMap sources;   // where each key came from, for diagnostics after loading
 };
 
 // ---------------------------------------------------------------------------------------------
 // Defaults that depend on another field, and the stage-kind tables.
 
+// Stage kinds that train the policy (and so make a model named after the stage).
+inline constexpr StageKind kTrainingKinds[] = {StageKind::sft, StageKind::preference, StageKind::unpaired,
+                                               StageKind::negatives, StageKind::distill};
+
 inline bool is_training(StageKind k) {
-  return k == StageKind::sft || k == StageKind::preference || k == StageKind::unpaired ||
-         k == StageKind::negatives || k == StageKind::distill;
+  for (StageKind t : kTrainingKinds)
+    if (t == k) return true;
+  return false;
 }
 
 // Loss types a stage of kind k may use (its loss.type list must be a subset).
@@ -372,6 +386,15 @@ inline double default_lr(StageKind k) {
     default: return 1e-6;
   }
 }
+
+// "an sft stage", "a preference stage": for messages.
+inline std::string a_stage(StageKind k) {
+  const bool vowel_sound = k == StageKind::sft || k == StageKind::unpaired || k == StageKind::eval;
+  return std::string(vowel_sound ? "an " : "a ") + std::string(name_of(k)) + " stage";
+}
+
+// batch.max_prompt_length when the recipe leaves it out: half the sequence (TRL: 512 of 1024).
+inline int default_max_prompt_length(int max_length) { return std::max(1, max_length / 2); }
 
 inline constexpr std::string_view kByteTokenizer = "byte";
 

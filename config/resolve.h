@@ -1,0 +1,18 @@
+// Resolution: after conversion, fill every default that depends on another field (from the tables in
+// schema.h) and make every relative path absolute, so that the recipe states exactly what will run.
+//
+// Relative paths in the recipe file resolve against the recipe's folder; relative paths given with --set
+// resolve against the current directory, as a path typed on a command line does. A data value that names
+// an earlier generate or select stage is kept as that name (it means the stage's output).
+#pragma once
+
+#include "config/schema.h"
+
+namespace aligntrain::config {
+
+void resolve(Recipe& recipe);
+
+// The earlier stage named `name` (index < before), or nullptr.
+const StageConfig* earlier_stage(const Recipe& recipe, size_t before, const std::string& name);
+
+}  // namespace aligntrain::config

@@ -1,0 +1,329 @@
+// Cross-field recipe checks (see validate.h).
+#include "config/validate.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <algorithm>
+#include <filesystem>
+
+#include "config/resolve.h"
+#include "config/suggest.h"
+
+namespace aligntrain::config {
+namespace fs = std::filesystem;
+
+namespace {
+
+// A key path in both spellings: canonical for SourceMap look-ups, shown for messages.
+struct At {
+  std::string canonical, shown;
+  At operator/(const std::string& key) const { return {canonical + "." + key, shown + "." + key}; }
+};
+
+At stage_at(const Recipe& r, size_t i) {
+  const std::string canonical = fmt::format("stages[{}]", i);
+  const std::string& name = r.stages[i].name;
+  return {canonical, name.empty() ? canonical : "stages." + name};
+}
+
+bool makes_model(StageKind k) { return is_training(k); }
+
+bool uses_any(const LossConfig& loss, std::initializer_list<LossType> types) {
+  return std::any_of(loss.type.begin(), loss.type.end(),
+                     [&](LossType t) { return std::find(types.begin(), types.end(), t) != types.end(); });
+}
+
+std::string names_of(const std::vector<LossType>& types) {
+  std::string out;
+  for (LossType t : types) out += (out.empty() ? "" : ", ") + std::string(name_of(t));
+  return out;
+}
+
+class Validator {
+ public:
+  explicit Validator(const Recipe& r) : r_(r) {}
+
+  Diagnostics run() {
+    check_models();
+    check_stage_names();
+    for (size_t i = 0; i < r_.stages.size(); ++i) check_stage(i);
+    return std::move(out_);
+  }
+
+ private:
+  void error(const At& at, std::string message) {
+    out_.push_back(make_diagnostic(r_.sources.find(at.canonical), at.shown, std::move(message)));
+  }
+
+  // ---- models ----
+
+  void check_models() {
+    for (const auto& [name, m] : r_.models.items) {
+      const At at{"models." + name, "models." + name};
+      if (m.path.empty() == !m.init.has_value()) {
+        error(at, "set exactly one of `path` (a Hugging Face model folder) and `init` (random initialisation "
+                  "from a preset)");
+      }
+      std::error_code ec;
+      if (!m.path.empty() && !fs::is_directory(m.path, ec)) error(at / "path", "no such model folder: " + m.path);
+      if (m.init && m.tokenizer != kByteTokenizer && !fs::is_directory(m.tokenizer, ec))
+        error(at / "tokenizer", "no such tokenizer folder: " + m.tokenizer);
+      for (size_t i = 0; i < r_.stages.size(); ++i) {
+        if (r_.stages[i].name == name)
+          error(stage_at(r_, i) / "name", fmt::format("`{}` is both a model and a stage name", name));
+      }
+    }
+  }
+
+  // ---- stages ----
+
+  void check_stage_names() {
+    for (size_t i = 0; i < r_.stages.size(); ++i) {
+      for (size_t j = 0; j < i; ++j) {
+        if (r_.stages[i].name.empty() || r_.stages[i].name != r_.stages[j].name) continue;
+        const int line = r_.sources.find(fmt::format("stages[{}].name", j)).line;
+        error(stage_at(r_, i) / "name", fmt::format("duplicate stage name `{}` (first used by stages[{}]{})",
+                                                    r_.stages[i].name, j,
+                                                    line > 0 ? fmt::format(" at line {}", line) : ""));
+        break;
+      }
+    }
+  }
+
+  int stage_index(const std::string& name) const {
+    for (size_t i = 0; i < r_.stages.size(); ++i)
+      if (r_.stages[i].name == name) return static_cast<int>(i);
+    return -1;
+  }
+
+  // `name` must be a declared model or an earlier stage that makes a model.
+  void check_ref(size_t i, const At& at, const std::string& name) {
+    if (name.empty() || r_.models.find(name)) return;
+    const int j = stage_index(name);
+    if (j == static_cast<int>(i))
+      return error(at, fmt::format("`{}` is this stage itself; name a model or an earlier stage", name));
+    if (j > static_cast<int>(i))
+      return error(at, fmt::format("`{}` is a later stage (stages[{}]); a stage can only use a model or an "
+                                   "earlier stage",
+                                   name, j));
+    if (j >= 0) {
+      if (!makes_model(r_.stages[j].kind))
+        error(at, fmt::format("`{}` is {}, which makes no model", name, a_stage(r_.stages[j].kind)));
+      return;
+    }
+    std::vector<std::string> candidates, models, earlier;
+    for (const auto& [m, spec] : r_.models.items) models.push_back(m);
+    for (size_t k = 0; k < i; ++k) earlier.push_back(r_.stages[k].name);
+    candidates = models;
+    candidates.insert(candidates.end(), earlier.begin(), earlier.end());
+    auto list = [](const std::vector<std::string>& v) { return v.empty() ? std::string("none") : fmt::format("{}", fmt::join(v, ", ")); };
+    error(at, fmt::format("unknown model or stage `{}`{} (models: {}; earlier stages: {})", name,
+                          did_you_mean(name, candidates), list(models), list(earlier)));
+  }
+
+  void check_stage(size_t i) {
+    const StageConfig& s = r_.stages[i];
+    const At at = stage_at(r_, i);
+    if (r_.sources.is_invalid(at.canonical) || r_.sources.is_invalid(at.canonical + ".kind")) return;
+    if (s.kind != StageKind::select) check_ref(i, at / "policy", s.policy);
+    for (const auto& [field, ref] : {std::pair{"reference", &s.reference}, std::pair{"teacher", &s.teacher},
+                                     std::pair{"teacher_reference", &s.teacher_reference}}) {
+      if (*ref) check_ref(i, at / field, (*ref)->model);
+    }
+    const bool loss_ok = !r_.sources.is_invalid_within(at.canonical + ".loss.type") &&
+                         !r_.sources.is_invalid(at.canonical + ".loss");
+    if (loss_ok && (is_training(s.kind) || s.kind == StageKind::eval)) check_loss(i, at);
+    check_data(i, at);
+    if (is_training(s.kind)) check_training(s, at);
+    if (s.kind == StageKind::select) check_select(i, at);
+  }
+
+  void check_loss(size_t i, const At& at) {
+    const StageConfig& s = r_.stages[i];
+    const LossConfig& loss = s.loss;
+    const auto allowed = allowed_loss_types(s.kind);
+    if (loss.type.empty()) {
+      error(at / "loss" / "type", fmt::format("{} needs `loss.type` (one of: {})", a_stage(s.kind), names_of(allowed)));
+      return;
+    }
+    for (size_t k = 0; k < loss.type.size(); ++k) {
+      const LossType t = loss.type[k];
+      const At type_at = at / "loss" / "type";
+      if (std::find(allowed.begin(), allowed.end(), t) == allowed.end())
+        error(type_at, fmt::format("loss type `{}` is not valid for {} (valid: {})", name_of(t), a_stage(s.kind),
+                                   names_of(allowed)));
+      if (std::find(loss.type.begin(), loss.type.begin() + k, t) != loss.type.begin() + k)
+        error(type_at, fmt::format("loss type `{}` is listed twice", name_of(t)));
+    }
+    if (loss.weights.size() != loss.type.size())
+      error(at / "loss" / "weights", fmt::format("has {} weight{} for {} loss type{}", loss.weights.size(),
+                                                 loss.weights.size() == 1 ? "" : "s", loss.type.size(),
+                                                 loss.type.size() == 1 ? "" : "s"));
+    check_models_needed(i, at);
+    if (uses_any(loss, {LossType::bco}) && !loss.udm_model.empty() && !r_.models.find(loss.udm_model))
+      error(at / "loss" / "udm_model", fmt::format("unknown model `{}`; UDM needs a declared embedding model",
+                                                   loss.udm_model));
+  }
+
+  // Which frozen models the loss types need, against which the stage names.
+  void check_models_needed(size_t i, const At& at) {
+    const StageConfig& s = r_.stages[i];
+    const LossConfig& loss = s.loss;
+    const auto types = names_of(loss.type);
+    bool needs_reference = false;
+    switch (s.kind) {
+      case StageKind::preference:
+      case StageKind::eval:
+        needs_reference = std::any_of(loss.type.begin(), loss.type.end(), [](LossType t) { return !is_reference_free(t); });
+        break;
+      case StageKind::unpaired:
+      case StageKind::negatives: needs_reference = true; break;
+      case StageKind::distill:
+        needs_reference = uses_any(loss, {LossType::adpa}) && (loss.kl_penalty_weight > 0 || loss.adpa_importance_sampling);
+        break;
+      default: break;
+    }
+    if (needs_reference && !s.reference)
+      error(at / "reference", fmt::format("{} with loss type {} needs `reference` (a frozen model or "
+                                          "earlier stage){}",
+                                          a_stage(s.kind), types,
+                                          s.kind == StageKind::preference ? "; only simpo, orpo, cpo and mapo need none"
+                                                                          : ""));
+    if (!needs_reference && s.reference)
+      error(at / "reference", fmt::format("is not used by loss type {}; remove it", types));
+    if (s.kind != StageKind::distill) return;
+    if (!s.teacher) error(at / "teacher", "a distill stage needs `teacher`");
+    const bool needs_teacher_reference = uses_any(loss, {LossType::adpa, LossType::aligndistil});
+    if (needs_teacher_reference && !s.teacher_reference)
+      error(at / "teacher_reference", fmt::format("loss type {} needs `teacher_reference` (the teacher's own "
+                                                  "reference: its SFT model for adpa, a reverse-DPO model for "
+                                                  "aligndistil)",
+                                                  types));
+    if (!needs_teacher_reference && s.teacher_reference)
+      error(at / "teacher_reference", fmt::format("is not used by loss type {}; remove it", types));
+    const bool online_teacher = uses_any(loss, {LossType::kd, LossType::aligndistil});
+    for (const auto& [field, ref] : {std::pair{"teacher", &s.teacher}, std::pair{"teacher_reference", &s.teacher_reference}}) {
+      if (online_teacher && *ref && (*ref)->precompute)
+        error(at / field / "precompute", fmt::format("loss type {} needs the teacher's full distribution online; "
+                                                     "it cannot be precomputed",
+                                                     types));
+    }
+  }
+
+  // A data value: an earlier stage's output, or a non-empty regular file.
+  void check_data_source(size_t i, const At& at, const std::string& value, std::initializer_list<StageKind> producers) {
+    if (value.empty()) return;
+    if (const StageConfig* producer = earlier_stage(r_, i, value)) {
+      if (std::find(producers.begin(), producers.end(), producer->kind) == producers.end())
+        error(at, fmt::format("`{}` is {}, which writes no data", value, a_stage(producer->kind)));
+      return;
+    }
+    const std::string base = fs::path(value).filename().string();
+    const int j = stage_index(base);
+    std::error_code ec;
+    if (!fs::exists(value, ec)) {
+      if (j >= static_cast<int>(i))
+        return error(at, fmt::format("`{}` is {} stage; data can only come from files and earlier stages", base,
+                                     j == static_cast<int>(i) ? "this" : "a later"));
+      return error(at, "no such file: " + value);
+    }
+    if (!fs::is_regular_file(value, ec)) return error(at, "not a regular file: " + value);
+    if (fs::file_size(value, ec) == 0) error(at, "the file is empty: " + value);
+  }
+
+  void check_data(size_t i, const At& at) {
+    const StageConfig& s = r_.stages[i];
+    const DataConfig& d = s.data;
+    const bool needs_train = is_training(s.kind) || s.kind == StageKind::generate || s.kind == StageKind::select;
+    if (needs_train && d.train.empty() && !r_.sources.is_invalid(at.canonical + ".data.train"))
+      error(at / "data" / "train", fmt::format("{} needs `data.train`", a_stage(s.kind)));
+    if (s.kind == StageKind::eval && d.eval.empty()) error(at / "data" / "eval", "an eval stage needs `data.eval`");
+    if (s.kind == StageKind::negatives && d.samples.empty())
+      error(at / "data" / "samples", "a negatives stage needs `data.samples` (self-generated samples: a JSONL file "
+                                     "or an earlier generate stage)");
+    check_data_source(i, at / "data" / "train", d.train, {StageKind::generate, StageKind::select});
+    check_data_source(i, at / "data" / "eval", d.eval, {StageKind::generate, StageKind::select});
+    check_data_source(i, at / "data" / "samples", d.samples, {StageKind::generate});
+    if (s.kind == StageKind::negatives && d.num_samples) {
+      const StageConfig* gen = earlier_stage(r_, i, d.samples);
+      if (gen && gen->kind == StageKind::generate && *d.num_samples > gen->generation.num_samples)
+        error(at / "data" / "num_samples", fmt::format("asks for {} samples per prompt but stage `{}` generates {}",
+                                                       *d.num_samples, gen->name, gen->generation.num_samples));
+    }
+  }
+
+  void check_training(const StageConfig& s, const At& at) {
+    const BatchConfig& b = s.batch;
+    if (b.micro > 0 && b.global % b.micro != 0)
+      error(at / "batch" / "global", fmt::format("batch.global ({}) must be divisible by batch.micro ({})", b.global,
+                                                 b.micro));
+    if (b.max_prompt_length && *b.max_prompt_length >= b.max_length)
+      error(at / "batch" / "max_prompt_length", fmt::format("must be less than batch.max_length ({}), got {}",
+                                                            b.max_length, *b.max_prompt_length));
+    if (s.train.epochs && s.train.steps) error(at / "train", "set one of `epochs` and `steps`, not both");
+    if (s.schedule.warmup_steps > 0 && s.schedule.warmup_ratio > 0)
+      error(at / "schedule", "set one of `warmup_steps` and `warmup_ratio`, not both");
+    if (s.eval.every_steps > 0 && s.data.eval.empty())
+      error(at / "eval" / "every_steps", "evaluation needs `data.eval`");
+  }
+
+  void check_select(size_t i, const At& at) {
+    const SelectConfig& sel = r_.stages[i].select;
+    if (sel.method == SelectMethod::zip_fit) {
+      if (sel.target.empty()) error(at / "select" / "target", "zip_fit needs `select.target` (a JSONL file)");
+      else check_data_source(i, at / "select" / "target", sel.target, {});
+    }
+    if (sel.method == SelectMethod::isa && !r_.models.find(sel.embedding_model))
+      error(at / "select" / "embedding_model", "isa needs `select.embedding_model` naming a declared model");
+  }
+
+  const Recipe& r_;
+  Diagnostics out_;
+};
+
+}  // namespace
+
+Diagnostics validate(const Recipe& recipe) { return Validator(recipe).run(); }
+
+Diagnostics check_world(const Recipe& recipe, int world_size) {
+  Diagnostics out;
+  const int tp = recipe.parallel.tensor;
+  const Location where = recipe.sources.find("parallel.tensor");
+  if (world_size < 1 || tp < 1 || world_size % tp != 0) {
+    out.push_back(make_diagnostic(where, "parallel.tensor",
+                                  fmt::format("parallel.tensor ({}) must divide the world size ({})", tp, world_size)));
+    return out;
+  }
+  const int dp = world_size / tp;
+  for (size_t i = 0; i < recipe.stages.size(); ++i) {
+    const StageConfig& s = recipe.stages[i];
+    if (!is_training(s.kind)) continue;
+    const int per_step = s.batch.micro * dp;
+    if (per_step > 0 && s.batch.global % per_step == 0) continue;
+    const At at = stage_at(recipe, i) / "batch" / "global";
+    out.push_back(make_diagnostic(
+        recipe.sources.find(at.canonical), at.shown,
+        fmt::format("batch.global ({}) must be divisible by batch.micro × data-parallel degree ({} × {} = {}; "
+                    "world size {}, tensor {})",
+                    s.batch.global, s.batch.micro, dp, per_step, world_size, tp)));
+  }
+  return out;
+}
+
+Diagnostics check_model_dims(int tp, int heads, int kv_heads, int intermediate, int vocab) {
+  Diagnostics out;
+  if (tp < 1) {
+    out.push_back(Diagnostic{"", 0, 0, "parallel.tensor", fmt::format("must be >= 1 (got {})", tp)});
+    return out;
+  }
+  for (const auto& [name, value] : {std::pair{"num_attention_heads", heads}, std::pair{"num_key_value_heads", kv_heads},
+                                    std::pair{"intermediate_size", intermediate}, std::pair{"vocab_size", vocab}}) {
+    if (value % tp != 0)
+      out.push_back(Diagnostic{"", 0, 0, name,
+                               fmt::format("{} ({}) is not divisible by parallel.tensor ({})", name, value, tp)});
+  }
+  return out;
+}
+
+}  // namespace aligntrain::config
