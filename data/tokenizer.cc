@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <stdexcept>
 
 #include <nlohmann/json.hpp>
@@ -11,6 +12,7 @@
 #include "data/tokenizer_bpe.h"
 #include "data/tokenizer_byte.h"
 #include "data/tokenizer_json.h"
+#include "trainer/errors.h"
 
 namespace aligntrain::data {
 namespace {
@@ -34,11 +36,15 @@ constexpr SpecialTokenField kSpecialTokenFields[] = {
 };
 
 // tokenizer_config.json: "eos_token": "<|im_end|>" or {"content": "<|im_end|>", ...}.
-void read_tokenizer_config(const std::string& path, const Tokenizer& tokenizer, SpecialTokenIds& ids) {
+void read_tokenizer_config(const std::string& path, const Tokenizer& tokenizer, SpecialTokenIds& ids,
+                           std::set<std::string>& declared) {
   const nlohmann::json config = read_json_file(path);
   const JsonView root(config, path);
   root.object();
   for (const SpecialTokenField& field : kSpecialTokenFields) {
+    // A key present with null ("bos_token": null, as Qwen2 writes) means "none": generation_config.json may
+    // not fill it in later.
+    if (config.contains(field.config_key)) declared.insert(field.config_key);
     const auto value = root.get(field.config_key);
     if (!value) continue;
     const JsonView content = value->is_string() ? *value : (*value)["content"];
@@ -48,14 +54,16 @@ void read_tokenizer_config(const std::string& path, const Tokenizer& tokenizer, 
   }
 }
 
-// generation_config.json: "eos_token_id": 2 or [2, 7] (the first is taken); fills only ids still unknown.
-void read_generation_config(const std::string& path, const Tokenizer& tokenizer, SpecialTokenIds& ids) {
+// generation_config.json: "eos_token_id": 2 or [2, 7] (the first is taken); fills only ids that
+// tokenizer_config.json did not declare.
+void read_generation_config(const std::string& path, const Tokenizer& tokenizer, SpecialTokenIds& ids,
+                            const std::set<std::string>& declared) {
   const nlohmann::json config = read_json_file(path);
   const JsonView root(config, path);
   root.object();
   for (const SpecialTokenField& field : kSpecialTokenFields) {
     const auto value = root.get(field.generation_key);
-    if (!value || (ids.*field.slot).has_value()) continue;
+    if (!value || declared.count(field.config_key)) continue;
     const JsonView id = value->is_array() ? (*value)[0] : *value;
     if (id.integer() < 0 || id.integer() >= tokenizer.vocab_size()) {
       id.fail("id " + std::to_string(id.integer()) + " is outside the vocabulary (size " +
@@ -67,11 +75,12 @@ void read_generation_config(const std::string& path, const Tokenizer& tokenizer,
 
 SpecialTokenIds read_special_ids(const fs::path& dir, const Tokenizer& tokenizer) {
   SpecialTokenIds ids;
+  std::set<std::string> declared;
   if (fs::exists(dir / "tokenizer_config.json")) {
-    read_tokenizer_config((dir / "tokenizer_config.json").string(), tokenizer, ids);
+    read_tokenizer_config((dir / "tokenizer_config.json").string(), tokenizer, ids, declared);
   }
   if (fs::exists(dir / "generation_config.json")) {
-    read_generation_config((dir / "generation_config.json").string(), tokenizer, ids);
+    read_generation_config((dir / "generation_config.json").string(), tokenizer, ids, declared);
   }
   return ids;
 }
@@ -104,7 +113,9 @@ void Tokenizer::set_special_ids(const SpecialTokenIds& ids) {
   special_ids_ = ids;
 }
 
-std::unique_ptr<Tokenizer> load_tokenizer(const std::string& model_dir) {
+namespace {
+
+std::unique_ptr<Tokenizer> load_tokenizer_files(const std::string& model_dir) {
   const fs::path dir(model_dir);
   if (fs::exists(dir / kByteTokenizerFile)) return load_aligntrain_tokenizer((dir / kByteTokenizerFile).string());
   if (!fs::exists(dir / "tokenizer.json")) {
@@ -114,6 +125,18 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& model_dir) {
   auto tokenizer = BpeTokenizer::from_file((dir / "tokenizer.json").string());
   tokenizer->set_special_ids(read_special_ids(dir, *tokenizer));
   return tokenizer;
+}
+
+}  // namespace
+
+std::unique_ptr<Tokenizer> load_tokenizer(const std::string& model_dir) {
+  try {
+    return load_tokenizer_files(model_dir);
+  } catch (const DataError&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw DataError(e.what());  // an unusable tokenizer file is a data error (exit code 3)
+  }
 }
 
 void save_byte_tokenizer(const std::string& model_dir) {

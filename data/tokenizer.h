@@ -55,7 +55,7 @@ class Tokenizer {
 //     tokenizer_config.json ("bos_token", ...: a token string or an AddedToken object {"content": ...}) and,
 //     for any still unknown, generation_config.json ("bos_token_id", ...: an id, or a list whose first id is
 //     taken).
-// Throws std::runtime_error naming the file and the field for anything missing, malformed or unsupported.
+// Throws DataError naming the file and the field for anything missing, malformed or unsupported.
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& model_dir);
 
 // Writes the byte-level tokenizer into `model_dir` (created if needed): aligntrain_tokenizer.json, and a

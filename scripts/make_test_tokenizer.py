@@ -381,8 +381,7 @@ def write_model_dirs(out, variants):
                 "model_max_length": 1024, "tokenizer_class": "GPT2Tokenizer"})
     # Special tokens as AddedToken objects; pad comes from generation_config.json.
     write_json(os.path.join(out, "gpt2_prefix", "tokenizer_config.json"),
-               {"bos_token": added_token_object("<|im_start|>"), "eos_token": added_token_object("<|im_end|>"),
-                "pad_token": None})
+               {"bos_token": added_token_object("<|im_start|>"), "eos_token": added_token_object("<|im_end|>")})
     write_json(os.path.join(out, "gpt2_prefix", "generation_config.json"), {"pad_token_id": 0})
     # Llama-3 style: bos/eos from tokenizer_config, eos list in generation_config, template in chat_template.jinja.
     write_json(os.path.join(out, "llama3", "tokenizer_config.json"),

@@ -13,6 +13,8 @@ if ! ./scripts/setup.sh; then
   exit 1
 fi
 
+export ALIGNTRAIN_PYTHON="$PWD/.venv/bin/python"  # parity tests compute references with transformers
+
 targets=("//...")
 extra=()
 for a in "$@"; do

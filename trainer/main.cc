@@ -68,7 +68,7 @@ int main(int argc, char** argv) {
   add_recipe_args(plan, args.recipe);
   plan->add_option("--world-size", args.plan_world_size,
                    "Plan for this many ranks (default: the current world, 1 without mpirun)")
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(1, 1 << 20));
 
   // Subcommands whose engines arrive with the model, distributed and training issues. Their options are declared
   // now so that --help documents them; running one says plainly that it is not built yet.
@@ -91,7 +91,7 @@ int main(int argc, char** argv) {
   logprobs->add_option("--out", lp_args.out, "Output JSONL (default: stdout)");
   logprobs->add_flag("--tokens", lp_args.tokens, "Also write per-token log-probs");
   logprobs->add_option("--batch-size", lp_args.batch_size, "Responses per forward pass (default 8)")
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(1, 1 << 16));
   auto* generate = app.add_subcommand("generate", "Generate completions for prompts");
   generate->add_option("--model", s_model, "HF model dir")->required();
   generate->add_option("--prompts", s_prompts, "JSONL with a \"prompt\" field per line")->required();

@@ -70,7 +70,7 @@ run_cmd $BIN plan config/recipes/demo.yaml --world-size 4
 expect_exit 0 "plan --world-size 4"
 expect_output 'world size 4 = tensor [0-9]+ x data [0-9]+' "plan prints the rank layout"
 
-for sub in "init-model --out $TMP/m" "logprobs --model $TMP/m --data x.jsonl" "generate --model m --prompts p --out o" "export ck --out o"; do
+for sub in "generate --model m --prompts p --out o" "export ck --out o"; do
   run_cmd $BIN $sub
   expect_exit 2 "${sub%% *} (engine not built yet) exits 2"
   expect_output 'not available yet' "${sub%% *} says plainly that it is not built"

@@ -124,6 +124,21 @@ TEST_P(ModelParity, SavedModelLoadsInTransformersWithSameLogits) {
   EXPECT_LE(max_abs_diff(got["logits"], expected["logits"]), 1e-4);
 }
 
+TEST_P(ModelParity, Bf16ForwardTracksFp32) {
+  // bf16 weights and activations (log-softmax still in fp32): log-probs stay close to the fp32 model's.
+  auto expected = read_all(dir() / "expected.safetensors");
+  auto model = load(dir() / "model", factory);
+  model->to(at::kBFloat16);
+  ASSERT_EQ(model->dtype(), at::kBFloat16);
+  at::NoGradGuard no_grad;
+  const auto ids = expected["input_ids"];
+  const auto lp = token_logprobs(*model, model->hidden_states({ids}), shift_labels(ids, at::ones_like(ids)));
+  EXPECT_EQ(lp.scalar_type(), at::kFloat);
+  const double diff = max_abs_diff(lp.narrow(1, 0, ids.size(1) - 1), expected["token_logps"]);
+  EXPECT_LE(diff, 0.1);   // bf16 has 8 bits of mantissa: agreement to ~1e-2 per token
+  EXPECT_GT(diff, 0.0);   // and it really ran in bf16
+}
+
 INSTANTIATE_TEST_SUITE_P(Families, ModelParity,
                          ::testing::Values("llama_gqa_tied", "llama3_rope", "qwen2_bias", "qwen3_qknorm", "mistral"));
 

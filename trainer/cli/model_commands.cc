@@ -47,10 +47,11 @@ int init_model(const runtime::World& world, const InitModelArgs& args) {
       throw UsageError("init-model: the tokenizer in " + tokenizer_dir + " has " + std::to_string(tok->vocab_size()) +
                        " tokens but the model's vocab_size is " + std::to_string(config.vocab_size));
     }
+    // The model's special ids are the tokenizer's (a config.json's ids may not even be tokens of it).
     auto ids = [](std::optional<int32_t> id) { return id ? std::vector<int64_t>{*id} : std::vector<int64_t>{}; };
-    if (tok->bos_id()) config.bos_token_ids = ids(tok->bos_id());
-    if (tok->eos_id()) config.eos_token_ids = ids(tok->eos_id());
-    if (tok->pad_id()) config.pad_token_id = *tok->pad_id();
+    config.bos_token_ids = ids(tok->bos_id());
+    config.eos_token_ids = ids(tok->eos_id());
+    config.pad_token_id = tok->pad_id() ? std::optional<int64_t>(*tok->pad_id()) : std::nullopt;
   }
 
   auto factory = model::dense_layer_factory();
