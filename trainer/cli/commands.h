@@ -41,6 +41,7 @@ struct LogprobsArgs {
   std::string model, data, out;
   bool tokens = false;
   int64_t batch_size = 8;
+  std::string device = "auto";  // auto | cpu | cuda
 };
 
 // Sequence log-probs of each example's responses (completion, chosen, rejected), prompt masked.

@@ -19,6 +19,7 @@
 #include "trainer/model/logprobs.h"
 #include "trainer/model/presets.h"
 #include "trainer/model/transformer.h"
+#include "trainer/runtime/device.h"
 
 namespace aligntrain::cli {
 
@@ -81,7 +82,7 @@ struct Result {
 
 // Token log-probs of a batch of items, right-padded; fills one Result per item.
 void score_batch(model::CausalLM& lm, const std::vector<const Item*>& batch, int32_t pad_id, bool tokens,
-                 std::vector<Result>& out) {
+                 const at::Device& device, std::vector<Result>& out) {
   int64_t t = 0;
   for (const Item* it : batch) t = std::max<int64_t>(t, it->enc.ids.size());
   const int64_t b = static_cast<int64_t>(batch.size());
@@ -96,12 +97,15 @@ void score_batch(model::CausalLM& lm, const std::vector<const Item*>& batch, int
     loss_mask[i].narrow(0, e.prompt_len, n - e.prompt_len).fill_(1);
   }
   at::NoGradGuard no_grad;
+  ids = ids.to(device);
+  attn = attn.to(device);
+  loss_mask = loss_mask.to(device);
   const auto labels = model::shift_labels(ids, loss_mask);
   const auto lp = model::token_logprobs(lm, lm.hidden_states({ids, attn}), labels);
   for (int64_t i = 0; i < b; ++i) {
     const auto& e = batch[i]->enc;
     const int64_t n = static_cast<int64_t>(e.ids.size()) - e.prompt_len;
-    const auto row = lp[i].narrow(0, e.prompt_len - 1, n).to(at::kDouble);
+    const auto row = lp[i].narrow(0, e.prompt_len - 1, n).to(at::kCPU).to(at::kDouble);
     Result r;
     r.logp = row.sum().item<double>();
     r.n_tokens = n;
@@ -150,13 +154,14 @@ int logprobs(const runtime::World& world, const LogprobsArgs& args) {
   auto factory = model::dense_layer_factory();
   model::CausalLM lm(config, *factory);
   model::load_hf_weights(lm, args.model, 0, 1);
-  lm.to(at::kFloat);
+  const at::Device device = runtime::select_device(args.device);
+  lm.to(device, at::kFloat);
   const int32_t pad = tokenizer->pad_id().value_or(0);
   std::vector<Result> results;
   for (size_t start = 0; start < items.size(); start += args.batch_size) {
     std::vector<const Item*> batch;
     for (size_t i = start; i < std::min(items.size(), start + args.batch_size); ++i) batch.push_back(&items[i]);
-    score_batch(lm, batch, pad, args.tokens, results);
+    score_batch(lm, batch, pad, args.tokens, device, results);
   }
 
   std::ofstream file;
