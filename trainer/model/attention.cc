@@ -22,8 +22,8 @@ Attention::Attention(const ModelConfig& c, LayerFactory& f) : head_dim_(c.head_d
   v_proj = register_module("v_proj", f.column(c.hidden_size, c.num_kv_heads * c.head_dim, qkv_bias));
   o_proj = register_module("o_proj", f.row(c.num_heads * c.head_dim, c.hidden_size, c.attention_bias));
   if (c.qk_norm) {
-    q_norm = register_module("q_norm", std::make_shared<RMSNorm>(c.head_dim, c.rms_norm_eps));
-    k_norm = register_module("k_norm", std::make_shared<RMSNorm>(c.head_dim, c.rms_norm_eps));
+    q_norm = register_module("q_norm", f.head_norm(c.head_dim, c.rms_norm_eps));
+    k_norm = register_module("k_norm", f.head_norm(c.head_dim, c.rms_norm_eps));
   }
 }
 

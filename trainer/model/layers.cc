@@ -9,10 +9,9 @@ namespace aligntrain::model {
 
 RMSNorm::RMSNorm(int64_t dim, double eps) : eps_(eps) { weight = register_parameter("weight", at::ones({dim})); }
 
-at::Tensor RMSNorm::forward(const at::Tensor& x) {
+at::Tensor RMSNorm::normalize(const at::Tensor& x) const {
   const auto x32 = x.to(at::kFloat);
-  const auto normed = x32 * at::rsqrt(x32.pow(2).mean({-1}, /*keepdim=*/true) + eps_);
-  return weight * normed.to(x.scalar_type());
+  return (x32 * at::rsqrt(x32.pow(2).mean({-1}, /*keepdim=*/true) + eps_)).to(x.scalar_type());
 }
 
 at::Tensor rope_inv_freq(const ModelConfig& c) {

@@ -15,7 +15,10 @@ namespace aligntrain::model {
 class RMSNorm : public torch::nn::Module {
  public:
   RMSNorm(int64_t dim, double eps);
-  at::Tensor forward(const at::Tensor& x);
+  virtual ~RMSNorm() = default;
+  virtual at::Tensor forward(const at::Tensor& x) { return weight * normalize(x); }
+  // x / sqrt(mean(x²) + eps) in fp32, cast back to x's dtype (no weight).
+  at::Tensor normalize(const at::Tensor& x) const;
   at::Tensor weight;
 
  private:

@@ -58,6 +58,9 @@ class DenseFactory : public LayerFactory {
   std::shared_ptr<LmHead> lm_head(int64_t hidden, int64_t vocab, const std::shared_ptr<Embedding>& tied) override {
     return std::make_shared<DenseLmHead>(hidden, vocab, tied);
   }
+  std::shared_ptr<RMSNorm> head_norm(int64_t head_dim, double eps) override {
+    return std::make_shared<RMSNorm>(head_dim, eps);
+  }
   int64_t tp_size() const override { return 1; }
   int64_t tp_rank() const override { return 0; }
 };

@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <memory>
 
+#include "trainer/model/layers.h"
+
 namespace aligntrain::model {
 
 // y = x Aᵀ + b. `in_features`/`out_features` are the full (unsharded) sizes.
@@ -42,6 +44,9 @@ class LayerFactory {
   virtual std::shared_ptr<Embedding> embedding(int64_t vocab, int64_t hidden) = 0;
   // `tied`: reuse the embedding's weight (tie_word_embeddings) instead of a separate parameter.
   virtual std::shared_ptr<LmHead> lm_head(int64_t hidden, int64_t vocab, const std::shared_ptr<Embedding>& tied) = 0;
+  // RMSNorm over the head dimension of this rank's (sharded) heads: Qwen3's q_norm / k_norm. Its weight is
+  // replicated, so under tensor parallelism its gradient is summed over the group.
+  virtual std::shared_ptr<RMSNorm> head_norm(int64_t head_dim, double eps) = 0;
   virtual int64_t tp_size() const = 0;
   virtual int64_t tp_rank() const = 0;
 };
