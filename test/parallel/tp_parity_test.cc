@@ -14,6 +14,7 @@
 #include "trainer/model/hf_names.h"
 #include "trainer/model/logprobs.h"
 #include "trainer/model/presets.h"
+#include "trainer/parallel/data_parallel.h"
 #include "trainer/parallel/layers.h"
 #include "trainer/parallel/vocab_parallel.h"
 #include "trainer/runtime/communicator_self.h"
@@ -83,6 +84,10 @@ TEST_P(TensorParallel, ShardedModelEqualsDenseModel) {
   EXPECT_LE(max_diff(lp_tp, lp_dense), 1e-5);
   lp_dense.sum().backward();
   lp_tp.sum().backward();
+
+  runtime::SelfCommunicator one;
+  const double norm_dense = parallel::global_grad_norm(parallel::norm_params(dense), one);
+  EXPECT_NEAR(parallel::global_grad_norm(parallel::norm_params(sharded), tp_group), norm_dense, 1e-5 * norm_dense);
 
   auto dense_params = dense.named_parameters(true);
   auto tp_params = sharded.named_parameters(true);

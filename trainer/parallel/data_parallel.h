@@ -1,0 +1,48 @@
+// Data parallelism and the global gradient norm.
+//
+// GradientAverager averages the gradients of a model's parameters over the data-parallel group with bucketed flat
+// all-reduces: gradients are packed into contiguous buckets of about `bucket_bytes` (one dtype per bucket, in
+// parameter order), each bucket is all-reduced once and divided by the group size, and the results are copied back.
+//
+// global_grad_norm computes ‖g‖₂ over the whole model under tensor parallelism: a sharded parameter's squared norm
+// is summed over the TP group (each rank holds a different slice); a replicated one is counted once (its gradient
+// is the same on every TP rank). clip_grad_norm scales every gradient by min(1, max_norm / (‖g‖ + 1e-6)).
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "trainer/model/transformer.h"
+#include "trainer/runtime/communicator.h"
+
+namespace aligntrain::parallel {
+
+class GradientAverager {
+ public:
+  GradientAverager(std::vector<at::Tensor> params, runtime::Communicator& dp_group, int64_t bucket_bytes);
+  // Collective over the data-parallel group. Parameters without a gradient are skipped (on every rank alike).
+  void average();
+  int64_t num_buckets() const { return static_cast<int64_t>(buckets_.size()); }
+
+ private:
+  std::vector<at::Tensor> params_;
+  runtime::Communicator& group_;
+  std::vector<std::vector<size_t>> buckets_;  // indices into params_
+};
+
+struct NormParam {
+  at::Tensor param;
+  bool sharded = false;  // split over the tensor-parallel group
+};
+
+// The model's parameters with their sharding (from hf_names.h's table), for the two functions below.
+std::vector<NormParam> norm_params(model::CausalLM& model);
+
+// Collective over `tp_group`. Returns the global 2-norm of the gradients (fp64 accumulation).
+double global_grad_norm(const std::vector<NormParam>& params, runtime::Communicator& tp_group);
+// Scales gradients in place so the global norm is at most `max_norm` (> 0); returns the norm before clipping.
+double clip_grad_norm(const std::vector<NormParam>& params, runtime::Communicator& tp_group, double max_norm);
+
+}  // namespace aligntrain::parallel
