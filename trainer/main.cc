@@ -92,6 +92,9 @@ int main(int argc, char** argv) {
   logprobs->add_flag("--tokens", lp_args.tokens, "Also write per-token log-probs");
   logprobs->add_option("--batch-size", lp_args.batch_size, "Responses per forward pass (default 8)")
       ->check(CLI::Range(1, 1 << 16));
+  logprobs->add_option("--tensor-parallel", lp_args.tensor_parallel,
+                       "Tensor-parallel degree under mpirun (default 1; the rest of the ranks are data-parallel)")
+      ->check(CLI::Range(1, 1 << 16));
   logprobs->add_option("--device", lp_args.device, "auto (CUDA when available), cpu or cuda")
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   auto* generate = app.add_subcommand("generate", "Generate completions for prompts");

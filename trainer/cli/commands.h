@@ -42,6 +42,7 @@ struct LogprobsArgs {
   bool tokens = false;
   int64_t batch_size = 8;
   std::string device = "auto";  // auto | cpu | cuda
+  int tensor_parallel = 1;       // under mpirun: TP degree (data-parallel degree = world size / TP)
 };
 
 // Sequence log-probs of each example's responses (completion, chosen, rejected), prompt masked.

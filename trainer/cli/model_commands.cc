@@ -19,6 +19,9 @@
 #include "trainer/model/logprobs.h"
 #include "trainer/model/presets.h"
 #include "trainer/model/transformer.h"
+#include "trainer/parallel/layers.h"
+#include "trainer/parallel/vocab_parallel.h"
+#include "trainer/runtime/communicators.h"
 #include "trainer/runtime/device.h"
 
 namespace aligntrain::cli {
@@ -74,57 +77,38 @@ struct Item {
   data::Encoded enc;
 };
 
-struct Result {
-  double logp = 0, mean = 0;
-  int64_t n_tokens = 0;
-  std::vector<float> token_logps;
-};
-
-// Token log-probs of a batch of items, right-padded; fills one Result per item.
-void score_batch(model::CausalLM& lm, const std::vector<const Item*>& batch, int32_t pad_id, bool tokens,
-                 const at::Device& device, std::vector<Result>& out) {
+// Token log-probs of a batch of items (right-padded), written into row `item` of `token_lp` ([items, max_len]):
+// each row holds that response's token log-probs, zeros after it.
+void score_batch(model::CausalLM& lm, runtime::Communicator& tp, const std::vector<size_t>& batch,
+                 const std::vector<Item>& items, int32_t pad_id, const at::Device& device, at::Tensor& token_lp) {
   int64_t t = 0;
-  for (const Item* it : batch) t = std::max<int64_t>(t, it->enc.ids.size());
+  for (size_t i : batch) t = std::max<int64_t>(t, items[i].enc.ids.size());
   const int64_t b = static_cast<int64_t>(batch.size());
   auto ids = at::full({b, t}, pad_id, at::kLong);
   auto attn = at::zeros({b, t}, at::kLong);
   auto loss_mask = at::zeros({b, t}, at::kLong);
-  for (int64_t i = 0; i < b; ++i) {
-    const auto& e = batch[i]->enc;
+  for (int64_t r = 0; r < b; ++r) {
+    const auto& e = items[batch[r]].enc;
     const int64_t n = static_cast<int64_t>(e.ids.size());
-    ids[i].narrow(0, 0, n).copy_(at::tensor(std::vector<int64_t>(e.ids.begin(), e.ids.end()), at::kLong));
-    attn[i].narrow(0, 0, n).fill_(1);
-    loss_mask[i].narrow(0, e.prompt_len, n - e.prompt_len).fill_(1);
+    ids[r].narrow(0, 0, n).copy_(at::tensor(std::vector<int64_t>(e.ids.begin(), e.ids.end()), at::kLong));
+    attn[r].narrow(0, 0, n).fill_(1);
+    loss_mask[r].narrow(0, e.prompt_len, n - e.prompt_len).fill_(1);
   }
   at::NoGradGuard no_grad;
   ids = ids.to(device);
   attn = attn.to(device);
-  loss_mask = loss_mask.to(device);
-  const auto labels = model::shift_labels(ids, loss_mask);
-  const auto lp = model::token_logprobs(lm, lm.hidden_states({ids, attn}), labels);
-  for (int64_t i = 0; i < b; ++i) {
-    const auto& e = batch[i]->enc;
+  const auto labels = model::shift_labels(ids, loss_mask.to(device));
+  const auto lp = parallel::token_logprobs(lm, lm.hidden_states({ids, attn}), labels, tp).to(at::kCPU);
+  for (int64_t r = 0; r < b; ++r) {
+    const auto& e = items[batch[r]].enc;
     const int64_t n = static_cast<int64_t>(e.ids.size()) - e.prompt_len;
-    const auto row = lp[i].narrow(0, e.prompt_len - 1, n).to(at::kCPU).to(at::kDouble);
-    Result r;
-    r.logp = row.sum().item<double>();
-    r.n_tokens = n;
-    r.mean = r.logp / static_cast<double>(n);
-    if (tokens) {
-      const auto f = row.to(at::kFloat).contiguous();
-      r.token_logps.assign(f.data_ptr<float>(), f.data_ptr<float>() + n);
-    }
-    out.push_back(std::move(r));
+    token_lp[static_cast<int64_t>(batch[r])].narrow(0, 0, n).copy_(lp[r].narrow(0, e.prompt_len - 1, n));
   }
 }
 
 }  // namespace
 
 int logprobs(const runtime::World& world, const LogprobsArgs& args) {
-  if (world.size() > 1) {
-    throw UsageError("logprobs does not run under mpirun yet (tensor and data parallelism arrive with the "
-                     "distributed runtime); run it as one process");
-  }
   data::DataKind kind = data::DataKind::kAuto;
   const auto examples = data::read_examples(args.data, {}, nullptr, &kind);
   const auto config = model::load_model_config((fs::path(args.model) / "config.json").string());
@@ -151,18 +135,30 @@ int logprobs(const runtime::World& world, const LogprobsArgs& args) {
   }
   if (items.empty()) throw DataError(args.data + ": no example has a completion, chosen or rejected response");
 
-  auto factory = model::dense_layer_factory();
+  // Tensor parallelism shards the model; data-parallel replicas score every dp-th response; rank 0 writes.
+  const at::Device device = runtime::select_device(args.device, world.local_rank());
+  auto groups = runtime::make_groups(world, args.tensor_parallel,
+                                     device.is_cuda() ? runtime::Device::kCuda : runtime::Device::kCpu);
+  auto factory = parallel::tensor_parallel_layer_factory(*groups.tp);
   model::CausalLM lm(config, *factory);
-  model::load_hf_weights(lm, args.model, 0, 1);
-  const at::Device device = runtime::select_device(args.device);
+  model::load_hf_weights(lm, args.model, groups.layout.tp_rank, groups.layout.tp);
   lm.to(device, at::kFloat);
   const int32_t pad = tokenizer->pad_id().value_or(0);
-  std::vector<Result> results;
-  for (size_t start = 0; start < items.size(); start += args.batch_size) {
-    std::vector<const Item*> batch;
-    for (size_t i = start; i < std::min(items.size(), start + args.batch_size); ++i) batch.push_back(&items[i]);
-    score_batch(lm, batch, pad, args.tokens, device, results);
+  int64_t max_len = 0;
+  for (const auto& it : items) max_len = std::max<int64_t>(max_len, it.enc.ids.size() - it.enc.prompt_len);
+  at::Tensor token_lp = at::zeros({static_cast<int64_t>(items.size()), max_len}, at::kDouble);
+  std::vector<size_t> mine;
+  for (size_t i = groups.layout.dp_rank; i < items.size(); i += groups.layout.dp) mine.push_back(i);
+  for (size_t start = 0; start < mine.size(); start += args.batch_size) {
+    const std::vector<size_t> batch(mine.begin() + start, mine.begin() + std::min(mine.size(), start + args.batch_size));
+    score_batch(lm, *groups.tp, batch, items, pad, device, token_lp);
   }
+  if (groups.dp->size() > 1) {
+    token_lp = token_lp.to(device);
+    groups.dp->all_reduce(token_lp, runtime::ReduceOp::kSum);  // each row comes from exactly one replica
+    token_lp = token_lp.to(at::kCPU);
+  }
+  if (!world.is_root()) return kExitOk;
 
   std::ofstream file;
   if (!args.out.empty()) {
@@ -176,8 +172,14 @@ int logprobs(const runtime::World& world, const LogprobsArgs& args) {
       if (i > 0) os << line.dump() << "\n";
       line = {{"index", examples[items[i].example].index}};
     }
-    nlohmann::ordered_json r = {{"logp", results[i].logp}, {"mean", results[i].mean}, {"n_tokens", results[i].n_tokens}};
-    if (args.tokens) r["token_logps"] = results[i].token_logps;
+    const int64_t n = static_cast<int64_t>(items[i].enc.ids.size()) - items[i].enc.prompt_len;
+    const auto row = token_lp[static_cast<int64_t>(i)].narrow(0, 0, n);
+    const double logp = row.sum().item<double>();
+    nlohmann::ordered_json r = {{"logp", logp}, {"mean", logp / static_cast<double>(n)}, {"n_tokens", n}};
+    if (args.tokens) {
+      const auto f = row.to(at::kFloat).contiguous();
+      r["token_logps"] = std::vector<float>(f.data_ptr<float>(), f.data_ptr<float>() + n);
+    }
     line[items[i].field] = r;
   }
   os << line.dump() << "\n";
