@@ -22,3 +22,7 @@ d = max(abs(x[k]["logp"] - y[k]["logp"]) for x, y in zip(a, b) for k in ("chosen
 t = max(abs(p - q) for x, y in zip(a, b) for k in ("chosen", "rejected") for p, q in zip(x[k]["token_logps"], y[k]["token_logps"]))
 print(f"cuda vs cpu logprobs on {len(a)} pairs (small-llama, fp32): max |dlogp| {d:.2e}, max |dtoken| {t:.2e}")
 PY
+echo "== CUDA forward/backward vs CPU, bf16 steps"
+"$HERE/gpu_smoke" || echo "gpu_smoke FAILED"
+echo "== NCCL communicator (world of one on one GPU; every collective and dtype)"
+"$HERE/communicator_test" --cuda --gtest_brief=1 2>&1 | tail -n 5
