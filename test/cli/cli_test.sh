@@ -66,6 +66,14 @@ check "run writes output_dir/aligntrain.log" $?
 run_cmd $BIN validate "$out_dir/recipe.resolved.yaml"
 expect_exit 0 "the resolved recipe validates again"
 
+run_cmd $BIN validate config/recipes/demo.yaml --set parallel.tensor=2 --set stages.sft.batch.micro=4
+expect_exit 2 "tensor 2 with the tiny preset's odd vocabulary (261)"
+expect_output 'demo.yaml:[0-9]+:[0-9]+: models.tiny: vocab_size \(261\) is not divisible by parallel.tensor \(2\)' "names the model, its line and the size"
+
+run_cmd $BIN validate config/recipes/demo.yaml --set models.tiny.init.preset=huge-llama
+expect_exit 2 "unknown preset"
+expect_output 'models.tiny.init: unknown model preset .huge-llama.' "names the preset and the model"
+
 run_cmd $BIN plan config/recipes/demo.yaml --world-size 4
 expect_exit 0 "plan --world-size 4"
 expect_output 'world size 4 = tensor [0-9]+ x data [0-9]+' "plan prints the rank layout"

@@ -11,6 +11,7 @@
 
 #include "config/recipe.h"
 #include "trainer/cli/commands.h"
+#include "trainer/cli/recipe_models.h"
 #include "trainer/runtime/logging.h"
 
 namespace aligntrain::cli {
@@ -27,6 +28,7 @@ std::optional<config::Recipe> load_checked(const runtime::World& world, const Re
   try {
     recipe = config::load_recipe(args.recipe, args.overrides);
     diags = config::check_world(*recipe, world_size);
+    for (auto& d : check_models(*recipe)) diags.push_back(std::move(d));
   } catch (const config::RecipeError& e) {
     diags = e.diagnostics();
   }

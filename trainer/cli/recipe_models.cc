@@ -1,0 +1,52 @@
+// See recipe_models.h.
+#include "trainer/cli/recipe_models.h"
+
+#include <filesystem>
+
+#include "trainer/errors.h"
+#include "trainer/model/presets.h"
+
+namespace aligntrain::cli {
+
+model::ModelConfig model_config_of(const config::ModelSpec& spec) {
+  if (!spec.init) return model::load_model_config((std::filesystem::path(spec.path) / "config.json").string());
+  const config::InitSpec& init = *spec.init;
+  model::ModelConfig c = model::preset_config(init.preset);
+  if (init.hidden_size) c.hidden_size = *init.hidden_size;
+  if (init.num_layers) c.num_layers = *init.num_layers;
+  if (init.num_heads) c.num_heads = *init.num_heads;
+  if (init.num_kv_heads) c.num_kv_heads = *init.num_kv_heads;
+  if (init.intermediate_size) c.intermediate_size = *init.intermediate_size;
+  if (init.vocab_size) c.vocab_size = *init.vocab_size;
+  if (init.max_position_embeddings) c.max_position_embeddings = *init.max_position_embeddings;
+  if (init.tie_word_embeddings) c.tie_word_embeddings = *init.tie_word_embeddings;
+  if (init.hidden_size || init.num_heads) c.head_dim = c.hidden_size / c.num_heads;
+  model::check_model_config(c, "models: init");
+  return c;
+}
+
+config::Diagnostics check_models(const config::Recipe& recipe) {
+  config::Diagnostics out;
+  for (const auto& [name, spec] : recipe.models.items) {
+    const std::string path = "models." + name;
+    const config::Location where = recipe.sources.find(path);
+    auto report = [&](const std::string& key, const std::string& message) {
+      out.push_back(config::Diagnostic{where.file, where.line, where.column, key, message});
+    };
+    model::ModelConfig c;
+    try {
+      c = model_config_of(spec);
+    } catch (const std::exception& e) {
+      report(path + (spec.init ? ".init" : ".path"), e.what());
+      continue;
+    }
+    for (auto d : config::check_model_dims(recipe.parallel.tensor, static_cast<int>(c.num_heads),
+                                           static_cast<int>(c.num_kv_heads), static_cast<int>(c.intermediate_size),
+                                           static_cast<int>(c.vocab_size))) {
+      report(path, d.message);
+    }
+  }
+  return out;
+}
+
+}  // namespace aligntrain::cli

@@ -1,0 +1,17 @@
+// The architecture of each model a recipe declares, known before anything is loaded: an embedded preset with the
+// recipe's explicit overrides, or the config.json of an HF model folder. Used to check the recipe against the
+// tensor-parallel degree (heads, kv heads, intermediate and vocab sizes must divide) at validate time.
+#pragma once
+
+#include "config/recipe.h"
+#include "trainer/model/model_config.h"
+
+namespace aligntrain::cli {
+
+// Throws UsageError (unknown preset) or DataError (unreadable or unsupported config.json).
+model::ModelConfig model_config_of(const config::ModelSpec& spec);
+
+// One diagnostic per model whose architecture cannot be read, or does not divide by parallel.tensor.
+config::Diagnostics check_models(const config::Recipe& recipe);
+
+}  // namespace aligntrain::cli
