@@ -40,8 +40,8 @@ cat <<'MSG'
 What you just saw: aligntrain checked the demo recipe (every field, model and stage reference, data file),
 planned it for 2 ranks, created the tiny model it starts from, and scored held-out answers with it.
 The training engine is being built in stages:
-  - MPI/NCCL tensor and data parallelism                                        next
-  - SFT training with checkpoints and exact resume (`aligntrain run`)            then
+  - MPI/NCCL tensor and data parallelism (`logprobs` already runs with both)     done
+  - SFT training with checkpoints and exact resume (`aligntrain run`)            next
   - DPO family, KTO/BCO/D2O, distillation (DCKD, ADPA, AlignDistil)              then
 When `aligntrain run` trains, this demo will fine-tune the model and show the same numbers before and after.
 MSG

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <optional>
 #include <string>
 #include <system_error>
@@ -12,6 +13,7 @@
 #include "config/recipe.h"
 #include "trainer/cli/commands.h"
 #include "trainer/cli/recipe_models.h"
+#include "trainer/model/model_config.h"
 #include "trainer/runtime/logging.h"
 
 namespace aligntrain::cli {
@@ -101,14 +103,33 @@ int plan(const runtime::World& world, const RecipeArgs& args, int world_size) {
     for (int t = 0; t < tp; ++t) std::printf(" %d", d * tp + t);
     std::printf("\n");
   }
-  std::printf("\n%-20s %-11s %-20s %8s %6s %6s %8s\n", "stage", "kind", "starts from", "global", "micro", "accum",
-              "max_len");
+  // Parameter counts: a stage's model is the declared model it descends from (training keeps the architecture).
+  std::map<std::string, int64_t> params;
+  for (const auto& [name, spec] : recipe->models.items) params[name] = model::parameter_count(model_config_of(spec));
+  for (const auto& s : recipe->stages) params[s.name] = params[s.policy];
+  const double mib = 1024.0 * 1024.0;
+  const bool bf16 = recipe->run.precision == config::Precision::bf16;
+  std::printf("\n%-16s %-10s %-14s %10s %7s %6s %6s %8s %12s %12s\n", "stage", "kind", "starts from", "params",
+              "global", "micro", "accum", "max_len", "train MiB", "frozen MiB");
   for (const auto& s : recipe->stages) {
     const int accum = s.batch.global / (s.batch.micro * dp);
-    std::printf("%-20s %-11s %-20s %8d %6d %6d %8d\n", s.name.c_str(), config::to_string(s.kind).c_str(),
-                s.policy.c_str(), s.batch.global, s.batch.micro, accum, s.batch.max_length);
+    // Per rank, sharded over TP: trained weights + fp32 grads + AdamW's two fp32 moments (+ fp32 master weights
+    // with bf16 weights); frozen models hold weights only. Activations are not included.
+    const double trained = config::is_training(s.kind)
+                               ? params[s.policy] * ((bf16 ? 2.0 + 4.0 : 4.0) + 4.0 + 8.0) / tp / mib
+                               : 0.0;
+    double frozen = config::is_training(s.kind) ? 0.0 : params[s.policy] * (bf16 ? 2.0 : 4.0) / tp / mib;
+    for (const auto* ref : {&s.reference, &s.teacher, &s.teacher_reference}) {
+      if (*ref && !(*ref)->precompute) frozen += params[(*ref)->model] * (bf16 ? 2.0 : 4.0) / tp / mib;
+    }
+    std::printf("%-16s %-10s %-14s %10lld %7d %6d %6d %8d %12.1f %12.1f\n", s.name.c_str(),
+                config::to_string(s.kind).c_str(), s.policy.c_str(), static_cast<long long>(params[s.policy]),
+                s.batch.global, s.batch.micro, accum, s.batch.max_length, trained, frozen);
   }
-  std::printf("\nPer-rank memory estimates need the model engine, which is not built yet.\n");
+  std::printf("\nMemory per rank: weights, gradients and AdamW state of the trained model (%s) plus the weights of\n"
+              "frozen models (reference, teacher; none when precomputed), all sharded over tensor %d; activations\n"
+              "come on top.\n",
+              bf16 ? "bf16 weights, fp32 master, grads and moments" : "fp32", tp);
   return kExitOk;
 }
 
