@@ -11,12 +11,10 @@
 #include "trainer/parallel/data_parallel.h"
 #include "trainer/runtime/communicator_self.h"
 #include "trainer/runtime/communicators.h"
-#include "trainer/runtime/world.h"
+#include "test/util/mpi_test_main.h"
 
 namespace aligntrain {
 namespace {
-
-runtime::World* g_world = nullptr;
 
 // -Σ log p(response tokens) / (tokens in the global batch): the global-batch token mean, as each rank's share.
 at::Tensor loss_on(model::CausalLM& m, const at::Tensor& ids, const at::Tensor& mask, double global_tokens) {
@@ -37,7 +35,7 @@ void step(model::CausalLM& m, runtime::Communicator& dp, int64_t bucket_bytes) {
 class DataParallel : public ::testing::TestWithParam<int64_t> {};
 
 TEST_P(DataParallel, OneStepEqualsOneRankOnTheWholeBatch) {
-  auto groups = runtime::make_groups(*g_world, 1, runtime::Device::kCpu);
+  auto groups = runtime::make_groups(testing::world(), 1, runtime::Device::kCpu);
   auto& dp = *groups.dp;
   const model::ModelConfig config = model::preset_config("tiny-qwen2");
   auto factory = model::dense_layer_factory();
@@ -79,13 +77,3 @@ TEST(DataParallel, BucketsHoldOneDtypeAndRespectTheSize) {
 
 }  // namespace
 }  // namespace aligntrain
-
-int main(int argc, char** argv) {
-  aligntrain::runtime::World world(&argc, &argv);
-  aligntrain::g_world = &world;
-  at::set_num_threads(1);
-  ::testing::InitGoogleTest(&argc, argv);
-  if (world.rank() != 0) GTEST_FLAG_SET(output, "");  // rank 0 writes the XML report
-  const int failed = RUN_ALL_TESTS();
-  world.exit(world.all_ok(failed == 0) ? 0 : 1);
-}

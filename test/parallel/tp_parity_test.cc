@@ -19,15 +19,14 @@
 #include "trainer/parallel/vocab_parallel.h"
 #include "trainer/runtime/communicator_self.h"
 #include "trainer/runtime/communicators.h"
-#include "trainer/runtime/world.h"
+#include "test/util/mpi_test_main.h"
 
 namespace aligntrain {
 namespace {
 
-runtime::World* g_world = nullptr;
-
 runtime::Groups& groups() {
-  static runtime::Groups g = runtime::make_groups(*g_world, g_world->size(), runtime::Device::kCpu);
+  static runtime::Groups g =
+      runtime::make_groups(testing::world(), testing::world().size(), runtime::Device::kCpu);
   return g;
 }
 
@@ -43,7 +42,8 @@ at::Tensor slice(const at::Tensor& full, model::Split split, int64_t rank, int64
 
 std::string scratch(const std::string& name) {
   const char* base = std::getenv("TEST_TMPDIR");
-  return (std::filesystem::path(base ? base : "/tmp") / (name + "-rank" + std::to_string(g_world->rank()))).string();
+  const std::string file = name + "-rank" + std::to_string(testing::world().rank());
+  return (std::filesystem::path(base ? base : "/tmp") / file).string();
 }
 
 class TensorParallel : public ::testing::TestWithParam<std::string> {};
@@ -140,13 +140,3 @@ TEST(VocabParallel, ToyNumbersFromMethods) {
 
 }  // namespace
 }  // namespace aligntrain
-
-int main(int argc, char** argv) {
-  aligntrain::runtime::World world(&argc, &argv);
-  aligntrain::g_world = &world;
-  at::set_num_threads(1);
-  ::testing::InitGoogleTest(&argc, argv);
-  if (world.rank() != 0) GTEST_FLAG_SET(output, "");  // rank 0 writes the XML report
-  const int failed = RUN_ALL_TESTS();
-  world.exit(world.all_ok(failed == 0) ? 0 : 1);
-}
