@@ -10,6 +10,7 @@
 
 #include "trainer/cli/commands.h"
 #include "trainer/errors.h"
+#include "trainer/runtime/allocator.h"
 #include "trainer/runtime/logging.h"
 #include "trainer/runtime/world.h"
 #include "trainer/version.h"
@@ -45,6 +46,7 @@ int fail(runtime::World& world, const char* what, int code) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  const char* malloc_mode = runtime::keep_freed_memory();  // before any large allocation
   runtime::World world(&argc, &argv);
   Args args;
 
@@ -122,6 +124,7 @@ int main(int argc, char** argv) {
   }
 
   runtime::init_logging(world.rank(), world.size(), args.verbose);
+  spdlog::debug("allocator: {} (ALIGNTRAIN_MALLOC=default keeps glibc's defaults)", malloc_mode);
   int code = cli::kExitRuntime;
   try {
     if (*run) code = cli::run(world, args.recipe, args.fresh);

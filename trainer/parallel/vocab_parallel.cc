@@ -68,6 +68,8 @@ TopK top_k(const at::Tensor& local_logits, int64_t k, runtime::Communicator& g) 
 
 at::Tensor token_logprobs(model::CausalLM& m, const at::Tensor& hidden, const at::Tensor& labels,
                           runtime::Communicator& g, int64_t chunk) {
+  if (g.size() == 1) return model::token_logprobs(m, hidden, labels, chunk);  // the fused single-rank kernel
+  if (chunk <= 0) chunk = model::default_chunk_positions(m.lm_head->weight().size(0));
   const int64_t b = hidden.size(0), t = hidden.size(1), n = b * t;
   const auto flat_h = hidden.reshape({n, hidden.size(2)});
   const auto flat_l = labels.reshape({n});

@@ -37,6 +37,6 @@ TopK top_k(const at::Tensor& local_logits, int64_t k, runtime::Communicator& gro
 // Token log-probs from final hidden states through the model's (sharded) LM head, in chunks of positions so that
 // no more than `chunk_positions` rows of logits exist at once: [B, T] fp32 (labels as in model/logprobs.h).
 at::Tensor token_logprobs(model::CausalLM& model, const at::Tensor& hidden, const at::Tensor& labels,
-                          runtime::Communicator& group, int64_t chunk_positions = 1024);
+                          runtime::Communicator& group, int64_t chunk_positions = 0);
 
 }  // namespace aligntrain::parallel
