@@ -20,7 +20,7 @@
 //            steady-state steps reuse the same pages and take no page faults.
 // --loss: token_logprobs = model::token_logprobs (the trainer's path; --chunk positions per LM-head chunk);
 //   cross_entropy = at::cross_entropy_loss (what transformers does); log_softmax = log_softmax + gather;
-//   fused = FusedTokenLogprobs below (prototype: one logits buffer per chunk, gradient formed in place).
+//   fused = model::fused_token_logprobs called directly (one log-softmax block per chunk, gradient formed in place).
 // --check-grad first compares every parameter gradient under --loss with model::token_logprobs (exit 1 on mismatch).
 // --phases splits the step at the final hidden states (detach + requires_grad) and times body forward, head forward
 // (LM head + loss), head backward, body backward and zero_grad separately.
@@ -179,63 +179,10 @@ at::Tensor load_or_make_ids(const Options& o, int64_t vocab) {
   return at::randint(0, vocab, {o.batch, o.seq}, gen, at::kLong);
 }
 
-// Prototype of a fused LM-head + log-softmax + gather (a candidate for trainer/model/logprobs.cc): token
-// log-probs [N] of hidden [N, H] under weight [V, H]. Per chunk of positions, forward runs the LM-head matmul and
-// ATen's fused (row-blocked, vectorised) log_softmax kernel, keeps only the fp32 log-softmax buffer and frees the
-// logits; backward turns that saved buffer into the logits gradient in place (exp → softmax, times -g, plus g at
-// the label) and feeds it straight into the two matmuls (grad_hidden rows written in place, grad_weight
-// accumulated with addmm_). That is one [chunk, V] buffer alive per chunk and three elementwise passes in
-// backward, against model::token_logprobs' autograd chain (logsumexp's x - max temporary in forward; x - lse, its
-// exp, the product, the gather's zero-filled scatter and their sum in backward: five fresh [chunk, V] tensors).
-class FusedTokenLogprobs : public torch::autograd::Function<FusedTokenLogprobs> {
- public:
-  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& hidden, const at::Tensor& weight,
-                            const at::Tensor& labels, int64_t chunk) {
-    const int64_t n = hidden.size(0);
-    const auto valid = labels.ne(m::kIgnoreIndex);
-    const auto safe = at::where(valid, labels, at::zeros_like(labels));
-    auto out = at::empty({n}, hidden.options().dtype(at::kFloat));
-    std::vector<at::Tensor> logp;
-    for (int64_t start = 0; start < n; start += chunk) {
-      const int64_t c = std::min(chunk, n - start);
-      auto lp = at::log_softmax(at::matmul(hidden.narrow(0, start, c), weight.t()), 1, at::kFloat);
-      out.narrow(0, start, c).copy_(lp.gather(1, safe.narrow(0, start, c).unsqueeze(1)).squeeze(1));
-      logp.push_back(std::move(lp));
-    }
-    out.masked_fill_(valid.logical_not(), 0.0);
-    ctx->save_for_backward({hidden, weight, safe, valid});
-    ctx->saved_data["chunk"] = chunk;
-    ctx->saved_data["logp"] = c10::List<at::Tensor>(logp);
-    return out;
-  }
-
-  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
-                                                 torch::autograd::variable_list grad_out) {
-    const auto saved = ctx->get_saved_variables();
-    const auto &hidden = saved[0], &weight = saved[1], &safe = saved[2], &valid = saved[3];
-    const int64_t chunk = ctx->saved_data["chunk"].toInt();
-    auto logp = ctx->saved_data["logp"].toTensorList();
-    ctx->saved_data.erase("logp");
-    const auto g = grad_out[0].to(at::kFloat).masked_fill(valid.logical_not(), 0.0);
-    auto grad_h = at::empty_like(hidden);
-    auto grad_w = at::zeros_like(weight);
-    const int64_t n = hidden.size(0);
-    for (int64_t start = 0, i = 0; start < n; start += chunk, ++i) {
-      const int64_t c = std::min(chunk, n - start);
-      at::Tensor gl = logp.get(i);
-      logp.set(i, at::Tensor());  // the last reference: the buffer is reused in place below
-      const auto gc = g.narrow(0, start, c).unsqueeze(1);
-      // d lp[label] / d logits = onehot(label) - softmax; times g.
-      gl.exp_().mul_(-gc);
-      gl.scatter_add_(1, safe.narrow(0, start, c).unsqueeze(1), gc);
-      if (gl.scalar_type() != hidden.scalar_type()) gl = gl.to(hidden.scalar_type());
-      auto gh = grad_h.narrow(0, start, c);
-      at::mm_out(gh, gl, weight);
-      grad_w.addmm_(gl.t(), hidden.narrow(0, start, c));
-    }
-    return {grad_h, grad_w, at::Tensor(), at::Tensor()};
-  }
-};
+// `token_logprobs` is the trainer's path (model::token_logprobs: the fused function with the given chunk);
+// `fused` calls model::fused_token_logprobs on the flattened tensors directly. The fused function keeps one fp32
+// log-softmax block per chunk and forms the gradient in place; the chain it replaced (logsumexp + gather) made five
+// fresh [chunk, V] tensors per step in backward (see bench/RESULTS.md).
 
 // Mean negative log-likelihood over the non-ignored positions of `labels` (already shifted).
 at::Tensor step_loss(m::CausalLM& model, const at::Tensor& hidden, const at::Tensor& labels, const Options& o) {
@@ -246,7 +193,7 @@ at::Tensor step_loss(m::CausalLM& model, const at::Tensor& hidden, const at::Ten
   const auto flat_h = hidden.reshape({-1, hidden.size(-1)});
   const auto flat_l = labels.reshape({-1});
   if (o.loss == "fused") {
-    const auto lp = FusedTokenLogprobs::apply(flat_h, model.lm_head->weight(), flat_l, o.chunk);
+    const auto lp = m::fused_token_logprobs(flat_h, model.lm_head->weight(), flat_l, o.chunk);
     return -lp.sum() / flat_l.ne(m::kIgnoreIndex).sum();
   }
   const auto logits = model.lm_head_forward(flat_h).to(at::kFloat);
