@@ -30,7 +30,6 @@
 #include <sys/resource.h>
 #include <unistd.h>
 #include <torch/csrc/autograd/autograd.h>
-#include <torch/csrc/autograd/custom_function.h>
 #include <torch/csrc/autograd/grad_mode.h>
 
 #include <algorithm>
