@@ -77,7 +77,7 @@ expect_output 'models.tiny.init: unknown model preset .huge-llama.' "names the p
 run_cmd $BIN plan config/recipes/demo.yaml --world-size 4
 expect_exit 0 "plan --world-size 4"
 expect_output 'world size 4 = tensor [0-9]+ x data [0-9]+' "plan prints the rank layout"
-expect_output "sft +sft +tiny +109184 +32 +8 +1 +64 +1\\.7 +0\\.0" "plan prints parameters and memory per stage"
+expect_output "sft +sft +tiny +109184 +32 +8 +1 +64 +1\\.7 +0\\.0 +0\\.6 +0\\.0" "plan prints parameters, memory and DP/TP traffic per stage"
 
 for sub in "generate --model m --prompts p --out o" "export ck --out o"; do
   run_cmd $BIN $sub

@@ -109,8 +109,17 @@ int plan(const runtime::World& world, const RecipeArgs& args, int world_size) {
   for (const auto& s : recipe->stages) params[s.name] = params[s.policy];
   const double mib = 1024.0 * 1024.0;
   const bool bf16 = recipe->run.precision == config::Precision::bf16;
-  std::printf("\n%-16s %-10s %-14s %10s %7s %6s %6s %8s %12s %12s\n", "stage", "kind", "starts from", "params",
-              "global", "micro", "accum", "max_len", "train MiB", "frozen MiB");
+  // Communication per optimizer step and rank (ring all-reduce moves 2(p-1)/p of the buffer):
+  //   DP: the fp32 gradients of this rank's shard, once per step;
+  //   TP: per micro-batch and layer 4 activation all-reduces [micro, max_len, hidden] (2 forward: attention and MLP
+  //       outputs; 2 backward: their inputs' gradients), plus 2 for the embedding and the LM head.
+  const double ring_dp = dp > 1 ? 2.0 * (dp - 1) / dp : 0.0, ring_tp = tp > 1 ? 2.0 * (tp - 1) / tp : 0.0;
+  const double act_bytes = bf16 ? 2.0 : 4.0;
+  std::map<std::string, model::ModelConfig> arch;
+  for (const auto& [name, spec] : recipe->models.items) arch[name] = model_config_of(spec);
+  for (const auto& s : recipe->stages) arch[s.name] = arch[s.policy];
+  std::printf("\n%-16s %-10s %-14s %10s %7s %6s %6s %8s %12s %12s %10s %10s\n", "stage", "kind", "starts from",
+              "params", "global", "micro", "accum", "max_len", "train MiB", "frozen MiB", "DP MiB", "TP MiB");
   for (const auto& s : recipe->stages) {
     const int accum = s.batch.global / (s.batch.micro * dp);
     // Per rank, sharded over TP: trained weights + fp32 grads + AdamW's two fp32 moments (+ fp32 master weights
@@ -122,13 +131,20 @@ int plan(const runtime::World& world, const RecipeArgs& args, int world_size) {
     for (const auto* ref : {&s.reference, &s.teacher, &s.teacher_reference}) {
       if (*ref && !(*ref)->precompute) frozen += params[(*ref)->model] * (bf16 ? 2.0 : 4.0) / tp / mib;
     }
-    std::printf("%-16s %-10s %-14s %10lld %7d %6d %6d %8d %12.1f %12.1f\n", s.name.c_str(),
+    const auto& a = arch[s.policy];
+    const bool trains = config::is_training(s.kind);
+    const double dp_mib = trains ? params[s.policy] * 4.0 / tp * ring_dp / mib : 0.0;
+    const double tp_mib = trains ? (4.0 * a.num_layers + 2.0) * s.batch.micro * s.batch.max_length * a.hidden_size *
+                                       act_bytes * ring_tp * accum / mib
+                                 : 0.0;
+    std::printf("%-16s %-10s %-14s %10lld %7d %6d %6d %8d %12.1f %12.1f %10.1f %10.1f\n", s.name.c_str(),
                 config::to_string(s.kind).c_str(), s.policy.c_str(), static_cast<long long>(params[s.policy]),
-                s.batch.global, s.batch.micro, accum, s.batch.max_length, trained, frozen);
+                s.batch.global, s.batch.micro, accum, s.batch.max_length, trained, frozen, dp_mib, tp_mib);
   }
   std::printf("\nMemory per rank: weights, gradients and AdamW state of the trained model (%s) plus the weights of\n"
               "frozen models (reference, teacher; none when precomputed), all sharded over tensor %d; activations\n"
-              "come on top.\n",
+              "come on top. DP/TP MiB: data each rank sends per optimizer step in ring all-reduces (DP: gradients;\n"
+              "TP: activations of every micro-batch; frozen models' forwards add their TP share).\n",
               bf16 ? "bf16 weights, fp32 master, grads and moments" : "fp32", tp);
   return kExitOk;
 }
