@@ -23,26 +23,37 @@
 #include "trainer/runtime/communicator_nccl.h"
 #include "trainer/runtime/communicators.h"
 #include "trainer/runtime/layout.h"
+#include "test/util/mpi_test_main.h"
 #include "trainer/runtime/world.h"
 
 namespace aligntrain::runtime {
 namespace {
 
-const World* g_world = nullptr;        // set once by main()
-at::Device g_device = at::Device(at::kCPU);  // where the tensors under test live (--cuda: the rank's GPU)
-
-bool on_cuda() { return g_device.is_cuda(); }
-
-// The communicator of the whole world for tensors on g_device.
-std::unique_ptr<Communicator> world_group() {
-  std::unique_ptr<Communicator> cpu = make_groups(*g_world, 1, Device::kCpu).world;
+// Where the tensors under test live: the CPU, or with --cuda (GPU hosts, NCCL builds) the rank's GPU.
+const at::Device& test_device() {
+  static const at::Device device = [] {
+    if (!aligntrain::testing::has_flag("--cuda")) return at::Device(at::kCPU);
 #ifdef ALIGNTRAIN_WITH_NCCL
-  if (on_cuda()) return std::make_unique<NcclCommunicator>(std::move(cpu), g_device.index());
+    return at::Device(at::kCUDA, select_cuda_device(aligntrain::testing::world()));
+#else
+    throw std::runtime_error("--cuda: this build has no NCCL");
+#endif
+  }();
+  return device;
+}
+
+bool on_cuda() { return test_device().is_cuda(); }
+
+// The communicator of the whole world for tensors on test_device().
+std::unique_ptr<Communicator> world_group() {
+  std::unique_ptr<Communicator> cpu = make_groups(aligntrain::testing::world(), 1, Device::kCpu).world;
+#ifdef ALIGNTRAIN_WITH_NCCL
+  if (on_cuda()) return std::make_unique<NcclCommunicator>(std::move(cpu), test_device().index());
 #endif
   return cpu;
 }
 
-at::TensorOptions options(at::ScalarType dtype) { return at::TensorOptions().dtype(dtype).device(g_device); }
+at::TensorOptions options(at::ScalarType dtype) { return at::TensorOptions().dtype(dtype).device(test_device()); }
 
 at::Tensor rank_values(int rank, at::IntArrayRef shape, at::ScalarType dtype) {
   const int64_t n = c10::multiply_integers(shape);
@@ -62,14 +73,14 @@ at::Tensor expected_reduction(at::IntArrayRef shape, at::ScalarType dtype, Reduc
   return acc.to(dtype);
 }
 
-// rank_values on g_device: the input of a collective.
+// rank_values on test_device(): the input of a collective.
 at::Tensor input(int rank, at::IntArrayRef shape, at::ScalarType dtype) {
-  return rank_values(rank, shape, dtype).to(g_device);
+  return rank_values(rank, shape, dtype).to(test_device());
 }
 
-// `got` is on g_device and equal (dtype, shape, values) to `want`.
+// `got` is on test_device() and equal (dtype, shape, values) to `want`.
 ::testing::AssertionResult equals(const at::Tensor& got, const at::Tensor& want) {
-  if (got.device() != g_device) return ::testing::AssertionFailure() << "on " << got.device() << ", not " << g_device;
+  if (got.device() != test_device()) return ::testing::AssertionFailure() << "on " << got.device() << ", not " << test_device();
   if (got.scalar_type() != want.scalar_type() || !at::equal(got.cpu(), want.cpu())) {
     return ::testing::AssertionFailure() << "got\n" << got.cpu() << "\nwant\n" << want.cpu();
   }
@@ -253,7 +264,7 @@ TEST(NonContiguous, BroadcastIntoAStridedView) {
 class Chunked : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!g_world->uses_mpi() || on_cuda()) GTEST_SKIP() << "MPI only (run under mpirun, without --cuda)";
+    if (!aligntrain::testing::world().uses_mpi() || on_cuda()) GTEST_SKIP() << "MPI only (run under mpirun, without --cuda)";
     comm_ = MpiCommunicator::duplicate(MPI_COMM_WORLD, /*max_count_per_call=*/5);
   }
   std::unique_ptr<MpiCommunicator> comm_;
@@ -325,7 +336,7 @@ TEST(Errors, TensorOnTheWrongDevice) {
 }
 
 TEST(Errors, MpiRejectsBoolReductions) {
-  if (!g_world->uses_mpi() || on_cuda()) GTEST_SKIP() << "MPI only (run under mpirun, without --cuda)";
+  if (!aligntrain::testing::world().uses_mpi() || on_cuda()) GTEST_SKIP() << "MPI only (run under mpirun, without --cuda)";
   auto comm = MpiCommunicator::duplicate(MPI_COMM_WORLD);
   at::Tensor t = at::ones({3}, at::kBool);
   EXPECT_THROW(comm->all_reduce(t, ReduceOp::kSum), std::invalid_argument);
@@ -356,81 +367,38 @@ TEST(Layout, RejectsATensorDegreeThatDoesNotDivideTheWorld) {
 }
 
 TEST(Groups, AllTensorParallel) {
-  const int size = g_world->size();
-  Groups g = make_groups(*g_world, size, Device::kCpu);
+  const int size = aligntrain::testing::world().size();
+  Groups g = make_groups(aligntrain::testing::world(), size, Device::kCpu);
   EXPECT_EQ(g.world->size(), size);
   EXPECT_EQ(g.tp->size(), size);
-  EXPECT_EQ(g.tp->rank(), g_world->rank());
+  EXPECT_EQ(g.tp->rank(), aligntrain::testing::world().rank());
   EXPECT_EQ(g.dp->size(), 1);
-  EXPECT_EQ(g.layout.tp_rank, g_world->rank());
-  const at::Tensor ranks = g.tp->all_gather(at::full({1}, g_world->rank(), at::kLong));
+  EXPECT_EQ(g.layout.tp_rank, aligntrain::testing::world().rank());
+  const at::Tensor ranks = g.tp->all_gather(at::full({1}, aligntrain::testing::world().rank(), at::kLong));
   EXPECT_TRUE(at::equal(ranks, at::arange(size, at::kLong)));
 }
 
 TEST(Groups, AllDataParallel) {
-  const int size = g_world->size();
-  Groups g = make_groups(*g_world, 1, Device::kCpu);
+  const int size = aligntrain::testing::world().size();
+  Groups g = make_groups(aligntrain::testing::world(), 1, Device::kCpu);
   EXPECT_EQ(g.tp->size(), 1);
   EXPECT_EQ(g.dp->size(), size);
-  EXPECT_EQ(g.dp->rank(), g_world->rank());
+  EXPECT_EQ(g.dp->rank(), aligntrain::testing::world().rank());
   at::Tensor t = at::ones({2}, at::kDouble);
   g.dp->all_reduce(t, ReduceOp::kSum);
   EXPECT_TRUE(at::equal(t, at::full({2}, size, at::kDouble)));
 }
 
 TEST(Groups, RejectsATensorDegreeThatDoesNotDivideTheWorld) {
-  EXPECT_THROW(make_groups(*g_world, g_world->size() + 1, Device::kCpu), UsageError);
+  EXPECT_THROW(make_groups(aligntrain::testing::world(), aligntrain::testing::world().size() + 1, Device::kCpu), UsageError);
 }
 
 #ifndef ALIGNTRAIN_WITH_NCCL
 TEST(Groups, CudaNeedsNccl) {
-  if (g_world->size() == 1) GTEST_SKIP() << "a world of one needs no NCCL";
-  EXPECT_THROW(make_groups(*g_world, 1, Device::kCuda), UsageError);
+  if (aligntrain::testing::world().size() == 1) GTEST_SKIP() << "a world of one needs no NCCL";
+  EXPECT_THROW(make_groups(aligntrain::testing::world(), 1, Device::kCuda), UsageError);
 }
 #endif
-
-// Prints only failures, prefixed with the rank: ranks other than 0 use it so the console has one report.
-class FailurePrinter : public ::testing::EmptyTestEventListener {
- public:
-  explicit FailurePrinter(int rank) : rank_(rank) {}
-  void OnTestPartResult(const ::testing::TestPartResult& result) override {
-    if (!result.failed()) return;
-    std::fprintf(stderr, "[rank %d] %s:%d: failure\n%s\n", rank_, result.file_name() ? result.file_name() : "?",
-                 result.line_number(), result.summary());
-  }
-
- private:
-  int rank_;
-};
 
 }  // namespace
 }  // namespace aligntrain::runtime
-
-int main(int argc, char** argv) {
-  aligntrain::runtime::World world(&argc, &argv);
-  at::set_num_threads(1);
-  aligntrain::runtime::g_world = &world;
-  ::testing::InitGoogleTest(&argc, argv);
-  if (argc > 1 && std::string(argv[1]) == "--cuda") {
-#ifdef ALIGNTRAIN_WITH_NCCL
-    try {
-      aligntrain::runtime::g_device = at::Device(at::kCUDA, aligntrain::runtime::select_cuda_device(world));
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "--cuda: %s\n", e.what());
-      world.exit(2);
-    }
-#else
-    std::fprintf(stderr, "--cuda: this build has no NCCL\n");
-    world.exit(2);
-#endif
-  }
-  if (world.rank() != 0) {
-    GTEST_FLAG_SET(output, "");  // only rank 0 writes the XML report
-    auto& listeners = ::testing::UnitTest::GetInstance()->listeners();
-    delete listeners.Release(listeners.default_result_printer());
-    listeners.Append(new aligntrain::runtime::FailurePrinter(world.rank()));
-  }
-  const int failed = RUN_ALL_TESTS();
-  const bool ok = world.all_ok(failed == 0);
-  world.exit(ok ? 0 : 1);
-}

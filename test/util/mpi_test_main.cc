@@ -4,13 +4,17 @@
 #include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <string>
+#include <vector>
 
 namespace aligntrain::testing {
 
 namespace {
 
 const runtime::World* g_world = nullptr;
+std::vector<std::string> g_args;  // arguments left after gtest's
 
 // Failures of ranks other than 0, one line each with the rank.
 class RankFailurePrinter : public ::testing::EmptyTestEventListener {
@@ -30,6 +34,8 @@ class RankFailurePrinter : public ::testing::EmptyTestEventListener {
 
 const runtime::World& world() { return *g_world; }
 
+bool has_flag(const char* flag) { return std::find(g_args.begin(), g_args.end(), flag) != g_args.end(); }
+
 }  // namespace aligntrain::testing
 
 int main(int argc, char** argv) {
@@ -37,6 +43,7 @@ int main(int argc, char** argv) {
   aligntrain::testing::g_world = &world;
   at::set_num_threads(1);
   ::testing::InitGoogleTest(&argc, argv);
+  aligntrain::testing::g_args.assign(argv + 1, argv + argc);
   if (world.rank() != 0) {
     GTEST_FLAG_SET(output, "");  // only rank 0 writes the XML report
     auto& listeners = ::testing::UnitTest::GetInstance()->listeners();

@@ -10,4 +10,7 @@ namespace aligntrain::testing {
 // The world main() started; valid inside tests.
 const runtime::World& world();
 
+// Whether `flag` (e.g. "--cuda") is among the arguments gtest did not consume.
+bool has_flag(const char* flag);
+
 }  // namespace aligntrain::testing
