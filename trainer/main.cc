@@ -74,7 +74,7 @@ int main(int argc, char** argv) {
 
   // Subcommands whose engines arrive with the model, distributed and training issues. Their options are declared
   // now so that --help documents them; running one says plainly that it is not built yet.
-  std::string s_model, s_prompts, s_ckpt, s_out;
+  std::string s_model, s_prompts, s_out;
   int s_seed = 0, s_max_new = 0, s_top_k = 0, s_num_samples = 1;
   double s_temperature = 1.0, s_top_p = 1.0;
   cli::InitModelArgs init_args;
@@ -109,9 +109,12 @@ int main(int argc, char** argv) {
   generate->add_option("--top-k", s_top_k, "Sample from the k most likely tokens (0 = all)");
   generate->add_option("--num-samples", s_num_samples, "Completions per prompt");
   generate->add_option("--seed", s_seed, "Sampling seed");
+  cli::ExportArgs export_args;
   auto* export_cmd = app.add_subcommand("export", "Gather tensor-parallel checkpoint shards into an HF model dir");
-  export_cmd->add_option("checkpoint", s_ckpt, "Checkpoint dir (checkpoints/<stage>/step-<N>)")->required();
-  export_cmd->add_option("--out", s_out, "Output model dir")->required();
+  export_cmd->add_option("checkpoint", export_args.checkpoint,
+                         "Checkpoint dir (checkpoints/<stage>/step-<N>), or checkpoints/<stage> for its newest")
+      ->required();
+  export_cmd->add_option("--out", export_args.out, "Output model dir")->required();
 
   try {
     app.parse(argc, argv);
@@ -133,7 +136,7 @@ int main(int argc, char** argv) {
     else if (*init_model) code = cli::init_model(world, init_args);
     else if (*logprobs) code = cli::logprobs(world, lp_args);
     else if (*generate) code = cli::not_built(world, "generate", "generation (KV-cache decoding)");
-    else if (*export_cmd) code = cli::not_built(world, "export", "checkpoints and tensor-parallel export");
+    else if (*export_cmd) code = cli::export_checkpoint(world, export_args);
   } catch (const UsageError& e) {
     code = fail(world, e.what(), cli::kExitUsage);
   } catch (const DataError& e) {

@@ -48,6 +48,14 @@ struct LogprobsArgs {
 // Sequence log-probs of each example's responses (completion, chosen, rejected), prompt masked.
 int logprobs(const runtime::World& world, const LogprobsArgs& args);
 
+struct ExportArgs {
+  std::string checkpoint, out;
+};
+
+// Gathers a checkpoint's tensor-parallel shards into an HF model dir. `checkpoint` is a step-<N> folder, or a
+// checkpoints/<stage> folder (its newest complete checkpoint).
+int export_checkpoint(const runtime::World& world, const ExportArgs& args);
+
 // A subcommand whose engine is not built yet: says so on rank 0 and returns kExitUsage.
 int not_built(const runtime::World& world, const std::string& command, const std::string& what);
 

@@ -15,6 +15,7 @@
 #include "trainer/cli/recipe_models.h"
 #include "trainer/model/model_config.h"
 #include "trainer/runtime/logging.h"
+#include "trainer/stages/pipeline.h"
 
 namespace aligntrain::cli {
 
@@ -86,8 +87,7 @@ int run(const runtime::World& world, const RecipeArgs& args, bool fresh) {
     spdlog::info("{}: valid; resolved recipe written to {}", args.recipe, (out_dir / "recipe.resolved.yaml").string());
   }
   world.barrier();
-  (void)fresh;
-  return not_built(world, "run", "the training engine (stages sft, preference, distill, ...)");
+  return stages::run_pipeline(world, *recipe, fresh);
 }
 
 int plan(const runtime::World& world, const RecipeArgs& args, int world_size) {

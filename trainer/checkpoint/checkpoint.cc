@@ -1,0 +1,213 @@
+#include "trainer/checkpoint/checkpoint.h"
+
+#include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
+#include <ATen/Context.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <regex>
+
+#include "trainer/errors.h"
+#include "trainer/model/checkpoint_io.h"
+#include "trainer/model/safetensors_torch.h"
+
+namespace aligntrain::checkpoint {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+void fsync_path(const fs::path& p, bool directory) {
+  const int fd = ::open(p.c_str(), directory ? (O_RDONLY | O_DIRECTORY) : O_RDONLY);
+  if (fd < 0) throw std::runtime_error("cannot open " + p.string() + " to fsync it");
+  const int rc = ::fsync(fd);
+  ::close(fd);
+  if (rc != 0 && errno != EINVAL) throw std::runtime_error("cannot fsync " + p.string());
+}
+
+void write_file_synced(const fs::path& p, const std::string& text) {
+  {
+    std::ofstream out(p, std::ios::binary | std::ios::trunc);
+    out << text;
+    out.flush();
+    if (!out) throw std::runtime_error("cannot write " + p.string());
+  }
+  fsync_path(p, false);
+}
+
+// step-<N> → N, or -1 for anything else.
+int64_t step_of(const fs::path& p) {
+  static const std::regex re("step-([0-9]+)");
+  std::smatch m;
+  const std::string name = p.filename().string();
+  if (!std::regex_match(name, m, re)) return -1;
+  return std::stoll(m[1]);
+}
+
+at::Tensor rng_tensor(const at::Generator& gen) { return gen.get_state().clone(); }
+
+}  // namespace
+
+std::string rank_file_name(int rank) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "rank-%05d.safetensors", rank);
+  return buf;
+}
+
+bool fault_requested(const char* where, int64_t step) {
+  const char* v = std::getenv("ALIGNTRAIN_FAULT");
+  if (!v) return false;
+  return std::string(v) == std::string(where) + ":" + std::to_string(step);
+}
+
+Written write_checkpoint(const fs::path& stage_dir, const TrainState& state, const RankState& mine,
+                         const model::ModelConfig& config, const std::string& tokenizer_dir,
+                         runtime::Communicator& world, int keep_last) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const fs::path final_dir = stage_dir / ("step-" + std::to_string(state.step));
+  const fs::path tmp_dir = stage_dir / ("step-" + std::to_string(state.step) + ".tmp");
+  if (world.rank() == 0) {
+    fs::create_directories(stage_dir);
+    fs::remove_all(tmp_dir);
+    fs::remove_all(final_dir);  // an incomplete folder of the same step from a killed run
+    fs::create_directories(tmp_dir);
+  }
+  world.barrier();
+
+  model::NamedTensors tensors;
+  for (const auto& [name, t] : mine.model) tensors.emplace_back("model." + name, t.detach().to(at::kCPU).contiguous());
+  for (const auto& [name, t] : mine.optimizer) tensors.emplace_back("optim." + name, t.detach().to(at::kCPU).contiguous());
+  tensors.emplace_back("rng.cpu", rng_tensor(at::detail::getDefaultCPUGenerator()));
+  if (at::hasCUDA() && at::globalContext().hasCUDA()) {
+    tensors.emplace_back("rng.cuda", rng_tensor(at::globalContext().defaultGenerator(at::Device(at::kCUDA))));
+  }
+  const fs::path file = tmp_dir / rank_file_name(world.rank());
+  model::save_safetensors(file.string(), tensors);  // written to a temporary name, fsynced, renamed
+  Written w;
+  w.bytes = static_cast<int64_t>(fs::file_size(file));
+  world.barrier();
+
+  if (world.rank() == 0) {
+    if (fault_requested("checkpoint", state.step)) std::_Exit(137);
+    nlohmann::ordered_json j;
+    j["step"] = state.step;
+    j["total_steps"] = state.total_steps;
+    j["cursor"] = state.cursor;
+    j["tp"] = state.tp;
+    j["dp"] = state.dp;
+    j["world"] = world.size();
+    j["objective"] = state.objective;
+    j["progress"] = state.progress;
+    j["fingerprint"] = state.fingerprint;
+    write_file_synced(tmp_dir / "state.json", j.dump(2) + "\n");
+    write_file_synced(tmp_dir / "config.json", model::model_config_to_json(config));
+    if (!tokenizer_dir.empty()) {
+      fs::create_directories(tmp_dir / "tokenizer");
+      for (const auto& name : model::tokenizer_file_names()) {
+        const fs::path src = fs::path(tokenizer_dir) / name;
+        if (fs::exists(src)) fs::copy_file(src, tmp_dir / "tokenizer" / name, fs::copy_options::overwrite_existing);
+      }
+    }
+    fsync_path(tmp_dir, true);
+    fs::rename(tmp_dir, final_dir);
+    fsync_path(stage_dir, true);
+    write_file_synced(final_dir / "COMPLETE", "step " + std::to_string(state.step) + "\n");
+    fsync_path(final_dir, true);
+    prune(stage_dir, keep_last);
+  }
+  world.barrier();
+  w.dir = final_dir;
+  w.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return w;
+}
+
+std::optional<fs::path> latest_complete(const fs::path& stage_dir) {
+  std::optional<fs::path> best;
+  int64_t best_step = -1;
+  std::error_code ec;
+  if (!fs::is_directory(stage_dir, ec)) return std::nullopt;
+  for (const auto& entry : fs::directory_iterator(stage_dir)) {
+    const int64_t s = step_of(entry.path());
+    if (s > best_step && fs::exists(entry.path() / "COMPLETE")) {
+      best_step = s;
+      best = entry.path();
+    }
+  }
+  return best;
+}
+
+void prune(const fs::path& stage_dir, int keep_last) {
+  std::vector<std::pair<int64_t, fs::path>> complete;
+  std::vector<fs::path> incomplete;
+  for (const auto& entry : fs::directory_iterator(stage_dir)) {
+    const int64_t s = step_of(entry.path());
+    if (s >= 0 && fs::exists(entry.path() / "COMPLETE")) {
+      complete.emplace_back(s, entry.path());
+    } else {
+      incomplete.push_back(entry.path());
+    }
+  }
+  std::sort(complete.begin(), complete.end());
+  const size_t keep = static_cast<size_t>(std::max(1, keep_last));
+  for (size_t i = 0; i + keep < complete.size(); ++i) fs::remove_all(complete[i].second);
+  for (const auto& p : incomplete) fs::remove_all(p);
+}
+
+TrainState read_state(const fs::path& dir) {
+  const fs::path p = dir / "state.json";
+  std::ifstream in(p);
+  if (!in) throw DataError(p.string() + ": cannot read the checkpoint's train state");
+  nlohmann::json j;
+  try {
+    in >> j;
+    TrainState s;
+    s.step = j.at("step").get<int64_t>();
+    s.total_steps = j.at("total_steps").get<int64_t>();
+    s.cursor = j.at("cursor").get<int64_t>();
+    s.tp = j.at("tp").get<int>();
+    s.dp = j.at("dp").get<int>();
+    s.fingerprint = j.at("fingerprint");
+    s.objective = j.value("objective", nlohmann::json::object());
+    s.progress = j.value("progress", nlohmann::json::object());
+    return s;
+  } catch (const nlohmann::json::exception& e) {
+    throw DataError(p.string() + ": " + e.what());
+  }
+}
+
+NamedTensors load_rank(const fs::path& dir, int rank, const NamedTensors& model) {
+  const fs::path file = dir / rank_file_name(rank);
+  if (!fs::exists(file)) {
+    throw DataError(file.string() + ": missing (the checkpoint was written by a different number of ranks?)");
+  }
+  const auto loaded = model::load_safetensors(file.string());
+  std::map<std::string, at::Tensor> by_name(loaded.begin(), loaded.end());
+  at::NoGradGuard no_grad;
+  for (const auto& [name, param] : model) {
+    const auto it = by_name.find("model." + name);
+    if (it == by_name.end()) throw DataError(file.string() + ": no tensor model." + name);
+    if (it->second.sizes() != param.sizes()) throw DataError(file.string() + ": model." + name + " has the wrong shape");
+    param.detach().copy_(it->second);
+  }
+  NamedTensors optim;
+  for (const auto& [name, t] : loaded) {
+    if (name.rfind("optim.", 0) == 0) optim.emplace_back(name.substr(6), t);
+  }
+  if (const auto it = by_name.find("rng.cpu"); it != by_name.end()) {
+    at::Generator gen = at::detail::getDefaultCPUGenerator();
+    gen.set_state(it->second);
+  }
+  if (const auto it = by_name.find("rng.cuda"); it != by_name.end() && at::globalContext().hasCUDA()) {
+    at::Generator gen = at::globalContext().defaultGenerator(at::Device(at::kCUDA));
+    gen.set_state(it->second);
+  }
+  return optim;
+}
+
+}  // namespace aligntrain::checkpoint

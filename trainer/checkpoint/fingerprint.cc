@@ -1,0 +1,122 @@
+#include "trainer/checkpoint/fingerprint.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <vector>
+
+#include "config/recipe.h"
+
+namespace aligntrain::checkpoint {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+void flatten(const YAML::Node& node, const std::string& prefix, nlohmann::json& out) {
+  if (node.IsMap()) {
+    for (const auto& kv : node) flatten(kv.second, prefix + "." + kv.first.as<std::string>(), out);
+  } else if (node.IsSequence()) {
+    for (size_t i = 0; i < node.size(); ++i) flatten(node[i], prefix + "[" + std::to_string(i) + "]", out);
+  } else if (node.IsScalar()) {
+    out[prefix] = node.as<std::string>();
+  }
+}
+
+bool excluded(const std::string& key, const std::string& stage_prefix) {
+  for (const char* k : {".name", ".log", ".checkpoint", ".eval"}) {
+    const std::string p = stage_prefix + k;
+    if (key == p || key.rfind(p + ".", 0) == 0) return true;
+  }
+  return false;
+}
+
+// The declared model at the root of a stage's policy chain.
+std::string root_model(const config::Recipe& recipe, std::string name) {
+  for (int guard = 0; guard < 1000; ++guard) {
+    if (recipe.models.find(name)) return name;
+    const config::StageConfig* found = nullptr;
+    for (const auto& s : recipe.stages)
+      if (s.name == name) found = &s;
+    if (!found) return name;
+    name = found->policy;
+  }
+  return name;
+}
+
+std::string resolve(const config::Recipe& recipe, const std::string& path) {
+  if (path.empty() || fs::path(path).is_absolute()) return path;
+  return (fs::path(recipe.folder) / path).string();
+}
+
+}  // namespace
+
+std::string file_digest(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return "missing";
+  uint64_t h = 0xcbf29ce484222325ull;
+  std::vector<char> buf(1 << 20);
+  while (in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    for (std::streamsize i = 0; i < in.gcount(); ++i) {
+      h ^= static_cast<uint8_t>(buf[i]);
+      h *= 0x100000001b3ull;
+    }
+  }
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
+  return hex;
+}
+
+nlohmann::json stage_fingerprint(const config::Recipe& recipe, const config::StageConfig& stage, int dp) {
+  const YAML::Node root = YAML::Load(config::to_yaml(recipe));
+  nlohmann::json all = nlohmann::json::object();
+  flatten(root, "", all);
+  nlohmann::ordered_json fp;
+  auto copy = [&](const std::string& key) {
+    if (all.contains(key)) fp[key.substr(1)] = all[key];
+  };
+  copy(".run.seed");
+  copy(".run.precision");
+  copy(".run.device");
+  copy(".parallel.tensor");
+  copy(".parallel.zero1");
+  fp["parallel.data (world size / tensor)"] = std::to_string(dp);
+  const std::string model = root_model(recipe, stage.policy);
+  const std::string model_prefix = ".models." + model;
+  size_t index = 0;
+  for (; index < recipe.stages.size(); ++index)
+    if (recipe.stages[index].name == stage.name) break;
+  const std::string stage_prefix = ".stages[" + std::to_string(index) + "]";
+  for (const auto& [key, value] : all.items()) {
+    if (key.rfind(model_prefix + ".", 0) == 0) fp[key.substr(1)] = value;
+  }
+  for (const auto& [key, value] : all.items()) {
+    if (key.rfind(stage_prefix + ".", 0) == 0 && !excluded(key, stage_prefix)) {
+      fp["stages." + stage.name + key.substr(stage_prefix.size())] = value;
+    }
+  }
+  for (const auto& [field, path] : {std::pair{"train", stage.data.train}, std::pair{"samples", stage.data.samples}}) {
+    if (path.empty()) continue;
+    const std::string resolved = resolve(recipe, path);
+    if (fs::exists(resolved)) fp["stages." + stage.name + ".data." + field + " (file contents)"] = file_digest(resolved);
+  }
+  return fp;
+}
+
+std::optional<std::string> fingerprint_difference(const nlohmann::json& stored, const nlohmann::json& current) {
+  auto show = [](const nlohmann::json& j, const std::string& key) {
+    return j.contains(key) ? j[key].get<std::string>() : std::string("(not set)");
+  };
+  for (const auto& [key, value] : current.items()) {
+    if (!stored.contains(key) || stored[key] != value) return key + ": was " + show(stored, key) + ", now " + show(current, key);
+  }
+  for (const auto& [key, value] : stored.items()) {
+    if (!current.contains(key)) return key + ": was " + show(stored, key) + ", now " + show(current, key);
+  }
+  return std::nullopt;
+}
+
+}  // namespace aligntrain::checkpoint

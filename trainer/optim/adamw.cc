@@ -1,0 +1,110 @@
+#include "trainer/optim/adamw.h"
+
+#include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <numeric>
+#include <stdexcept>
+
+namespace aligntrain::optim {
+
+bool decays_by_default(const at::Tensor& param) { return param.dim() >= 2; }
+
+AdamW::AdamW(std::vector<ParamGroupEntry> params, AdamWOptions options, runtime::Communicator* zero_group)
+    : options_(options), zero_(zero_group && zero_group->size() > 1 ? zero_group : nullptr) {
+  std::vector<int64_t> load(zero_ ? zero_->size() : 1, 0);
+  std::vector<size_t> order(params.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return params[a].param.numel() > params[b].param.numel(); });
+  std::vector<int> owner(params.size(), 0);
+  for (size_t i : order) {
+    const int r = static_cast<int>(std::min_element(load.begin(), load.end()) - load.begin());
+    owner[i] = r;
+    load[r] += params[i].param.numel();
+  }
+  for (size_t i = 0; i < params.size(); ++i) {
+    Slot s{std::move(params[i]), owner[i], {}, {}, {}};
+    if (owns(s)) {
+      const auto& p = s.entry.param;
+      if (p.scalar_type() != at::kFloat) s.master = p.detach().to(at::kFloat).clone();
+      s.exp_avg = at::zeros(p.sizes(), p.options().dtype(at::kFloat));
+      s.exp_avg_sq = at::zeros(p.sizes(), p.options().dtype(at::kFloat));
+    }
+    slots_.push_back(std::move(s));
+  }
+}
+
+bool AdamW::owns(const Slot& s) const { return !zero_ || s.owner == zero_->rank(); }
+
+void AdamW::step(double lr) {
+  ++step_;
+  const double b1 = options_.beta1, b2 = options_.beta2;
+  const double bias_correction1 = 1.0 - std::pow(b1, static_cast<double>(step_));
+  const double bias_correction2 = 1.0 - std::pow(b2, static_cast<double>(step_));
+  const double step_size = lr / bias_correction1;
+  const double bias_correction2_sqrt = std::sqrt(bias_correction2);
+  at::NoGradGuard no_grad;
+  for (auto& s : slots_) {
+    auto& p = s.entry.param;
+    if (owns(s)) {
+      at::Tensor w = s.master.defined() ? s.master : p;
+      at::Tensor g = p.grad().defined() ? p.grad() : at::zeros_like(p);
+      if (g.scalar_type() != at::kFloat) g = g.to(at::kFloat);
+      if (s.entry.decay && options_.weight_decay != 0.0) w.mul_(1.0 - lr * options_.weight_decay);
+      s.exp_avg.mul_(b1).add_(g, 1.0 - b1);
+      s.exp_avg_sq.mul_(b2).addcmul_(g, g, 1.0 - b2);
+      const auto denom = (s.exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(options_.eps);
+      w.addcdiv_(s.exp_avg, denom, -step_size);
+      if (s.master.defined()) p.copy_(s.master);
+    }
+    if (zero_) {
+      at::Tensor data = p.detach();
+      zero_->broadcast(data, s.owner);
+    }
+  }
+}
+
+std::vector<std::pair<std::string, at::Tensor>> AdamW::state_tensors() const {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  for (const auto& s : slots_) {
+    if (!owns(s)) continue;
+    out.emplace_back("exp_avg." + s.entry.name, s.exp_avg);
+    out.emplace_back("exp_avg_sq." + s.entry.name, s.exp_avg_sq);
+    if (s.master.defined()) out.emplace_back("master." + s.entry.name, s.master);
+  }
+  return out;
+}
+
+void AdamW::load_state(const std::vector<std::pair<std::string, at::Tensor>>& tensors, int64_t steps) {
+  std::map<std::string, at::Tensor> by_name(tensors.begin(), tensors.end());
+  auto take = [&](const std::string& name, at::Tensor& into) {
+    const auto it = by_name.find(name);
+    if (it == by_name.end()) throw std::runtime_error("optimizer state has no tensor " + name);
+    if (it->second.sizes() != into.sizes()) throw std::runtime_error("optimizer state tensor " + name + " has the wrong shape");
+    into.copy_(it->second);
+  };
+  at::NoGradGuard no_grad;
+  for (auto& s : slots_) {
+    if (!owns(s)) continue;
+    take("exp_avg." + s.entry.name, s.exp_avg);
+    take("exp_avg_sq." + s.entry.name, s.exp_avg_sq);
+    if (s.master.defined()) take("master." + s.entry.name, s.master);
+  }
+  step_ = steps;
+}
+
+int64_t AdamW::state_bytes() const {
+  int64_t bytes = 0;
+  for (const auto& s : slots_) {
+    if (!owns(s)) continue;
+    bytes += (s.exp_avg.numel() + s.exp_avg_sq.numel()) * 4;
+    if (s.master.defined()) bytes += s.master.numel() * 4;
+  }
+  return bytes;
+}
+
+}  // namespace aligntrain::optim

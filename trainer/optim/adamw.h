@@ -1,0 +1,73 @@
+// AdamW with decoupled weight decay (Loshchilov & Hutter), the same arithmetic as torch.optim.AdamW
+// (foreach=False): p ← p·(1 − lr·wd); m ← β1·m + (1−β1)·g; v ← β2·v + (1−β2)·g²;
+// p ← p − (lr / (1−β1ᵗ)) · m / (√v / √(1−β2ᵗ) + ε).
+//
+// Parameters that are not fp32 (bf16 training) get an fp32 master copy: the update runs on the master and the
+// result is rounded into the parameter, so small updates are not lost to bf16 rounding. Moments are always fp32.
+//
+// ZeRO-1 (a data-parallel group of more than one): each parameter's optimizer state lives on one owner rank of
+// the group (parameters are dealt to ranks by size, largest first, to the least-loaded rank); the owner updates it
+// and broadcasts the new values. The arithmetic is the same as without sharding, so the weights are identical.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "trainer/runtime/communicator.h"
+
+namespace aligntrain::optim {
+
+struct AdamWOptions {
+  double weight_decay = 0.0;
+  double beta1 = 0.9, beta2 = 0.999;
+  double eps = 1e-8;
+};
+
+struct ParamGroupEntry {
+  std::string name;
+  at::Tensor param;
+  bool decay = true;  // weight decay applies (false for norms and biases by default)
+};
+
+// True for tensors that get weight decay by default: matrices (not norms, not biases).
+bool decays_by_default(const at::Tensor& param);
+
+class AdamW {
+ public:
+  // `zero_group`: the data-parallel group to shard optimizer state over (nullptr: no sharding).
+  AdamW(std::vector<ParamGroupEntry> params, AdamWOptions options, runtime::Communicator* zero_group = nullptr);
+
+  // One update with learning rate `lr` from each parameter's .grad() (a missing gradient counts as zero).
+  // Collective over the ZeRO group when sharded.
+  void step(double lr);
+  int64_t steps() const { return step_; }
+
+  // This rank's optimizer state as named tensors, for checkpoints: "exp_avg.<name>", "exp_avg_sq.<name>" and,
+  // for non-fp32 parameters, "master.<name>" (only the parameters this rank owns under ZeRO-1).
+  std::vector<std::pair<std::string, at::Tensor>> state_tensors() const;
+  // Restores what state_tensors() returned (same parameters, same layout). Throws std::runtime_error naming a
+  // missing or mis-shaped tensor.
+  void load_state(const std::vector<std::pair<std::string, at::Tensor>>& tensors, int64_t steps);
+
+  // Bytes of optimizer state (moments and master copies) this rank holds.
+  int64_t state_bytes() const;
+
+ private:
+  struct Slot {
+    ParamGroupEntry entry;
+    int owner = 0;
+    at::Tensor master, exp_avg, exp_avg_sq;  // undefined where this rank is not the owner
+  };
+  bool owns(const Slot& s) const;
+
+  std::vector<Slot> slots_;
+  AdamWOptions options_;
+  runtime::Communicator* zero_;
+  int64_t step_ = 0;
+};
+
+}  // namespace aligntrain::optim

@@ -1,0 +1,57 @@
+// The models a pipeline works with: where a stage's starting point comes from (a declared model or an earlier
+// stage's output), building it sharded over the tensor-parallel group, and saving a trained model as an HF model
+// dir (shards gathered over the TP group, written by rank 0).
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "config/schema.h"
+#include "data/tokenizer.h"
+#include "trainer/model/model_config.h"
+#include "trainer/model/projection.h"
+#include "trainer/model/transformer.h"
+#include "trainer/runtime/communicators.h"
+
+namespace aligntrain::stages {
+
+struct ModelSource {
+  std::string name;                        // the recipe's name: a declared model or a stage
+  model::ModelConfig config;
+  std::string weights_dir;                 // HF model dir; empty for a random init
+  std::optional<config::InitSpec> init;
+  std::string tokenizer_dir;               // folder holding the tokenizer files
+  std::string chat_template = "auto";      // a built-in template name, or auto
+};
+
+// The output folder of a training stage's model: <output_dir>/<stage>/model.
+std::filesystem::path stage_model_dir(const config::Recipe& recipe, const std::string& stage);
+
+// Folder the byte-level tokenizer of declared models is written to: <output_dir>/.tokenizer-byte.
+std::filesystem::path byte_tokenizer_dir(const config::Recipe& recipe);
+
+// Resolves `name` (declared model or earlier training stage, whose model dir must exist). Throws DataError for an
+// unreadable config.json and UsageError for an unknown name.
+ModelSource resolve_model(const config::Recipe& recipe, const std::string& name);
+
+struct LoadedModel {
+  std::unique_ptr<model::LayerFactory> factory;  // kept alive with the model
+  std::shared_ptr<model::CausalLM> lm;
+};
+
+// Builds `source` sharded over groups.tp, loads or initialises its weights, and moves it to `device` / `dtype`.
+LoadedModel load_model(const ModelSource& source, runtime::Groups& groups, const at::Device& device,
+                       at::ScalarType dtype);
+
+// Gathers the model's shards over groups.tp and writes an HF model dir (world rank 0). Collective over the world.
+void save_model(model::CausalLM& lm, runtime::Groups& groups, const std::filesystem::path& dir,
+                const std::string& tokenizer_dir);
+
+// The chat template name an Encoder takes for a recipe setting.
+std::string template_name(config::ChatTemplate t);
+
+}  // namespace aligntrain::stages

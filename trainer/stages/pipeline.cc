@@ -1,0 +1,237 @@
+#include "trainer/stages/pipeline.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <spdlog/spdlog.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "data/tokenizer.h"
+#include "trainer/checkpoint/fingerprint.h"
+#include "trainer/errors.h"
+#include "trainer/metrics/metrics.h"
+#include "trainer/runtime/communicators.h"
+#include "trainer/runtime/device.h"
+#include "trainer/runtime/signals.h"
+#include "trainer/stages/models.h"
+#include "trainer/stages/sft.h"
+#include "trainer/stages/train_loop.h"
+
+namespace aligntrain::stages {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Env {
+  const runtime::World& world;
+  const config::Recipe& recipe;
+  runtime::Groups& groups;
+  at::Device device;
+  metrics::MetricsLog& metrics;
+};
+
+// One row of the end-of-run table, also stored in the stage's DONE marker.
+nlohmann::ordered_json summary_of(const config::StageConfig& stage, const TrainOutcome& o) {
+  nlohmann::ordered_json s;
+  s["kind"] = std::string(config::name_of(stage.kind));
+  s["steps"] = o.steps;
+  auto get = [](const StepMetrics& m, const std::string& key) -> nlohmann::json {
+    for (const auto& [k, v] : m)
+      if (k == key) return v;
+    return nullptr;
+  };
+  s["train_loss_first"] = get(o.first, "loss");
+  s["train_loss_last"] = get(o.last, "loss");
+  s["eval_loss_before"] = o.eval_first ? get(*o.eval_first, "eval/loss") : nlohmann::json(nullptr);
+  s["eval_loss_after"] = o.eval_last ? get(*o.eval_last, "eval/loss") : nlohmann::json(nullptr);
+  s["seconds"] = o.seconds;
+  return s;
+}
+
+int64_t threads_for(const config::Recipe& recipe) {
+  if (recipe.run.threads > 0) return recipe.run.threads;
+  int local = 1;
+  for (const char* var : {"OMPI_COMM_WORLD_LOCAL_SIZE", "SLURM_NTASKS_PER_NODE", "MPI_LOCALNRANKS"}) {
+    if (const char* v = std::getenv(var)) {
+      local = std::max(1, std::atoi(v));
+      break;
+    }
+  }
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  return std::max(1, cores / local);
+}
+
+data::CollateOptions collate_options(const data::Tokenizer& tok, const config::StageConfig& stage) {
+  data::CollateOptions c;
+  c.pad_id = tok.pad_id().value_or(tok.eos_id().value_or(0));
+  c.train_on_prompt = stage.data.train_on_prompt;
+  return c;
+}
+
+nlohmann::ordered_json run_sft(Env& env, const config::StageConfig& stage, bool* stopped) {
+  const ModelSource src = resolve_model(env.recipe, stage.policy);
+  const auto tok = data::load_tokenizer(src.tokenizer_dir);
+  const SftData train_data = load_sft_data(stage.data.train, stage, *tok, src.chat_template, src.weights_dir);
+  std::optional<SftData> eval;
+  if (!stage.data.eval.empty()) eval = load_sft_data(stage.data.eval, stage, *tok, src.chat_template, src.weights_dir);
+  spdlog::info("[{}] {} training example(s){}; policy '{}'", stage.name, train_data.examples.size(),
+               eval ? fmt::format(", {} eval example(s)", eval->examples.size()) : "", stage.policy);
+
+  const auto dtype = env.recipe.run.precision == config::Precision::bf16 ? at::kBFloat16 : at::kFloat;
+  auto loaded = load_model(src, env.groups, env.device, dtype);
+  loaded.lm->set_activation_checkpointing(stage.activation_checkpointing);
+  const auto collate = collate_options(*tok, stage);
+  SftObjective objective(*loaded.lm, env.groups, env.device, train_data, collate, stage.data.packing);
+  TrainContext ctx{env.recipe, stage, env.groups, env.device, env.metrics, *loaded.lm, src.tokenizer_dir, {}};
+  if (eval) {
+    ctx.evaluate = [&]() -> StepMetrics {
+      const auto e = evaluate_sft(*loaded.lm, env.groups, env.device, *eval, stage.batch.micro, collate);
+      return {{"eval/loss", e.loss}, {"eval/ppl", std::exp(e.loss)}, {"eval/tokens", static_cast<double>(e.tokens)}};
+    };
+  }
+  const TrainOutcome outcome = train(ctx, objective);
+  *stopped = outcome.stopped;
+  if (outcome.stopped) return {};
+  save_model(*loaded.lm, env.groups, stage_model_dir(env.recipe, stage.name), src.tokenizer_dir);
+  spdlog::info("[{}] model saved to {}", stage.name, stage_model_dir(env.recipe, stage.name).string());
+  return summary_of(stage, outcome);
+}
+
+nlohmann::ordered_json run_eval(Env& env, const config::StageConfig& stage) {
+  for (auto t : stage.loss.type) {
+    if (t != config::LossType::sft) {
+      throw UsageError("stage '" + stage.name + "': eval with loss type " + config::to_string(t) +
+                       " is not built yet (sft is)");
+    }
+  }
+  if (stage.data.eval.empty()) throw UsageError("stage '" + stage.name + "': an eval stage needs data.eval");
+  const ModelSource src = resolve_model(env.recipe, stage.policy);
+  const auto tok = data::load_tokenizer(src.tokenizer_dir);
+  const SftData eval = load_sft_data(stage.data.eval, stage, *tok, src.chat_template, src.weights_dir);
+  const auto dtype = env.recipe.run.precision == config::Precision::bf16 ? at::kBFloat16 : at::kFloat;
+  auto loaded = load_model(src, env.groups, env.device, dtype);
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto e = evaluate_sft(*loaded.lm, env.groups, env.device, eval, stage.batch.micro, collate_options(*tok, stage));
+  nlohmann::ordered_json line;
+  line["stage"] = stage.name;
+  line["step"] = 0;
+  line["eval/loss"] = e.loss;
+  line["eval/ppl"] = std::exp(e.loss);
+  line["eval/tokens"] = e.tokens;
+  env.metrics.truncate_after(stage.name, -1);
+  env.metrics.write(line);
+  spdlog::info("[{}] '{}' on {}: eval/loss {:.4f}, eval/ppl {:.3f} over {} tokens", stage.name, stage.policy,
+               stage.data.eval, e.loss, std::exp(e.loss), e.tokens);
+  nlohmann::ordered_json s;
+  s["kind"] = "eval";
+  s["steps"] = nullptr;
+  s["train_loss_first"] = nullptr;
+  s["train_loss_last"] = nullptr;
+  s["eval_loss_before"] = nullptr;
+  s["eval_loss_after"] = e.loss;
+  s["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return s;
+}
+
+std::string cell(const nlohmann::json& v, const char* fmt_spec = "{:.4f}") {
+  if (v.is_null()) return "-";
+  if (v.is_number_float()) return fmt::format(fmt::runtime(fmt_spec), v.get<double>());
+  return v.dump();
+}
+
+void print_summary(const std::vector<std::pair<std::string, nlohmann::ordered_json>>& rows) {
+  spdlog::info("summary:");
+  spdlog::info("  {:<16} {:<10} {:>6}  {:>21}  {:>21}  {:>8}", "stage", "kind", "steps", "train loss first→last",
+               "eval loss before→after", "time");
+  for (const auto& [name, s] : rows) {
+    const std::string train = cell(s["train_loss_first"]) + " → " + cell(s["train_loss_last"]);
+    const std::string eval = cell(s["eval_loss_before"]) + " → " + cell(s["eval_loss_after"]);
+    spdlog::info("  {:<16} {:<10} {:>6}  {:>21}  {:>21}  {:>8}", name, s.value("kind", ""), cell(s["steps"]), train,
+                 eval, metrics::format_duration(s.value("seconds", 0.0)));
+  }
+}
+
+}  // namespace
+
+int run_pipeline(const runtime::World& world, const config::Recipe& recipe, bool fresh) {
+  for (const auto& stage : recipe.stages) {
+    if (stage.kind != config::StageKind::sft && stage.kind != config::StageKind::eval) {
+      throw UsageError("stage '" + stage.name + "': " + config::a_stage(stage.kind) +
+                       " cannot run yet; this build runs sft and eval stages");
+    }
+  }
+  at::set_num_threads(static_cast<int>(threads_for(recipe)));
+  runtime::install_stop_handlers();
+  const fs::path out_dir = recipe.run.output_dir;
+  if (world.is_root()) {
+    if (fresh) {
+      fs::remove_all(out_dir / "checkpoints");
+      fs::remove(out_dir / "metrics.jsonl");
+      for (const auto& stage : recipe.stages) fs::remove(out_dir / stage.name / "DONE");
+    }
+    bool byte = false;
+    for (const auto& [name, spec] : recipe.models.items) byte = byte || spec.tokenizer == config::kByteTokenizer;
+    if (byte && !fs::exists(byte_tokenizer_dir(recipe) / "aligntrain_tokenizer.json")) {
+      data::save_byte_tokenizer(byte_tokenizer_dir(recipe).string());
+    }
+  }
+  world.barrier();
+
+  const at::Device device = runtime::select_device(std::string(config::name_of(recipe.run.device)), world.local_rank());
+  auto groups = runtime::make_groups(world, recipe.parallel.tensor,
+                                     device.is_cuda() ? runtime::Device::kCuda : runtime::Device::kCpu);
+  spdlog::info("run '{}': {} stage(s), {} rank(s) = tensor {} x data {}, {} on {}, {} thread(s) per rank",
+               recipe.run.name, recipe.stages.size(), world.size(), groups.layout.tp, groups.layout.dp,
+               config::name_of(recipe.run.precision), device.str(), at::get_num_threads());
+  metrics::MetricsLog metrics((out_dir / "metrics.jsonl").string(), world.is_root());
+  Env env{world, recipe, groups, device, metrics};
+
+  std::vector<std::pair<std::string, nlohmann::ordered_json>> rows;
+  for (const auto& stage : recipe.stages) {
+    const fs::path done = out_dir / stage.name / "DONE";
+    const auto fingerprint = checkpoint::stage_fingerprint(recipe, stage, groups.layout.dp);
+    if (fs::exists(done)) {
+      nlohmann::json marker;
+      try {
+        std::ifstream(done) >> marker;
+      } catch (const nlohmann::json::exception& e) {
+        throw DataError(done.string() + ": unreadable DONE marker (" + e.what() + "); run with --fresh");
+      }
+      if (const auto diff = checkpoint::fingerprint_difference(marker.value("fingerprint", nlohmann::json::object()),
+                                                               fingerprint)) {
+        throw UsageError("stage '" + stage.name + "' finished earlier with a different recipe (" + *diff +
+                         "); run with --fresh to start over, or use a new run.output_dir");
+      }
+      spdlog::info("[{}] done earlier ({}), skipping", stage.name, done.string());
+      rows.emplace_back(stage.name, marker.value("summary", nlohmann::ordered_json::object()));
+      continue;
+    }
+    bool stopped = false;
+    nlohmann::ordered_json summary;
+    if (stage.kind == config::StageKind::sft) summary = run_sft(env, stage, &stopped);
+    if (stage.kind == config::StageKind::eval) summary = run_eval(env, stage);
+    if (stopped) {
+      spdlog::warn("stopped by signal; `aligntrain run` with the same recipe resumes from the checkpoint");
+      return 0;
+    }
+    if (world.is_root()) {
+      fs::create_directories(done.parent_path());
+      nlohmann::ordered_json marker;
+      marker["fingerprint"] = fingerprint;
+      marker["summary"] = summary;
+      std::ofstream(done) << marker.dump(2) << "\n";
+    }
+    world.barrier();
+    rows.emplace_back(stage.name, summary);
+  }
+  print_summary(rows);
+  spdlog::info("outputs in {} (metrics.jsonl, <stage>/model)", out_dir.string());
+  return 0;
+}
+
+}  // namespace aligntrain::stages

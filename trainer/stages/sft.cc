@@ -1,0 +1,150 @@
+#include "trainer/stages/sft.h"
+
+#include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
+#include <spdlog/spdlog.h>
+
+#include <cmath>
+
+#include "trainer/errors.h"
+#include "trainer/model/logprobs.h"
+#include "trainer/parallel/vocab_parallel.h"
+
+namespace aligntrain::stages {
+
+namespace {
+
+data::Truncate truncate_of(config::Truncate t) {
+  switch (t) {
+    case config::Truncate::left: return data::Truncate::kLeft;
+    case config::Truncate::drop: return data::Truncate::kDrop;
+    default: return data::Truncate::kRight;
+  }
+}
+
+at::Tensor as_tensor(const std::vector<int64_t>& v, int64_t rows, int64_t length, const at::Device& device) {
+  return at::tensor(v, at::kLong).view({rows, length}).to(device);
+}
+
+std::vector<std::vector<const data::Encoded*>> rows_of(const SftData& data, const std::vector<std::vector<int64_t>>& rows) {
+  std::vector<std::vector<const data::Encoded*>> out;
+  for (const auto& row : rows) {
+    out.emplace_back();
+    for (int64_t i : row) out.back().push_back(&data.examples.at(static_cast<size_t>(i)));
+  }
+  return out;
+}
+
+}  // namespace
+
+SftData load_sft_data(const std::string& path, const config::StageConfig& stage, const data::Tokenizer& tokenizer,
+                      const std::string& chat_template, const std::string& model_dir) {
+  SftData out;
+  out.path = path;
+  data::ReadOptions ro;
+  ro.kind = data::DataKind::kSft;
+  ro.skip_invalid = stage.data.skip_invalid;
+  const auto examples = data::read_examples(path, ro, &out.report);
+  if (out.report.skipped > 0) {
+    spdlog::warn("{}: skipped {} invalid line(s) of {} (data.skip_invalid); first: {}", path, out.report.skipped,
+                 out.report.lines, out.report.first_errors.empty() ? "" : out.report.first_errors.front());
+  }
+  data::EncodeOptions eo;
+  eo.max_length = stage.batch.max_length;
+  eo.truncate = truncate_of(stage.data.truncate);
+  data::Encoder encoder(tokenizer, chat_template, model_dir, eo);
+  for (const auto& ex : examples) {
+    auto enc = encoder.encode(ex.prompt, *ex.completion, &out.stats);
+    if (!enc) continue;
+    if (data::loss_tokens(*enc, stage.data.train_on_prompt) <= 0) {
+      ++out.stats.dropped;
+      continue;
+    }
+    out.lengths.push_back(static_cast<int64_t>(enc->ids.size()));
+    out.examples.push_back(std::move(*enc));
+  }
+  if (out.stats.truncated > 0 || out.stats.dropped > 0) {
+    spdlog::info("{}: {} example(s) truncated ({}), {} dropped, to max_length {}", path, out.stats.truncated,
+                 config::name_of(stage.data.truncate), out.stats.dropped, stage.batch.max_length);
+  }
+  if (out.examples.empty()) {
+    throw DataError(path + ": no usable example (all " + std::to_string(examples.size()) +
+                    " were dropped: longer than batch.max_length with truncate: drop, or no completion token)");
+  }
+  return out;
+}
+
+at::Tensor sum_nll(model::CausalLM& lm, const data::Batch& b, runtime::Communicator& tp, const at::Device& device) {
+  const auto ids = as_tensor(b.input_ids, b.rows, b.length, device);
+  model::ForwardInput in{ids, std::nullopt, std::nullopt, std::nullopt};
+  if (b.tokens < b.rows * b.length) in.attention_mask = as_tensor(b.attention_mask, b.rows, b.length, device);
+  if (b.packed) {
+    in.position_ids = as_tensor(b.position_ids, b.rows, b.length, device);
+    in.segment_ids = as_tensor(b.segment_ids, b.rows, b.length, device);
+  }
+  const auto labels = model::shift_labels(ids, as_tensor(b.loss_mask, b.rows, b.length, device));
+  const auto lp = parallel::token_logprobs(lm, lm.hidden_states(in), labels, tp);
+  return -lp.sum();
+}
+
+EvalLoss evaluate_sft(model::CausalLM& lm, runtime::Groups& groups, const at::Device& device, const SftData& data,
+                      int64_t micro, const data::CollateOptions& collate) {
+  at::NoGradGuard no_grad;
+  const int dp = groups.layout.dp, r = groups.layout.dp_rank;
+  std::vector<std::vector<int64_t>> mine;
+  double nll = 0;
+  int64_t tokens = 0;
+  auto flush = [&] {
+    if (mine.empty()) return;
+    const auto b = data::collate(rows_of(data, mine), collate);
+    nll += sum_nll(lm, b, *groups.tp, device).item<double>();
+    tokens += b.loss_tokens;
+    mine.clear();
+  };
+  for (int64_t i = r; i < static_cast<int64_t>(data.examples.size()); i += dp) {
+    mine.push_back({i});
+    if (static_cast<int64_t>(mine.size()) == micro) flush();
+  }
+  flush();
+  auto t = at::tensor({nll, static_cast<double>(tokens)}, at::kDouble).to(device);
+  groups.dp->all_reduce(t, runtime::ReduceOp::kSum);
+  t = t.to(at::kCPU);
+  EvalLoss out;
+  out.tokens = static_cast<int64_t>(t[1].item<double>());
+  out.loss = t[0].item<double>() / std::max<double>(1.0, t[1].item<double>());
+  return out;
+}
+
+SftObjective::SftObjective(model::CausalLM& lm, runtime::Groups& groups, at::Device device, const SftData& data,
+                           data::CollateOptions collate, bool packing)
+    : lm_(lm), groups_(groups), device_(device), data_(data), collate_(collate), packing_(packing) {}
+
+void SftObjective::begin_step(const data::StepRows& step) {
+  loss_tokens_ = 0;
+  step_tokens_ = 0;
+  nll_sum_ = 0;
+  for (const auto& row : step.rows) {
+    for (int64_t i : row) {
+      const auto& e = data_.examples.at(static_cast<size_t>(i));
+      loss_tokens_ += data::loss_tokens(e, collate_.train_on_prompt);
+      step_tokens_ += static_cast<int64_t>(e.ids.size());
+    }
+  }
+}
+
+void SftObjective::micro_step(const std::vector<std::vector<int64_t>>& rows) {
+  const auto b = data::collate(rows_of(data_, rows), collate_);
+  const auto nll = sum_nll(lm_, b, *groups_.tp, device_);
+  // The data-parallel average divides by dp; the loss is the sum over the global batch / its loss tokens.
+  (nll * (static_cast<double>(groups_.layout.dp) / static_cast<double>(loss_tokens_))).backward();
+  nll_sum_ += nll.item<double>();
+}
+
+StepMetrics SftObjective::end_step() {
+  auto t = at::tensor({nll_sum_}, at::kDouble).to(device_);
+  groups_.dp->all_reduce(t, runtime::ReduceOp::kSum);
+  const double loss = t.to(at::kCPU).item<double>() / static_cast<double>(loss_tokens_);
+  return {{"loss", loss}, {"ppl", std::exp(loss)}};
+}
+
+}  // namespace aligntrain::stages

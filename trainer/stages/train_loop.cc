@@ -1,0 +1,210 @@
+#include "trainer/stages/train_loop.h"
+
+#include <ATen/ATen.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+
+#include "trainer/checkpoint/checkpoint.h"
+#include "trainer/checkpoint/fingerprint.h"
+#include "trainer/errors.h"
+#include "trainer/model/checkpoint_io.h"
+#include "trainer/optim/adamw.h"
+#include "trainer/optim/schedule.h"
+#include "trainer/parallel/data_parallel.h"
+#include "trainer/runtime/signals.h"
+
+namespace aligntrain::stages {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+bool any_rank_stopping(runtime::Communicator& world, const at::Device& device) {
+  auto flag = at::full({1}, runtime::stop_requested() ? 1.0 : 0.0, at::kFloat).to(device);
+  world.all_reduce(flag, runtime::ReduceOp::kMax);
+  return flag.to(at::kCPU).item<float>() > 0.5f;
+}
+
+std::string metric_text(const StepMetrics& m, const std::string& key) {
+  for (const auto& [k, v] : m)
+    if (k == key) return fmt::format("{:.4f}", v);
+  return "-";
+}
+
+void log_eval(metrics::MetricsLog& log, const std::string& stage, int64_t step, const StepMetrics& m) {
+  nlohmann::ordered_json line;
+  line["stage"] = stage;
+  line["step"] = step;
+  for (const auto& [k, v] : m) line[k] = v;
+  log.write(line);
+  std::string text;
+  for (const auto& [k, v] : m) text += fmt::format("  {} {:.4f}", k, v);
+  spdlog::info("[{}] eval at step {}:{}", stage, step, text);
+}
+
+}  // namespace
+
+int64_t total_steps(const config::StageConfig& stage, TrainObjective& objective, uint64_t seed) {
+  if (stage.train.steps) return *stage.train.steps;
+  const int64_t epochs = stage.train.epochs.value_or(1);
+  int64_t rows = objective.num_examples();
+  if (objective.packing()) {
+    data::Sampler sampler(objective.num_examples(), seed);
+    rows = data::packed_rows_per_epoch(sampler, objective.lengths(), stage.batch.max_length);
+  }
+  return data::steps_for_epochs(epochs, rows, stage.batch.global);
+}
+
+TrainOutcome train(TrainContext& ctx, TrainObjective& objective) {
+  const auto& stage = ctx.stage;
+  auto& groups = ctx.groups;
+  const bool root = groups.layout.rank == 0;
+  const uint64_t seed = static_cast<uint64_t>(ctx.recipe.run.seed);
+  TrainOutcome out;
+  out.total = total_steps(stage, objective, seed);
+
+  // Parameters: decay for matrices only; norms for clipping know their TP sharding.
+  std::vector<optim::ParamGroupEntry> params;
+  for (const auto& item : ctx.lm.named_parameters()) {
+    params.push_back({item.key(), item.value(), optim::decays_by_default(item.value())});
+  }
+  optim::AdamWOptions ao;
+  ao.weight_decay = stage.optimizer.weight_decay;
+  ao.beta1 = stage.optimizer.betas[0];
+  ao.beta2 = stage.optimizer.betas[1];
+  ao.eps = stage.optimizer.eps;
+  optim::AdamW optimizer(params, ao, ctx.recipe.parallel.zero1 ? groups.dp.get() : nullptr);
+  std::vector<at::Tensor> param_tensors;
+  for (const auto& p : params) param_tensors.push_back(p.param);
+  parallel::GradientAverager averager(param_tensors, *groups.dp, int64_t{ctx.recipe.parallel.bucket_mb} << 20);
+  const auto norm_params = parallel::norm_params(ctx.lm);
+  const double base_lr = stage.optimizer.lr.value_or(config::default_lr(stage.kind));
+
+  // Resume from the newest complete checkpoint of this stage, if the recipe still describes the same training.
+  const fs::path ckpt_dir = fs::path(ctx.recipe.run.output_dir) / "checkpoints" / stage.name;
+  const auto fingerprint = checkpoint::stage_fingerprint(ctx.recipe, stage, groups.layout.dp);
+  int64_t step = 0, cursor = 0;
+  nlohmann::json progress = nlohmann::json::object();
+  if (const auto latest = checkpoint::latest_complete(ckpt_dir)) {
+    const auto state = checkpoint::read_state(*latest);
+    if (const auto diff = checkpoint::fingerprint_difference(state.fingerprint, fingerprint)) {
+      throw UsageError("cannot resume stage '" + stage.name + "' from " + latest->string() +
+                       ": the recipe changed in a field that changes results (" + *diff +
+                       "). Restore it, or run with --fresh to start over");
+    }
+    const auto optim_state = checkpoint::load_rank(*latest, groups.layout.rank, model::named_tensors(ctx.lm));
+    optimizer.load_state(optim_state, state.step);
+    objective.load_state(state.objective);
+    step = state.step;
+    cursor = state.cursor;
+    progress = state.progress;
+    spdlog::info("[{}] resuming from {} (step {}/{})", stage.name, latest->string(), step, out.total);
+  }
+  ctx.metrics.truncate_after(stage.name, step == 0 ? -1 : step);
+  out.start_step = step;
+  if (step >= out.total) {
+    out.steps = step;
+    return out;
+  }
+
+  auto write_checkpoint = [&] {
+    checkpoint::TrainState st;
+    st.step = step;
+    st.total_steps = out.total;
+    st.cursor = cursor;
+    st.tp = groups.layout.tp;
+    st.dp = groups.layout.dp;
+    st.fingerprint = fingerprint;
+    st.objective = objective.state();
+    st.progress = progress;
+    const auto w = checkpoint::write_checkpoint(ckpt_dir, st, {model::named_tensors(ctx.lm), optimizer.state_tensors()},
+                                                ctx.lm.config(), ctx.tokenizer_dir, *groups.world,
+                                                stage.checkpoint.keep_last);
+    spdlog::info("[{}] checkpoint step {} written to {} in {:.1f}s", stage.name, step, w.dir.string(), w.seconds);
+  };
+
+  if (step == 0 && ctx.evaluate) {
+    out.eval_first = ctx.evaluate();
+    log_eval(ctx.metrics, stage.name, 0, *out.eval_first);
+  }
+
+  data::Sampler sampler(objective.num_examples(), seed);
+  const auto t_start = Clock::now();
+  spdlog::info("[{}] training {} steps: global batch {}, micro {} x {} data-parallel rank(s), lr {:.2e}", stage.name,
+               out.total, stage.batch.global, stage.batch.micro, groups.layout.dp, base_lr);
+  bool checkpoint_current = false;
+  while (step < out.total) {
+    const auto t_step = Clock::now();
+    const auto rows = data::plan_step(sampler, cursor, stage.batch.global, objective.packing(), objective.lengths(),
+                                      stage.batch.max_length);
+    objective.begin_step(rows);
+    for (auto& p : param_tensors) p.mutable_grad() = at::Tensor();
+    for (const auto& micro : data::micro_batches(rows, groups.layout.dp_rank, groups.layout.dp, stage.batch.micro)) {
+      objective.micro_step(micro);
+    }
+    for (auto& p : param_tensors)
+      if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p);
+    if (groups.layout.dp > 1) averager.average();
+    const double grad_norm = stage.optimizer.grad_clip > 0
+                                 ? parallel::clip_grad_norm(norm_params, *groups.tp, stage.optimizer.grad_clip)
+                                 : parallel::global_grad_norm(norm_params, *groups.tp);
+    const double lr = optim::learning_rate(stage.schedule, base_lr, step, out.total);
+    optimizer.step(lr);
+    const StepMetrics m = objective.end_step();
+    cursor = rows.end;
+    ++step;
+    checkpoint_current = false;
+    const double dt = seconds_since(t_step);
+    const int64_t tokens = objective.step_tokens();
+    out.tokens += tokens;
+    if (out.first.empty()) out.first = m;
+    out.last = m;
+
+    const bool last = step == out.total;
+    if (step % std::max(1, stage.log.every_steps) == 0 || step == 1 || last) {
+      nlohmann::ordered_json line;
+      line["stage"] = stage.name;
+      line["step"] = step;
+      for (const auto& [k, v] : m) line[k] = v;
+      line["lr"] = lr;
+      line["grad_norm"] = grad_norm;
+      line["tokens"] = tokens;
+      line["epoch"] = static_cast<double>(cursor) / static_cast<double>(objective.num_examples());
+      line["tokens_per_sec"] = static_cast<double>(tokens) / dt;
+      line["elapsed_sec"] = seconds_since(t_start);
+      ctx.metrics.write(line);
+      const double per_step = seconds_since(t_start) / static_cast<double>(step - out.start_step);
+      spdlog::info("[{}] step {}/{} | loss {} | lr {:.2e} | grad {:.3f} | {} tok/s | ETA {}", stage.name, step,
+                   out.total, metric_text(m, "loss"), lr, grad_norm,
+                   metrics::format_count(static_cast<double>(out.tokens) / seconds_since(t_start)),
+                   metrics::format_duration(per_step * static_cast<double>(out.total - step)));
+    }
+    if (ctx.evaluate && (last || (stage.eval.every_steps > 0 && step % stage.eval.every_steps == 0))) {
+      out.eval_last = ctx.evaluate();
+      log_eval(ctx.metrics, stage.name, step, *out.eval_last);
+    }
+    if (last || (stage.checkpoint.every_steps > 0 && step % stage.checkpoint.every_steps == 0)) {
+      write_checkpoint();
+      checkpoint_current = true;
+    }
+    if (!last && any_rank_stopping(*groups.world, ctx.device)) {
+      spdlog::warn("[{}] stop requested (signal {}): writing a checkpoint at step {}", stage.name,
+                   runtime::stop_signal(), step);
+      if (!checkpoint_current) write_checkpoint();
+      out.stopped = true;
+      break;
+    }
+  }
+  out.steps = step;
+  out.seconds = seconds_since(t_start);
+  (void)root;
+  return out;
+}
+
+}  // namespace aligntrain::stages
