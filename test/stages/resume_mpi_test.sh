@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# Exact resume under `mpirun -np 2`, once with DP=2 and once with TP=2 (DESIGN.md §8, issue 5):
+#   SIGKILL   the whole job killed at a random step; `run` again resumes from the newest complete checkpoint
+#   SIGTERM   sent to every rank at a random step: the job finishes the step, writes a checkpoint, exits 0
+#   fault     rank 0 dies while writing a checkpoint (ALIGNTRAIN_FAULT=checkpoint:12, after the rank files, before
+#             COMPLETE): the incomplete folder is ignored and resume starts from the one before
+# Each interrupted-then-resumed run must end with a model.safetensors byte-identical to an uninterrupted run's and
+# a metrics.jsonl identical apart from timing fields. Also: `export` of the final TP=2 checkpoint equals the stage's
+# saved model, and ZeRO-1 gives the same weights as plain DP.
+set -u
+source test/cli/testlib.sh
+source test/stages/stagelib.sh
+TMP=${TEST_TMPDIR:-$(mktemp -d)}/resume
+rm -rf "$TMP" && mkdir -p "$TMP"
+head -n 64 config/recipes/data/sft_train.jsonl > "$TMP/train.jsonl"
+head -n 16 config/recipes/data/sft_eval.jsonl > "$TMP/eval.jsonl"
+STEPS=24
+
+recipe() {  # recipe OUT_DIR TP
+  cat <<YAML
+run: {name: resume, output_dir: $1, seed: 11}
+parallel: {tensor: $2}
+models:
+  tiny: {init: {preset: tiny-llama, seed: 5, vocab_size: 264}, tokenizer: byte, chat_template: plain}
+stages:
+  - name: sft
+    kind: sft
+    policy: tiny
+    data: {train: $TMP/train.jsonl, eval: $TMP/eval.jsonl}
+    optimizer: {lr: 2.0e-3, weight_decay: 0.01}
+    schedule: {warmup_steps: 3, decay: cosine, min_lr_ratio: 0.1}
+    batch: {global: 8, micro: 2, max_length: 64}
+    train: {steps: $STEPS}
+    eval: {every_steps: 8}
+    checkpoint: {every_steps: 4, keep_last: 2}
+    log: {every_steps: 1}
+YAML
+}
+
+# wait_for_step FILE STEP PID: until metrics.jsonl has a training line at >= STEP (or the job ended).
+wait_for_step() {
+  for _ in $(seq 1 6000); do
+    kill -0 "$3" 2>/dev/null || return 1
+    if [ -f "$1" ] && python3 - "$1" "$2" <<'PY'
+import json, sys
+steps = [json.loads(l).get("step", 0) for l in open(sys.argv[1]) if l.strip().endswith("}") and '"loss"' in l]
+sys.exit(0 if steps and max(steps) >= int(sys.argv[2]) else 1)
+PY
+    then return 0; fi
+    sleep 0.05
+  done
+  return 1
+}
+
+same_result() {  # same_result REF_DIR DIR WHAT
+  cmp -s "$1/sft/model/model.safetensors" "$2/sft/model/model.safetensors"
+  check "$3: final weights bitwise identical to the uninterrupted run" $?
+  diff <(metrics_without_timing "$1/metrics.jsonl") <(metrics_without_timing "$2/metrics.jsonl") > "$2.metrics.diff"
+  check "$3: metrics.jsonl identical apart from timing fields" $?
+}
+
+for mode in "dp2 1" "tp2 2"; do
+  set -- $mode
+  name=$1 tp=$2
+  recipe "$TMP/$name-ref" $tp > "$TMP/$name-ref.yaml"
+  run_long "${MPIRUN[@]}" $BIN run "$TMP/$name-ref.yaml"
+  expect_exit 0 "$name: uninterrupted run"
+
+  # SIGKILL at a random step.
+  k=$((5 + RANDOM % 14))
+  recipe "$TMP/$name-kill" $tp > "$TMP/$name-kill.yaml"
+  setsid "${MPIRUN[@]}" $BIN run "$TMP/$name-kill.yaml" > "$TMP/$name-kill.log" 2>&1 &
+  pid=$!
+  wait_for_step "$TMP/$name-kill/metrics.jsonl" $k $pid
+  kill -KILL -- -$pid 2>/dev/null
+  wait $pid 2>/dev/null
+  [ ! -f "$TMP/$name-kill/sft/DONE" ]; check "$name: SIGKILL at step >= $k stopped the job before the end" $?
+  run_long "${MPIRUN[@]}" $BIN run "$TMP/$name-kill.yaml"
+  expect_exit 0 "$name: resume after SIGKILL"
+  expect_output "resuming from .*step-" "$name: resumed from a checkpoint"
+  same_result "$TMP/$name-ref" "$TMP/$name-kill" "$name SIGKILL at step $k"
+
+  # SIGTERM to every rank at a random step.
+  k=$((5 + RANDOM % 14))
+  recipe "$TMP/$name-term" $tp > "$TMP/$name-term.yaml"
+  "${MPIRUN[@]}" $BIN run "$TMP/$name-term.yaml" > "$TMP/$name-term.log" 2>&1 &
+  pid=$!
+  wait_for_step "$TMP/$name-term/metrics.jsonl" $k $pid
+  pkill -TERM -P $pid
+  wait $pid
+  RC=$? OUT=$(cat "$TMP/$name-term.log")
+  expect_exit 0 "$name: SIGTERM at step >= $k exits 0"
+  expect_output "stop requested" "$name: the stop is reported"
+  [ ! -f "$TMP/$name-term/sft/DONE" ] && ls -d "$TMP/$name-term/checkpoints/sft/step-"* > /dev/null
+  check "$name: SIGTERM left a checkpoint and an unfinished stage" $?
+  run_long "${MPIRUN[@]}" $BIN run "$TMP/$name-term.yaml"
+  expect_exit 0 "$name: resume after SIGTERM"
+  same_result "$TMP/$name-ref" "$TMP/$name-term" "$name SIGTERM at step $k"
+
+  # Death while writing the checkpoint of step 12.
+  recipe "$TMP/$name-fault" $tp > "$TMP/$name-fault.yaml"
+  ALIGNTRAIN_FAULT=checkpoint:12 run_long "${MPIRUN[@]}" -x ALIGNTRAIN_FAULT $BIN run "$TMP/$name-fault.yaml"
+  [ $RC -ne 0 ]; check "$name: the job died in the checkpoint write (exit $RC)" $?
+  [ -d "$TMP/$name-fault/checkpoints/sft/step-12.tmp" ] && [ ! -e "$TMP/$name-fault/checkpoints/sft/step-12/COMPLETE" ]
+  check "$name: the step-12 checkpoint is incomplete" $?
+  run_long "${MPIRUN[@]}" $BIN run "$TMP/$name-fault.yaml"
+  expect_exit 0 "$name: resume after a death mid-checkpoint"
+  expect_output "resuming from .*step-8 " "$name: resume ignores the incomplete checkpoint and uses step 8"
+  same_result "$TMP/$name-ref" "$TMP/$name-fault" "$name death mid-checkpoint"
+done
+
+# export of the final TP=2 checkpoint = the model the stage saved.
+run_cmd $BIN export "$TMP/tp2-ref/checkpoints/sft" --out "$TMP/exported"
+expect_exit 0 "export of the newest TP=2 checkpoint"
+cmp -s "$TMP/exported/model.safetensors" "$TMP/tp2-ref/sft/model/model.safetensors"
+check "export gathers the TP shards into the same model.safetensors the stage saved" $?
+run_cmd $BIN export "$TMP/tp2-fault/checkpoints/sft/step-12.tmp" --out "$TMP/bad"
+expect_exit 3 "export refuses an incomplete checkpoint"
+
+# ZeRO-1 on vs off.
+recipe "$TMP/zero1" 1 > "$TMP/zero1.yaml"
+run_long "${MPIRUN[@]}" $BIN run "$TMP/zero1.yaml" --set parallel.zero1=true
+expect_exit 0 "DP=2 with ZeRO-1"
+cmp -s "$TMP/zero1/sft/model/model.safetensors" "$TMP/dp2-ref/sft/model/model.safetensors"
+check "ZeRO-1 gives bitwise the same weights as plain DP" $?
+finish

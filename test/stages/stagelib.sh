@@ -1,0 +1,38 @@
+# Helpers for the end-to-end stage tests (source after test/cli/testlib.sh).
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+MPIRUN=(mpirun --oversubscribe -np 2 --bind-to none)
+BIN=${ALIGNTRAIN_BIN:-./aligntrain}
+
+# metric FILE STAGE STEP KEY: the value of KEY in the metrics.jsonl line of STAGE at STEP (first match).
+metric() {
+  python3 - "$@" <<'PY'
+import json, sys
+path, stage, step, key = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+for line in open(path):
+    j = json.loads(line)
+    if j.get("stage") == stage and j.get("step") == step and key in j:
+        print(repr(j[key]))
+        break
+PY
+}
+
+# metrics_without_timing FILE: metrics.jsonl with the timing fields (which differ between runs) removed.
+metrics_without_timing() {
+  python3 - "$1" <<'PY'
+import json, sys
+for line in open(sys.argv[1]):
+    j = json.loads(line)
+    for k in ("tokens_per_sec", "elapsed_sec"):
+        j.pop(k, None)
+    print(json.dumps(j, sort_keys=True))
+PY
+}
+
+# py_check EXPR: exit status 0 when the Python expression is true.
+py_check() { python3 -c "import sys; sys.exit(0 if ($1) else 1)"; }
+
+# run_cmd with a longer limit (training runs on a loaded 2-core machine).
+run_long() {
+  OUT=$(timeout 600 "$@" 2>&1)
+  RC=$?
+}
