@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "data/tokenizer.h"
+#include "trainer/checkpoint/checkpoint.h"
 #include "trainer/checkpoint/fingerprint.h"
 #include "trainer/errors.h"
 #include "trainer/metrics/metrics.h"
@@ -156,7 +157,44 @@ void print_summary(const std::vector<std::pair<std::string, nlohmann::ordered_js
   }
 }
 
+nlohmann::json read_done(const fs::path& done) {
+  nlohmann::json marker;
+  try {
+    std::ifstream(done) >> marker;
+  } catch (const nlohmann::json::exception& e) {
+    throw DataError(done.string() + ": unreadable DONE marker (" + e.what() + "); run with --fresh");
+  }
+  return marker;
+}
+
 }  // namespace
+
+void check_resumable(const runtime::World& world, const config::Recipe& recipe, bool fresh) {
+  if (fresh) return;
+  const int dp = world.size() / std::max(1, recipe.parallel.tensor);
+  const fs::path out_dir = recipe.run.output_dir;
+  for (const auto& stage : recipe.stages) {
+    const auto fingerprint = checkpoint::stage_fingerprint(recipe, stage, dp);
+    const fs::path done = out_dir / stage.name / "DONE";
+    if (fs::exists(done)) {
+      const auto marker = read_done(done);
+      if (const auto diff = checkpoint::fingerprint_difference(marker.value("fingerprint", nlohmann::json::object()),
+                                                               fingerprint)) {
+        throw UsageError("stage '" + stage.name + "' finished earlier with a different recipe (" + *diff +
+                         "); run with --fresh to start over, or use a new run.output_dir");
+      }
+      continue;
+    }
+    if (const auto latest = checkpoint::latest_complete(out_dir / "checkpoints" / stage.name)) {
+      const auto state = checkpoint::read_state(*latest);
+      if (const auto diff = checkpoint::fingerprint_difference(state.fingerprint, fingerprint)) {
+        throw UsageError("cannot resume stage '" + stage.name + "' from " + latest->string() +
+                         ": the recipe changed in a field that changes results (" + *diff +
+                         "). Restore it, or run with --fresh to start over");
+      }
+    }
+  }
+}
 
 int run_pipeline(const runtime::World& world, const config::Recipe& recipe, bool fresh) {
   for (const auto& stage : recipe.stages) {
@@ -196,12 +234,7 @@ int run_pipeline(const runtime::World& world, const config::Recipe& recipe, bool
     const fs::path done = out_dir / stage.name / "DONE";
     const auto fingerprint = checkpoint::stage_fingerprint(recipe, stage, groups.layout.dp);
     if (fs::exists(done)) {
-      nlohmann::json marker;
-      try {
-        std::ifstream(done) >> marker;
-      } catch (const nlohmann::json::exception& e) {
-        throw DataError(done.string() + ": unreadable DONE marker (" + e.what() + "); run with --fresh");
-      }
+      const auto marker = read_done(done);
       if (const auto diff = checkpoint::fingerprint_difference(marker.value("fingerprint", nlohmann::json::object()),
                                                                fingerprint)) {
         throw UsageError("stage '" + stage.name + "' finished earlier with a different recipe (" + *diff +

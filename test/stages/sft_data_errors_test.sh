@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Malformed SFT data (DESIGN.md §4, issue 5): each case gets its documented behaviour from `aligntrain run`.
+#   invalid JSON, missing field, wrong type, empty completion   exit 3, "FILE:LINE: FIELD: problem", no training
+#   empty file                                                  exit 2 from recipe validation, before any model loads
+#   over-long example with truncate: drop                       dropped and counted; training goes on
+#   over-long prompt with truncate: left / right                 prompt start cut and kept / nothing left: dropped
+#   every example over-long with truncate: drop                 exit 3 naming the file
+#   data.skip_invalid: true                                     bad lines skipped, count and first line reported
+set -u
+source test/cli/testlib.sh
+source test/stages/stagelib.sh
+TMP=${TEST_TMPDIR:-$(mktemp -d)}/sft_data_errors
+rm -rf "$TMP" && mkdir -p "$TMP"
+GOOD='{"prompt": "sort 321: ", "completion": "123"}'
+good_lines() { for _ in $(seq 1 7); do echo "$GOOD"; done; }
+{ good_lines; echo '{"prompt": "x", "completion": }'; } > "$TMP/invalid.jsonl"
+{ good_lines; echo '{"prompt": "x"}'; } > "$TMP/missing.jsonl"
+{ good_lines; echo '{"prompt": "x", "completion": 5}'; } > "$TMP/wrongtype.jsonl"
+{ good_lines; echo '{"prompt": "x", "completion": ""}'; } > "$TMP/emptycompletion.jsonl"
+: > "$TMP/empty.jsonl"
+long=$(python3 -c 'print("9" * 200)')
+{ good_lines; echo "{\"prompt\": \"$long\", \"completion\": \"1\"}"; } > "$TMP/long.jsonl"
+{ echo "{\"prompt\": \"$long\", \"completion\": \"1\"}"; } > "$TMP/alllong.jsonl"
+{ good_lines; echo 'not json'; echo '{"prompt": 1, "completion": "2"}'; good_lines; } > "$TMP/mixed.jsonl"
+
+train() {  # train FILE [--set ...]
+  local f=$1; shift
+  run_long $BIN run config/recipes/demo.yaml --set "run.output_dir=$TMP/out-$(basename $f .jsonl)" \
+    --set "stages.sft.data.train=$f" --set stages.sft.train.steps=2 --set stages.sft.batch.global=4 \
+    --set stages.sft.batch.micro=4 "$@"
+}
+
+train "$TMP/invalid.jsonl"
+expect_exit 3 "invalid JSON"
+expect_output "invalid.jsonl:8: invalid JSON" "names file and line"
+[ ! -d "$TMP/out-invalid/checkpoints" ]; check "invalid JSON: nothing trained" $?
+train "$TMP/missing.jsonl"
+expect_exit 3 "missing field"
+expect_output "missing.jsonl:8: completion: missing field" "names file, line and field"
+train "$TMP/wrongtype.jsonl"
+expect_exit 3 "wrong type"
+expect_output "wrongtype.jsonl:8: completion: expected a string" "names file, line, field and the expected type"
+train "$TMP/emptycompletion.jsonl"
+expect_exit 3 "empty completion"
+expect_output "emptycompletion.jsonl:8: completion: empty" "names file, line and field"
+train "$TMP/empty.jsonl"
+expect_exit 2 "empty file"
+expect_output "stages.sft.data.train: the file is empty" "validation names the field and the file"
+train "$TMP/long.jsonl" --set stages.sft.data.truncate=drop
+expect_exit 0 "over-long example with truncate: drop trains on the rest"
+expect_output "long.jsonl: 0 example\(s\) truncated \(drop\), 1 dropped, to max_length 64" "the drop is counted"
+train "$TMP/long.jsonl" --set stages.sft.data.truncate=left --fresh
+expect_exit 0 "over-long prompt with truncate: left"
+expect_output "1 example\(s\) truncated \(left\), 0 dropped" "the prompt is cut from the left and the example kept"
+train "$TMP/long.jsonl" --set stages.sft.data.truncate=right --fresh
+expect_exit 0 "over-long prompt with truncate: right"
+expect_output "1 example\(s\) truncated \(right\), 1 dropped" "cutting the end leaves no completion: counted and dropped"
+train "$TMP/alllong.jsonl" --set stages.sft.data.truncate=drop
+expect_exit 3 "every example dropped"
+expect_output "alllong.jsonl: no usable example" "names the file"
+train "$TMP/mixed.jsonl"
+expect_exit 3 "bad lines without skip_invalid"
+train "$TMP/mixed.jsonl" --set stages.sft.data.skip_invalid=true
+expect_exit 0 "skip_invalid trains on the valid lines"
+expect_output "mixed.jsonl: skipped 2 invalid line\(s\) of 16 .*mixed.jsonl:8" "skipped count and the first bad line reported"
+finish
