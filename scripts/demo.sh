@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# The README's demo command: set up (Debian packages, .venv with torch), build aligntrain, and run the demo recipe
-# (config/recipes/demo.yaml) on the embedded tiny model and the synthetic task data in config/recipes/data/.
+# The README's demo command: set up (Debian packages, .venv with torch), build aligntrain, make the synthetic
+# "sort these digits" data, and run the demo pipeline (config/recipes/demo.yaml): SFT of an embedded tiny Llama-style
+# model, then a held-out evaluation. Ends with a before/after table. A few minutes on 2 CPU cores after setup.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bold() { printf '\n\033[1m%s\033[0m\n' "$*"; }
+OUT=runs/demo
+DATA=$OUT/data
 
 bold "1/5 setup (packages and .venv; seconds when already done)"
 ./scripts/setup.sh
@@ -14,34 +17,56 @@ bazel build //:aligntrain
 BIN=bazel-bin/aligntrain
 $BIN --version
 
-bold "3/5 validate the demo recipe (every error at once, with file:line)"
-$BIN validate config/recipes/demo.yaml > /dev/null
-echo "config/recipes/demo.yaml is valid; the resolved recipe: bazel-bin/aligntrain validate config/recipes/demo.yaml"
+bold "3/5 data: 'sort these digits: 3 1 2' -> '1 2 3', with 10% wrong answers in the training set as noise"
+python3 scripts/make_demo_data.py --out "$DATA" --seed 0
+head -n 2 "$DATA/sft_train.jsonl"
+SETS=(--set "stages.sft.data.train=$DATA/sft_train.jsonl" --set "stages.sft.data.eval=$DATA/sft_eval.jsonl"
+      --set "stages.sft_eval.data.eval=$DATA/sft_eval.jsonl")
 
-bold "4/5 plan: how the ranks are laid out and what each stage does"
-$BIN plan config/recipes/demo.yaml --world-size 2
+bold "4/5 train: aligntrain run config/recipes/demo.yaml (SFT 300 steps, then a held-out eval stage)"
+$BIN validate config/recipes/demo.yaml "${SETS[@]}" > /dev/null
+$BIN run config/recipes/demo.yaml "${SETS[@]}" --fresh
 
-bold "5/5 the model the demo starts from: init it, and score the held-out pairs with it"
-MODEL=runs/demo-untrained
-$BIN init-model --preset tiny-llama --seed 1 --out "$MODEL"
-$BIN logprobs --model "$MODEL" --data config/recipes/data/pairs_eval.jsonl --out "$MODEL/pairs_eval.logprobs.jsonl"
-python3 - "$MODEL/pairs_eval.logprobs.jsonl" <<'PY'
-import json, sys
-rows = [json.loads(line) for line in open(sys.argv[1])]
-wins = sum(r["chosen"]["logp"] > r["rejected"]["logp"] for r in rows)
-mean_tok = sum(r["chosen"]["mean"] for r in rows) / len(rows)
-print(f"\nuntrained tiny-llama on {len(rows)} held-out 'sort these digits' pairs:")
-print(f"  prefers the correct answer over the wrong one: {wins}/{len(rows)} ({100 * wins / len(rows):.0f}%, chance is ~50%)")
-print(f"  mean log-prob per answer token: {mean_tok:.2f} (uniform over 261 tokens would be -5.56)")
+bold "5/5 score held-out (correct, wrong) answer pairs with the model before and after SFT"
+$BIN init-model --preset tiny-llama --seed 1 --out "$OUT/untrained" 2> /dev/null
+$BIN logprobs --model "$OUT/untrained" --data "$DATA/pairs_eval.jsonl" --out "$OUT/untrained.pairs.jsonl" 2> /dev/null
+$BIN logprobs --model "$OUT/sft/model" --data "$DATA/pairs_eval.jsonl" --out "$OUT/sft.pairs.jsonl" 2> /dev/null
+
+python3 - "$OUT" <<'PY'
+import json, math, sys
+out = sys.argv[1]
+metrics = [json.loads(l) for l in open(f"{out}/metrics.jsonl")]
+sft = [m for m in metrics if m["stage"] == "sft"]
+before = next(m for m in sft if m["step"] == 0 and "eval/loss" in m)
+after = [m for m in sft if "eval/loss" in m][-1]
+train = [m for m in sft if "loss" in m]
+
+def prefers(path):
+    rows = [json.loads(l) for l in open(path)]
+    return sum(r["chosen"]["logp"] > r["rejected"]["logp"] for r in rows), len(rows)
+
+w0, n = prefers(f"{out}/untrained.pairs.jsonl")
+w1, _ = prefers(f"{out}/sft.pairs.jsonl")
+print()
+print("Demo result: a 0.1M-parameter model learns to sort digits (held-out examples it never saw)")
+print()
+print(f"  {'':28} {'held-out loss':>14} {'perplexity':>11} {'prefers the correct answer':>28}")
+print(f"  {'untrained model':28} {before['eval/loss']:>14.3f} {math.exp(before['eval/loss']):>11.2f} {f'{w0}/{n} ({100*w0/n:.0f}%)':>28}")
+print(f"  {'after SFT (' + str(after['step']) + ' steps)':28} {after['eval/loss']:>14.3f} {math.exp(after['eval/loss']):>11.2f} {f'{w1}/{n} ({100*w1/n:.0f}%)':>28}")
+print()
+print("  held-out loss: mean negative log-likelihood per answer token (nats); guessing uniformly over the 261")
+print("  byte-level tokens gives 5.56, always right gives 0. 'prefers the correct answer': the model gives the")
+print("  correct answer a higher log-probability than a plausible wrong one (chance is about 50%).")
+print(f"  training loss went {train[0]['loss']:.3f} -> {train[-1]['loss']:.3f}; every logged step is in {out}/metrics.jsonl,")
+print(f"  the fine-tuned model (Hugging Face format) in {out}/sft/model.")
 PY
-
 cat <<'MSG'
 
-What you just saw: aligntrain checked the demo recipe (every field, model and stage reference, data file),
-planned it for 2 ranks, created the tiny model it starts from, and scored held-out answers with it.
-The training engine is being built in stages:
-  - MPI/NCCL tensor and data parallelism (`logprobs` already runs with both)     done
-  - SFT training with checkpoints and exact resume (`aligntrain run`)            next
-  - DPO family, KTO/BCO/D2O, distillation (DCKD, ADPA, AlignDistil)              then
-When `aligntrain run` trains, this demo will fine-tune the model and show the same numbers before and after.
+Try next:
+  bazel-bin/aligntrain run config/recipes/demo.yaml --set run.output_dir=runs/demo-2
+      the same pipeline on the committed copy of the data; press Ctrl-C during training: it writes a checkpoint,
+      and running the same command again resumes exactly where it stopped (finished stages are skipped)
+  mpirun -np 2 bazel-bin/aligntrain run config/recipes/demo.yaml --set run.output_dir=runs/demo-dp2
+      the same training, data-parallel over 2 ranks
+Exact-match accuracy (generation) and the DPO / distillation stages arrive with the next issues.
 MSG

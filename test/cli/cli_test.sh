@@ -58,7 +58,7 @@ expect_exit 2 "not YAML"
 expect_output 'notyaml.yaml:[0-9]+' "YAML syntax error names file:line"
 
 out_dir="$TMP/run-out"
-run_cmd $BIN run config/recipes/demo.yaml --set "run.output_dir=$out_dir"
+run_cmd $BIN run config/recipes/demo.yaml --set "run.output_dir=$out_dir" --set stages.sft.train.steps=2
 [ -f "$out_dir/recipe.resolved.yaml" ]
 check "run writes output_dir/recipe.resolved.yaml" $?
 [ -f "$out_dir/aligntrain.log" ]
@@ -79,7 +79,11 @@ expect_exit 0 "plan --world-size 4"
 expect_output 'world size 4 = tensor [0-9]+ x data [0-9]+' "plan prints the rank layout"
 expect_output "sft +sft +tiny +109184 +32 +8 +1 +64 +1\\.7 +0\\.0 +0\\.6 +0\\.0" "plan prints parameters, memory and DP/TP traffic per stage"
 
-for sub in "generate --model m --prompts p --out o" "export ck --out o"; do
+run_cmd $BIN export "$TMP/no-such-checkpoint" --out "$TMP/o"
+expect_exit 3 "export of a missing checkpoint folder"
+expect_output 'no-such-checkpoint: no such checkpoint folder' "export names the folder"
+
+for sub in "generate --model m --prompts p --out o"; do
   run_cmd $BIN $sub
   expect_exit 2 "${sub%% *} (engine not built yet) exits 2"
   expect_output 'not available yet' "${sub%% *} says plainly that it is not built"
