@@ -23,7 +23,7 @@ echo "train loss $first -> $last, held-out $before -> $after"
 py_check "$last < 0.6 * $first"; check "training loss falls below 0.6x its first value ($first -> $last)" $?
 py_check "$before > 5.0 and $after < $before - 2.5"; check "held-out loss drops by more than 2.5 nats ($before -> $after)" $?
 final=$(metric $M sft_eval 0 eval/loss)
-py_check "abs($final - $after) < 1e-9"; check "the eval stage on the saved model equals the last in-stage eval ($after, $final)" $?
+py_check "abs($final - $after) < 1e-6"; check "the eval stage on the saved model equals the last in-stage eval ($after, $final)" $?
 [ -f $TMP/run/sft/model/model.safetensors ] && [ -f $TMP/run/sft/model/config.json ] && [ -f $TMP/run/sft/DONE ] && [ -f $TMP/run/sft_eval/DONE ]
 check "stage model dir and DONE markers written" $?
 [ -d $TMP/run/checkpoints/sft/step-60 ] && [ -d $TMP/run/checkpoints/sft/step-40 ] && [ ! -d $TMP/run/checkpoints/sft/step-20 ]
@@ -41,7 +41,7 @@ expect_output "\[sft\] done earlier" "DONE stage skipped"
 
 run_long $BIN run $RECIPE "${SETS[@]}" --set stages.sft.optimizer.lr=0.002
 expect_exit 2 "a results-changing edit is refused"
-expect_output "stages.sft.optimizer.lr: was 0.001, now 0.002" "the refusal names the field and both values"
+expect_output "stages.sft.optimizer.lr: was 0.003, now 0.002" "the refusal names the field and both values"
 expect_output "--fresh" "the refusal says how to start over"
 
 run_long $BIN run $RECIPE "${SETS[@]}" --set stages.sft.log.every_steps=7
@@ -59,4 +59,26 @@ pf=$(metric $TMP/packed/metrics.jsonl sft 1 loss); pl=$(metric $TMP/packed/metri
 pt=$(metric $TMP/packed/metrics.jsonl sft 1 tokens)
 py_check "$pl < 0.7 * $pf"; check "packed training loss falls ($pf -> $pl)" $?
 py_check "$pt > 8 * 30"; check "packed rows hold several examples ($pt tokens in 8 rows)" $?
+
+# Conversational data: {"messages": [...]} rendered with the chatml template, loss on the assistant turn only.
+python3 - "$TMP/messages.jsonl" <<'PY'
+import json, sys
+with open(sys.argv[1], "w") as f:
+    for i in range(64):
+        digits = [str((i * 7 + k * 3) % 10) for k in range(4)]
+        f.write(json.dumps({"messages": [{"role": "system", "content": "Answer briefly."},
+                                         {"role": "user", "content": "sort these digits: " + " ".join(digits)},
+                                         {"role": "assistant", "content": " ".join(sorted(digits))}]}) + "\n")
+PY
+run_long $BIN run $RECIPE --set "run.output_dir=$TMP/messages" --set models.tiny.chat_template=chatml \
+  --set "stages.sft.data.train=$TMP/messages.jsonl" --set "stages.sft.data.eval=$TMP/messages.jsonl" \
+  --set "stages.sft_eval.data.eval=$TMP/messages.jsonl" --set stages.sft.train.steps=30 --set stages.sft.batch.global=16 \
+  --set stages.sft.batch.micro=8 --set stages.sft.eval.every_steps=0 --set stages.sft.batch.max_length=128 \
+  --set stages.sft_eval.batch.max_length=128
+expect_exit 0 "SFT on chat messages with the chatml template"
+mb=$(metric $TMP/messages/metrics.jsonl sft 0 eval/loss); ma=$(metric $TMP/messages/metrics.jsonl sft 30 eval/loss)
+mt=$(metric $TMP/messages/metrics.jsonl sft 0 eval/tokens)
+py_check "$ma < $mb - 1.0"; check "held-out loss on messages falls ($mb -> $ma)" $?
+# Loss tokens per example: the assistant content (7 bytes) + <|im_end|> + "\n" = 9, nothing of the prompt.
+py_check "$mt == 64 * 9"; check "loss is on the assistant turn only ($mt tokens for 64 examples)" $?
 finish

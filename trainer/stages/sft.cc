@@ -68,8 +68,10 @@ SftData load_sft_data(const std::string& path, const config::StageConfig& stage,
                  config::name_of(stage.data.truncate), out.stats.dropped, stage.batch.max_length);
   }
   if (out.examples.empty()) {
-    throw DataError(path + ": no usable example (all " + std::to_string(examples.size()) +
-                    " were dropped: longer than batch.max_length with truncate: drop, or no completion token)");
+    throw DataError(path + ": no usable example: all " + std::to_string(examples.size()) +
+                    " were dropped (longer than batch.max_length " + std::to_string(stage.batch.max_length) +
+                    " with truncate: " + std::string(config::name_of(stage.data.truncate)) +
+                    ", or no completion token left after truncation)");
   }
   return out;
 }
