@@ -60,6 +60,15 @@ pt=$(metric $TMP/packed/metrics.jsonl sft 1 tokens)
 py_check "$pl < 0.7 * $pf"; check "packed training loss falls ($pf -> $pl)" $?
 py_check "$pt > 8 * 30"; check "packed rows hold several examples ($pt tokens in 8 rows)" $?
 
+# bf16 weights with fp32 master weights: trains, and the saved model is bf16.
+run_long $BIN run $RECIPE --set "run.output_dir=$TMP/bf16" --set run.precision=bf16 --set stages.sft.train.steps=30 \
+  --set stages.sft.batch.global=16 --set stages.sft.eval.every_steps=0
+expect_exit 0 "SFT in bf16"
+bf=$(metric $TMP/bf16/metrics.jsonl sft 1 loss); bl=$(metric $TMP/bf16/metrics.jsonl sft 30 loss)
+py_check "$bl < 0.8 * $bf"; check "bf16 training loss falls ($bf -> $bl)" $?
+grep -q '"torch_dtype": "bfloat16"\|"dtype": "bfloat16"' $TMP/bf16/sft/model/config.json
+check "the bf16 stage saves a bf16 model" $?
+
 # Conversational data: {"messages": [...]} rendered with the chatml template, loss on the assistant turn only.
 python3 - "$TMP/messages.jsonl" <<'PY'
 import json, sys

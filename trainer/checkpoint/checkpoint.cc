@@ -103,7 +103,6 @@ Written write_checkpoint(const fs::path& stage_dir, const TrainState& state, con
     j["dp"] = state.dp;
     j["world"] = world.size();
     j["objective"] = state.objective;
-    j["progress"] = state.progress;
     j["fingerprint"] = state.fingerprint;
     write_file_synced(tmp_dir / "state.json", j.dump(2) + "\n");
     write_file_synced(tmp_dir / "config.json", model::model_config_to_json(config));
@@ -174,7 +173,6 @@ TrainState read_state(const fs::path& dir) {
     s.dp = j.at("dp").get<int>();
     s.fingerprint = j.at("fingerprint");
     s.objective = j.value("objective", nlohmann::json::object());
-    s.progress = j.value("progress", nlohmann::json::object());
     return s;
   } catch (const nlohmann::json::exception& e) {
     throw DataError(p.string() + ": " + e.what());

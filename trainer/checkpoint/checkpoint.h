@@ -35,7 +35,6 @@ struct TrainState {
   int tp = 1, dp = 1;
   nlohmann::json fingerprint = nlohmann::json::object();  // results-relevant recipe fields (fingerprint.h)
   nlohmann::json objective = nlohmann::json::object();    // objective state that must survive a resume
-  nlohmann::json progress = nlohmann::json::object();     // running totals for the summary (tokens, time)
 };
 
 // What one rank contributes to a checkpoint.

@@ -64,7 +64,6 @@ int64_t total_steps(const config::StageConfig& stage, TrainObjective& objective,
 TrainOutcome train(TrainContext& ctx, TrainObjective& objective) {
   const auto& stage = ctx.stage;
   auto& groups = ctx.groups;
-  const bool root = groups.layout.rank == 0;
   const uint64_t seed = static_cast<uint64_t>(ctx.recipe.run.seed);
   TrainOutcome out;
   out.total = total_steps(stage, objective, seed);
@@ -90,7 +89,6 @@ TrainOutcome train(TrainContext& ctx, TrainObjective& objective) {
   const fs::path ckpt_dir = fs::path(ctx.recipe.run.output_dir) / "checkpoints" / stage.name;
   const auto fingerprint = checkpoint::stage_fingerprint(ctx.recipe, stage, groups.layout.dp);
   int64_t step = 0, cursor = 0;
-  nlohmann::json progress = nlohmann::json::object();
   if (const auto latest = checkpoint::latest_complete(ckpt_dir)) {
     const auto state = checkpoint::read_state(*latest);
     if (const auto diff = checkpoint::fingerprint_difference(state.fingerprint, fingerprint)) {
@@ -103,7 +101,6 @@ TrainOutcome train(TrainContext& ctx, TrainObjective& objective) {
     objective.load_state(state.objective);
     step = state.step;
     cursor = state.cursor;
-    progress = state.progress;
     spdlog::info("[{}] resuming from {} (step {}/{})", stage.name, latest->string(), step, out.total);
   }
   ctx.metrics.truncate_after(stage.name, step == 0 ? -1 : step);
@@ -122,7 +119,6 @@ TrainOutcome train(TrainContext& ctx, TrainObjective& objective) {
     st.dp = groups.layout.dp;
     st.fingerprint = fingerprint;
     st.objective = objective.state();
-    st.progress = progress;
     const auto w = checkpoint::write_checkpoint(ckpt_dir, st, {model::named_tensors(ctx.lm), optimizer.state_tensors()},
                                                 ctx.lm.config(), ctx.tokenizer_dir, *groups.world,
                                                 stage.checkpoint.keep_last);
@@ -203,7 +199,6 @@ TrainOutcome train(TrainContext& ctx, TrainObjective& objective) {
   }
   out.steps = step;
   out.seconds = seconds_since(t_start);
-  (void)root;
   return out;
 }
 
