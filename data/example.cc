@@ -84,10 +84,14 @@ Example parse_example(const std::string& line, DataKind kind) {
     case DataKind::kSft:
       if (!ex.completion) ex.completion = parse_text(obj, "completion");
       break;
-    case DataKind::kPreference:
+    case DataKind::kPreference: {
       ex.chosen = parse_text(obj, "chosen");
       ex.rejected = parse_text(obj, "rejected");
+      if (obj["chosen"] == obj["rejected"]) {
+        throw LineError{"rejected", "identical to chosen (the pair expresses no preference)"};
+      }
       break;
+    }
     case DataKind::kUnpaired: {
       ex.completion = parse_text(obj, "completion");
       const auto it = obj.find("label");

@@ -10,6 +10,9 @@
 #include <fstream>
 #include <thread>
 
+#include <sys/resource.h>
+
+#include "data/example.h"
 #include "data/tokenizer.h"
 #include "trainer/checkpoint/checkpoint.h"
 #include "trainer/checkpoint/fingerprint.h"
@@ -19,7 +22,9 @@
 #include "trainer/runtime/device.h"
 #include "trainer/runtime/signals.h"
 #include "trainer/stages/models.h"
+#include "trainer/stages/preference.h"
 #include "trainer/stages/sft.h"
+#include "trainer/stages/stage_env.h"
 #include "trainer/stages/train_loop.h"
 
 namespace aligntrain::stages {
@@ -27,32 +32,6 @@ namespace aligntrain::stages {
 namespace fs = std::filesystem;
 
 namespace {
-
-struct Env {
-  const runtime::World& world;
-  const config::Recipe& recipe;
-  runtime::Groups& groups;
-  at::Device device;
-  metrics::MetricsLog& metrics;
-};
-
-// One row of the end-of-run table, also stored in the stage's DONE marker.
-nlohmann::ordered_json summary_of(const config::StageConfig& stage, const TrainOutcome& o) {
-  nlohmann::ordered_json s;
-  s["kind"] = std::string(config::name_of(stage.kind));
-  s["steps"] = o.steps;
-  auto get = [](const StepMetrics& m, const std::string& key) -> nlohmann::json {
-    for (const auto& [k, v] : m)
-      if (k == key) return v;
-    return nullptr;
-  };
-  s["train_loss_first"] = get(o.first, "loss");
-  s["train_loss_last"] = get(o.last, "loss");
-  s["eval_loss_before"] = o.eval_first ? get(*o.eval_first, "eval/loss") : nlohmann::json(nullptr);
-  s["eval_loss_after"] = o.eval_last ? get(*o.eval_last, "eval/loss") : nlohmann::json(nullptr);
-  s["seconds"] = o.seconds;
-  return s;
-}
 
 int64_t threads_for(const config::Recipe& recipe) {
   if (recipe.run.threads > 0) return recipe.run.threads;
@@ -67,14 +46,7 @@ int64_t threads_for(const config::Recipe& recipe) {
   return std::max(1, cores / local);
 }
 
-data::CollateOptions collate_options(const data::Tokenizer& tok, const config::StageConfig& stage) {
-  data::CollateOptions c;
-  c.pad_id = tok.pad_id().value_or(tok.eos_id().value_or(0));
-  c.train_on_prompt = stage.data.train_on_prompt;
-  return c;
-}
-
-nlohmann::ordered_json run_sft(Env& env, const config::StageConfig& stage, bool* stopped) {
+StageResult run_sft(StageEnv& env, const config::StageConfig& stage) {
   const ModelSource src = resolve_model(env.recipe, stage.policy);
   const auto tok = data::load_tokenizer(src.tokenizer_dir);
   const SftData train_data = load_sft_data(stage.data.train, stage, *tok, src.chat_template, src.weights_dir);
@@ -83,8 +55,7 @@ nlohmann::ordered_json run_sft(Env& env, const config::StageConfig& stage, bool*
   spdlog::info("[{}] {} training example(s){}; policy '{}'", stage.name, train_data.examples.size(),
                eval ? fmt::format(", {} eval example(s)", eval->examples.size()) : "", stage.policy);
 
-  const auto dtype = env.recipe.run.precision == config::Precision::bf16 ? at::kBFloat16 : at::kFloat;
-  auto loaded = load_model(src, env.groups, env.device, dtype);
+  auto loaded = load_model(src, env.groups, env.device, policy_dtype(env.recipe));
   loaded.lm->set_activation_checkpointing(stage.activation_checkpointing);
   const auto collate = collate_options(*tok, stage);
   SftObjective objective(*loaded.lm, env.groups, env.device, train_data, collate, stage.data.packing);
@@ -96,14 +67,13 @@ nlohmann::ordered_json run_sft(Env& env, const config::StageConfig& stage, bool*
     };
   }
   const TrainOutcome outcome = train(ctx, objective);
-  *stopped = outcome.stopped;
-  if (outcome.stopped) return {};
+  if (outcome.stopped) return {{}, true};
   save_model(*loaded.lm, env.groups, stage_model_dir(env.recipe, stage.name), src.tokenizer_dir);
   spdlog::info("[{}] model saved to {}", stage.name, stage_model_dir(env.recipe, stage.name).string());
-  return summary_of(stage, outcome);
+  return {summary_of(stage, outcome), false};
 }
 
-nlohmann::ordered_json run_eval(Env& env, const config::StageConfig& stage) {
+nlohmann::ordered_json run_eval(StageEnv& env, const config::StageConfig& stage) {
   for (auto t : stage.loss.type) {
     if (t != config::LossType::sft) {
       throw UsageError("stage '" + stage.name + "': eval with loss type " + config::to_string(t) +
@@ -114,8 +84,7 @@ nlohmann::ordered_json run_eval(Env& env, const config::StageConfig& stage) {
   const ModelSource src = resolve_model(env.recipe, stage.policy);
   const auto tok = data::load_tokenizer(src.tokenizer_dir);
   const SftData eval = load_sft_data(stage.data.eval, stage, *tok, src.chat_template, src.weights_dir);
-  const auto dtype = env.recipe.run.precision == config::Precision::bf16 ? at::kBFloat16 : at::kFloat;
-  auto loaded = load_model(src, env.groups, env.device, dtype);
+  auto loaded = load_model(src, env.groups, env.device, frozen_dtype(env.recipe, stage.policy));
   const auto t0 = std::chrono::steady_clock::now();
   const auto e = evaluate_sft(*loaded.lm, env.groups, env.device, eval, stage.batch.micro, collate_options(*tok, stage));
   nlohmann::ordered_json line;
@@ -146,14 +115,21 @@ std::string cell(const nlohmann::json& v, const char* fmt_spec = "{:.4f}") {
 }
 
 void print_summary(const std::vector<std::pair<std::string, nlohmann::ordered_json>>& rows) {
+  auto get = [](const nlohmann::ordered_json& s, const char* key) {
+    return s.contains(key) ? s[key] : nlohmann::ordered_json(nullptr);
+  };
   spdlog::info("summary:");
-  spdlog::info("  {:<16} {:<10} {:>6}  {:>21}  {:>21}  {:>8}", "stage", "kind", "steps", "train loss first→last",
-               "eval loss before→after", "time");
+  spdlog::info("  {:<16} {:<10} {:>6}  {:>17}  {:>17}  {:>15}  {:>7}", "stage", "kind", "steps", "train loss",
+               "eval loss", "eval accuracy", "time");
+  spdlog::info("  {:<16} {:<10} {:>6}  {:>17}  {:>17}  {:>15}  {:>7}", "", "", "", "first -> last", "before -> after",
+               "before -> after", "");
   for (const auto& [name, s] : rows) {
-    const std::string train = cell(s["train_loss_first"]) + " → " + cell(s["train_loss_last"]);
-    const std::string eval = cell(s["eval_loss_before"]) + " → " + cell(s["eval_loss_after"]);
-    spdlog::info("  {:<16} {:<10} {:>6}  {:>21}  {:>21}  {:>8}", name, s.value("kind", ""), cell(s["steps"]), train,
-                 eval, metrics::format_duration(s.value("seconds", 0.0)));
+    const std::string train = cell(get(s, "train_loss_first")) + " -> " + cell(get(s, "train_loss_last"));
+    const std::string eval = cell(get(s, "eval_loss_before")) + " -> " + cell(get(s, "eval_loss_after"));
+    const std::string acc = cell(get(s, "eval_accuracy_before"), "{:.3f}") + " -> " +
+                            cell(get(s, "eval_accuracy_after"), "{:.3f}");
+    spdlog::info("  {:<16} {:<10} {:>6}  {:>17}  {:>17}  {:>15}  {:>7}", name, s.value("kind", ""), cell(get(s, "steps")),
+                 train, eval, acc, metrics::format_duration(s.value("seconds", 0.0)));
   }
 }
 
@@ -165,6 +141,23 @@ nlohmann::json read_done(const fs::path& done) {
     throw DataError(done.string() + ": unreadable DONE marker (" + e.what() + "); run with --fresh");
   }
   return marker;
+}
+
+// Reads every stage's data files once before any model is loaded, so a malformed line ends the run before hours
+// of earlier stages, not after them.
+void check_data(const config::Recipe& recipe) {
+  for (const auto& stage : recipe.stages) {
+    data::DataKind kind = data::DataKind::kSft;
+    if (stage.kind == config::StageKind::preference) kind = data::DataKind::kPreference;
+    else if (stage.kind != config::StageKind::sft && stage.kind != config::StageKind::eval) continue;
+    for (const std::string* path : {&stage.data.train, &stage.data.eval}) {
+      if (path->empty()) continue;
+      data::ReadOptions ro;
+      ro.kind = kind;
+      ro.skip_invalid = stage.data.skip_invalid;
+      data::read_examples(*path, ro);
+    }
+  }
 }
 
 }  // namespace
@@ -198,11 +191,13 @@ void check_resumable(const runtime::World& world, const config::Recipe& recipe, 
 
 int run_pipeline(const runtime::World& world, const config::Recipe& recipe, bool fresh) {
   for (const auto& stage : recipe.stages) {
-    if (stage.kind != config::StageKind::sft && stage.kind != config::StageKind::eval) {
+    if (stage.kind != config::StageKind::sft && stage.kind != config::StageKind::eval &&
+        stage.kind != config::StageKind::preference) {
       throw UsageError("stage '" + stage.name + "': " + config::a_stage(stage.kind) +
-                       " cannot run yet; this build runs sft and eval stages");
+                       " cannot run yet; this build runs sft, preference and eval stages");
     }
   }
+  check_data(recipe);
   at::set_num_threads(static_cast<int>(threads_for(recipe)));
   runtime::install_stop_handlers();
   const fs::path out_dir = recipe.run.output_dir;
@@ -227,7 +222,7 @@ int run_pipeline(const runtime::World& world, const config::Recipe& recipe, bool
                recipe.run.name, recipe.stages.size(), world.size(), groups.layout.tp, groups.layout.dp,
                config::name_of(recipe.run.precision), device.str(), at::get_num_threads());
   metrics::MetricsLog metrics((out_dir / "metrics.jsonl").string(), world.is_root());
-  Env env{world, recipe, groups, device, metrics};
+  StageEnv env{world, recipe, groups, device, metrics};
 
   std::vector<std::pair<std::string, nlohmann::ordered_json>> rows;
   for (const auto& stage : recipe.stages) {
@@ -244,11 +239,12 @@ int run_pipeline(const runtime::World& world, const config::Recipe& recipe, bool
       rows.emplace_back(stage.name, marker.value("summary", nlohmann::ordered_json::object()));
       continue;
     }
-    bool stopped = false;
-    nlohmann::ordered_json summary;
-    if (stage.kind == config::StageKind::sft) summary = run_sft(env, stage, &stopped);
-    if (stage.kind == config::StageKind::eval) summary = run_eval(env, stage);
-    if (stopped) {
+    StageResult result;
+    if (stage.kind == config::StageKind::sft) result = run_sft(env, stage);
+    if (stage.kind == config::StageKind::preference) result = run_preference(env, stage);
+    if (stage.kind == config::StageKind::eval) result.summary = run_eval(env, stage);
+    const auto& summary = result.summary;
+    if (result.stopped) {
       spdlog::warn("stopped by signal; `aligntrain run` with the same recipe resumes from the checkpoint");
       return 0;
     }
@@ -263,7 +259,10 @@ int run_pipeline(const runtime::World& world, const config::Recipe& recipe, bool
     rows.emplace_back(stage.name, summary);
   }
   print_summary(rows);
-  spdlog::info("outputs in {} (metrics.jsonl, <stage>/model)", out_dir.string());
+  struct rusage usage {};
+  getrusage(RUSAGE_SELF, &usage);
+  spdlog::info("outputs in {} (metrics.jsonl, <stage>/model); peak memory of rank 0: {} MiB", out_dir.string(),
+               usage.ru_maxrss / 1024);
   return 0;
 }
 

@@ -1,0 +1,41 @@
+// What every stage runner receives from the pipeline, and helpers they share.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <nlohmann/json.hpp>
+
+#include "config/schema.h"
+#include "data/collate.h"
+#include "data/tokenizer.h"
+#include "trainer/metrics/metrics.h"
+#include "trainer/runtime/communicators.h"
+#include "trainer/runtime/world.h"
+#include "trainer/stages/train_loop.h"
+
+namespace aligntrain::stages {
+
+struct StageEnv {
+  const runtime::World& world;
+  const config::Recipe& recipe;
+  runtime::Groups& groups;
+  at::Device device;
+  metrics::MetricsLog& metrics;
+};
+
+struct StageResult {
+  nlohmann::ordered_json summary;  // one row of the end-of-run table (also stored in DONE)
+  bool stopped = false;            // a stop signal ended the stage after a checkpoint
+};
+
+// The summary row of a training stage.
+nlohmann::ordered_json summary_of(const config::StageConfig& stage, const TrainOutcome& outcome);
+
+// Padding id and prompt masking for a stage's batches.
+data::CollateOptions collate_options(const data::Tokenizer& tok, const config::StageConfig& stage);
+
+// The dtype a trained (policy) model lives in, and the one a frozen model `name` is kept in.
+at::ScalarType policy_dtype(const config::Recipe& recipe);
+at::ScalarType frozen_dtype(const config::Recipe& recipe, const std::string& name);
+
+}  // namespace aligntrain::stages
