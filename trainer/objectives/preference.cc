@@ -36,8 +36,8 @@ at::Tensor as_like(const at::Tensor& t, const at::Tensor& like) {
 
 void check_smoothing(double eps, LossType type) {
   if (!(eps >= 0.0 && eps < 0.5)) {
-    throw std::invalid_argument("objectives: label_smoothing of loss type '" + name(type) + "' must be in [0, 0.5), got " +
-                                std::to_string(eps));
+    throw std::invalid_argument("objectives: label_smoothing of loss type '" + name(type) +
+                                "' must be in [0, 0.5), got " + std::to_string(eps));
   }
 }
 
@@ -52,8 +52,8 @@ at::Tensor nan_like(const at::Tensor& t) { return at::full_like(t, std::numeric_
 
 // The six TRL metrics shared by every paired type. `reward_w`, `reward_l` are the (implicit) rewards; `logp_w`,
 // `logp_l` the policy's summed log-probs.
-void add_reward_metrics(LossTerms& out, const at::Tensor& reward_w, const at::Tensor& reward_l, const at::Tensor& logp_w,
-                        const at::Tensor& logp_l) {
+void add_reward_metrics(LossTerms& out, const at::Tensor& reward_w, const at::Tensor& reward_l,
+                        const at::Tensor& logp_w, const at::Tensor& logp_l) {
   at::NoGradGuard no_grad;
   const auto rw = reward_w.detach(), rl = reward_l.detach();
   out.metrics.emplace_back("rewards/chosen", rw);
@@ -81,7 +81,8 @@ void add_unpaired_metrics(LossTerms& out, const at::Tensor& reward, const at::Te
 
 at::Tensor as_bool(const at::Tensor& desirable, const at::Tensor& like, const char* fn) {
   if (!desirable.defined() || desirable.sizes() != like.sizes()) {
-    throw std::invalid_argument(std::string("objectives: ") + fn + ": `desirable` must be defined with the shape of the log-probs");
+    throw std::invalid_argument(std::string("objectives: ") + fn +
+                                ": `desirable` must be defined with the shape of the log-probs");
   }
   return desirable.scalar_type() == at::kBool ? desirable : desirable.ne(0);
 }
@@ -176,7 +177,7 @@ LossTerms paired_loss(LossType type, const config::LossConfig& cfg, double beta,
         // Rewards λ·avg logπ as TRL's ORPO logs them.
         add_reward_metrics(out, aw * cfg.orpo_lambda, al * cfg.orpo_lambda, pw, pl);
         add_metric(out, "nll", nll);
-        add_metric(out, "log_odds_ratio", ratio);    // TRL's name for logσ(log_odds)
+        add_metric(out, "log_odds_ratio", ratio);      // TRL's name for logσ(log_odds)
         add_metric(out, "log_odds_chosen", log_odds);  // TRL's name for log_odds itself
         return out;
       }
@@ -252,9 +253,10 @@ LossTerms paired_loss(LossType type, const config::LossConfig& cfg, double beta,
         out.loss = -objectives::log_sigmoid((rho_w / lw - rho_l / ll) * beta);
         break;
       }
-      case L::bco_pair: out.loss = -objectives::log_sigmoid(rho_w * beta) - objectives::log_sigmoid(-rho_l * beta); break;
-      default:
-        throw std::invalid_argument("objectives: '" + name(type) + "' is not a paired preference loss type");
+      case L::bco_pair:
+        out.loss = -objectives::log_sigmoid(rho_w * beta) - objectives::log_sigmoid(-rho_l * beta);
+        break;
+      default: throw std::invalid_argument("objectives: '" + name(type) + "' is not a paired preference loss type");
     }
     add_reward_metrics(out, rho_w * beta, rho_l * beta, pw, pl);
     return out;
@@ -265,8 +267,8 @@ LossTerms paired_loss(LossType type, const config::LossConfig& cfg, double beta,
 LossTerms paired_loss_mix(const config::LossConfig& cfg, double beta, const PairLogps& in) {
   if (cfg.type.empty()) throw std::invalid_argument("objectives: loss.type is empty");
   if (!cfg.weights.empty() && cfg.weights.size() != cfg.type.size()) {
-    throw std::invalid_argument("objectives: loss.weights has " + std::to_string(cfg.weights.size()) +
-                                " entries for " + std::to_string(cfg.type.size()) + " loss types");
+    throw std::invalid_argument("objectives: loss.weights has " + std::to_string(cfg.weights.size()) + " entries for " +
+                                std::to_string(cfg.type.size()) + " loss types");
   }
   LossTerms out;
   std::vector<std::pair<std::string, at::Tensor>> per_type;
@@ -292,7 +294,8 @@ LossTerms paired_loss_mix(const config::LossConfig& cfg, double beta, const Pair
 
 LossTerms kto_loss(const config::LossConfig& cfg, double beta, const at::Tensor& policy_logp,
                    const at::Tensor& ref_logp, const at::Tensor& desirable, double z0) {
-  if (!policy_logp.defined() || !ref_logp.defined()) throw std::invalid_argument("objectives: kto needs policy and reference log-probs");
+  if (!policy_logp.defined() || !ref_logp.defined())
+    throw std::invalid_argument("objectives: kto needs policy and reference log-probs");
   const auto d = as_bool(desirable, policy_logp, "kto_loss");
   const auto rho = policy_logp - as_like(ref_logp.detach(), policy_logp);
   // 1 − σ(x) written as σ(−x): desirable λ_D·(1 − σ(β(ρ − z0))), undesirable λ_U·(1 − σ(β(z0 − ρ))).
@@ -315,7 +318,8 @@ double kto_z0(double sum_of_log_ratios, double count) {
 LossTerms bco_loss(const config::LossConfig& cfg, double beta, const at::Tensor& policy_logp,
                    const at::Tensor& ref_logp, const at::Tensor& desirable, double delta,
                    const at::Tensor& udm_weight) {
-  if (!policy_logp.defined() || !ref_logp.defined()) throw std::invalid_argument("objectives: bco needs policy and reference log-probs");
+  if (!policy_logp.defined() || !ref_logp.defined())
+    throw std::invalid_argument("objectives: bco needs policy and reference log-probs");
   const auto d = as_bool(desirable, policy_logp, "bco_loss");
   const auto r = (policy_logp - as_like(ref_logp.detach(), policy_logp)) * beta;
   const auto chosen = -objectives::log_sigmoid(r - delta);

@@ -39,10 +39,15 @@ struct LossTerms {
 // orpo, cpo (alpha: AlphaPO reward shape), mapo (the flagged LLM adaptation), sft (= chosen_nll).
 // `beta` is the resolved β of the stage. Metrics: rewards/chosen, rewards/rejected, rewards/accuracies,
 // rewards/margins, logps/chosen, logps/rejected (and nll, log_odds_ratio for orpo, ...).
+// Reference-based types: rewards β·ρ. Reference-free types log TRL's implicit rewards: cpo β·Σlogπ (β·r with AlphaPO),
+// simpo and mapo β·avg logπ, orpo λ·avg logπ (orpo uses cfg.orpo_lambda and ignores `beta`), sft avg logπ (no β).
+// logps/* are always the summed policy log-probs. Extras: nll (orpo, cpo, mapo, sft); log_odds_ratio = logσ(log_odds)
+// and log_odds_chosen = log_odds (orpo, TRL's names); log_odds = m (mapo). mapo's winner term is chosen_nll, so
+// `chosen` gets no gradient there. Throws std::invalid_argument for a non-paired type or a missing needed input.
 LossTerms paired_loss(config::LossType type, const config::LossConfig& cfg, double beta, const PairLogps& in);
 
 // A weighted mix of types (cfg.type with cfg.weights, default 1 each): Σ w_i · loss_i; metrics of the first type
-// plus "loss/<type>" per type.
+// plus "loss/<type>" per type (the unweighted loss of that type).
 LossTerms paired_loss_mix(const config::LossConfig& cfg, double beta, const PairLogps& in);
 
 // KTO (C.10). rho = Σlogπθ(y|x) − Σlogπref(y|x) [B]; desirable [B] bool; z0 the detached, all-reduced, clamped
@@ -51,11 +56,13 @@ LossTerms paired_loss_mix(const config::LossConfig& cfg, double beta, const Pair
 LossTerms kto_loss(const config::LossConfig& cfg, double beta, const at::Tensor& policy_logp,
                    const at::Tensor& ref_logp, const at::Tensor& desirable, double z0);
 
-// KTO's z0 from mismatched pairs' log-ratios (already summed over the global batch): clamp_min(sum / count, 0).
+// KTO's z0 from mismatched pairs' log-ratios (already summed over the global batch): clamp_min(sum / count, 0);
+// 0 when count is 0.
 double kto_z0(double sum_of_log_ratios, double count);
 
 // BCO (C.11). r = β·(Σlogπθ − Σlogπref); δ the running mean (after updating it with this batch); udm_weight [B] the
-// density-ratio weights for undesirable examples (undefined: 1). Metrics as KTO's plus delta.
+// density-ratio weights for undesirable examples (undefined: 1; ignored on desirable ones). Metrics as KTO's but
+// with delta instead of kl.
 LossTerms bco_loss(const config::LossConfig& cfg, double beta, const at::Tensor& policy_logp,
                    const at::Tensor& ref_logp, const at::Tensor& desirable, double delta,
                    const at::Tensor& udm_weight = at::Tensor());
@@ -65,7 +72,9 @@ LossTerms bco_loss(const config::LossConfig& cfg, double beta, const at::Tensor&
 std::pair<double, double> running_mean_update(double mean, double count, double batch_mean, double batch_count);
 
 // D2O (C.12). sample_log_ratio [B, K]: Σlogπθ(y_k) − Σlogπr⁻(y_k) of the K self-generated samples;
-// negative_log_ratio [B]: Σlogπθ(y_l) − Σlogπr⁺(y_l). L = −logσ((β/K)·Σ_k sample − α·negative).
+// negative_log_ratio [B]: Σlogπθ(y_l) − Σlogπr⁺(y_l). L = −logσ((β/K)·Σ_k sample − α·negative), α = cfg.d2o_alpha.
+// Metrics rewards/chosen = (β/K)·Σ_k sample, rewards/rejected = α·negative, rewards/accuracies, rewards/margins (DPO's
+// with K = 1, α = β).
 LossTerms d2o_loss(const config::LossConfig& cfg, double beta, const at::Tensor& sample_log_ratio,
                    const at::Tensor& negative_log_ratio);
 
