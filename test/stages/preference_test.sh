@@ -49,12 +49,12 @@ expect_no_output "precomputing reference" "nothing is recomputed"
 # A changed data file is a different cache key: recomputed, never the stale table.
 cp config/recipes/data/pairs_train.jsonl "$TMP/pairs.jsonl"
 run_long $BIN run $RECIPE "${SMALL[@]}" --set "run.output_dir=$TMP/changed" --set "stages.dpo.data.train=$TMP/pairs.jsonl"
-expect_output "reference log-probs of .*pairs.jsonl from cache|precomputing reference log-probs of [0-9]+ pairs of .*pairs.jsonl" "first run on a copy"
+expect_output "reference log-probs of .*pairs.jsonl from cache|precomputing reference log-probs of [0-9]+ examples of .*pairs.jsonl" "first run on a copy"
 mkdir -p "$TMP/changed2" && cp -r "$TMP/changed/cache" "$TMP/changed2/"
 head -n 400 config/recipes/data/pairs_train.jsonl > "$TMP/pairs.jsonl"
 run_long $BIN run $RECIPE "${SMALL[@]}" --set "run.output_dir=$TMP/changed2" --set "stages.dpo.data.train=$TMP/pairs.jsonl"
 expect_exit 0 "run with an edited data file and the old cache present"
-expect_output "precomputing reference log-probs of 400 pairs" "the edited file's reference log-probs are recomputed"
+expect_output "precomputing reference log-probs of 400 examples" "the edited file's reference log-probs are recomputed"
 
 # 3. Bad preference data.
 GOOD='{"prompt": "sort these digits: 3 1\n", "chosen": "1 3", "rejected": "3 1"}'

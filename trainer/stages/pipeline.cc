@@ -149,6 +149,8 @@ void check_data(const config::Recipe& recipe) {
   for (const auto& stage : recipe.stages) {
     data::DataKind kind = data::DataKind::kSft;
     if (stage.kind == config::StageKind::preference) kind = data::DataKind::kPreference;
+    else if (stage.kind == config::StageKind::unpaired) kind = data::DataKind::kUnpaired;
+    else if (stage.kind == config::StageKind::negatives) kind = data::DataKind::kNegatives;
     else if (stage.kind != config::StageKind::sft && stage.kind != config::StageKind::eval) continue;
     for (const std::string* path : {&stage.data.train, &stage.data.eval}) {
       if (path->empty()) continue;
@@ -191,10 +193,10 @@ void check_resumable(const runtime::World& world, const config::Recipe& recipe, 
 
 int run_pipeline(const runtime::World& world, const config::Recipe& recipe, bool fresh) {
   for (const auto& stage : recipe.stages) {
-    if (stage.kind != config::StageKind::sft && stage.kind != config::StageKind::eval &&
-        stage.kind != config::StageKind::preference) {
+    if (stage.kind == config::StageKind::distill || stage.kind == config::StageKind::generate ||
+        stage.kind == config::StageKind::select) {
       throw UsageError("stage '" + stage.name + "': " + config::a_stage(stage.kind) +
-                       " cannot run yet; this build runs sft, preference and eval stages");
+                       " cannot run yet; this build runs sft, preference, unpaired, negatives and eval stages");
     }
   }
   check_data(recipe);
@@ -242,6 +244,8 @@ int run_pipeline(const runtime::World& world, const config::Recipe& recipe, bool
     StageResult result;
     if (stage.kind == config::StageKind::sft) result = run_sft(env, stage);
     if (stage.kind == config::StageKind::preference) result = run_preference(env, stage);
+    if (stage.kind == config::StageKind::unpaired) result = run_unpaired(env, stage);
+    if (stage.kind == config::StageKind::negatives) result = run_negatives(env, stage);
     if (stage.kind == config::StageKind::eval) result.summary = run_eval(env, stage);
     const auto& summary = result.summary;
     if (result.stopped) {

@@ -1,0 +1,352 @@
+#include "trainer/stages/responses.h"
+
+#include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+
+#include "data/collate.h"
+#include "trainer/checkpoint/fingerprint.h"
+#include "trainer/errors.h"
+#include "trainer/model/checkpoint_io.h"
+#include "trainer/model/logprobs.h"
+#include "trainer/model/safetensors_torch.h"
+#include "trainer/parallel/vocab_parallel.h"
+#include "trainer/stages/train_loop.h"
+
+namespace aligntrain::stages {
+
+namespace fs = std::filesystem;
+
+data::Truncate truncate_of(config::Truncate t) {
+  switch (t) {
+    case config::Truncate::left: return data::Truncate::kLeft;
+    case config::Truncate::drop: return data::Truncate::kDrop;
+    default: return data::Truncate::kRight;
+  }
+}
+
+namespace {
+
+at::Tensor as_tensor(const std::vector<int64_t>& v, int64_t rows, int64_t length, const at::Device& device) {
+  return at::tensor(v, at::kLong).view({rows, length}).to(device);
+}
+
+std::vector<int64_t> all_columns(const ResponseSet& set) {
+  std::vector<int64_t> c(static_cast<size_t>(set.width));
+  for (int64_t r = 0; r < set.width; ++r) c[r] = r;
+  return c;
+}
+
+// Examples dealt round-robin over the DP group, in micro-batches: calls `f` with each of this rank's batches.
+template <class F>
+void for_my_batches(const ResponseSet& set, runtime::Groups& groups, int64_t micro, F f) {
+  std::vector<int64_t> mine;
+  for (int64_t i = groups.layout.dp_rank; i < set.size(); i += groups.layout.dp) {
+    mine.push_back(i);
+    if (static_cast<int64_t>(mine.size()) == micro) {
+      f(mine);
+      mine.clear();
+    }
+  }
+  if (!mine.empty()) f(mine);
+}
+
+// [N, R] fp64 CPU table of reference log-probs, computed over the DP group.
+at::Tensor reference_table(model::CausalLM& ref, runtime::Groups& groups, const at::Device& device,
+                           const ResponseSet& set, int64_t micro, int32_t pad) {
+  at::NoGradGuard no_grad;
+  auto table = at::zeros({set.size(), set.width}, at::kDouble);
+  const auto columns = all_columns(set);
+  for_my_batches(set, groups, micro, [&](const std::vector<int64_t>& batch) {
+    const auto s = sequence_logps(ref, *groups.tp, device, set, batch, columns, pad).sum.to(at::kCPU, at::kDouble);
+    table.index_copy_(0, at::tensor(batch, at::kLong), s);
+  });
+  table = table.to(device);
+  groups.dp->all_reduce(table, runtime::ReduceOp::kSum);  // each row comes from exactly one replica
+  return table.to(at::kCPU);
+}
+
+ReferenceFn table_reference(at::Tensor table, const at::Device& device) {
+  return [table, device](const ResponseSet&, const std::vector<int64_t>& index, const std::vector<int64_t>& columns) {
+    return table.index_select(0, at::tensor(index, at::kLong))
+        .index_select(1, at::tensor(columns, at::kLong))
+        .to(at::kFloat)
+        .to(device);
+  };
+}
+
+std::string digest_of_text(const std::string& text) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (unsigned char c : text) {
+    h ^= c;
+    h *= 0x100000001b3ull;
+  }
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
+  return hex;
+}
+
+std::string reference_cache_key(const config::Recipe& recipe, const config::StageConfig& stage, const ModelSource& ref,
+                                const ResponseSet& set, at::ScalarType dtype) {
+  std::string text = "v2|kind:" + std::string(config::name_of(stage.kind)) + "|width:" + std::to_string(set.width) +
+                     "|config:" + model::model_config_to_json(ref.config);
+  if (ref.init) {
+    text += "|init:" + ref.init->preset + ":" + std::to_string(ref.init->seed);
+  } else {
+    std::vector<std::string> files;
+    for (const auto& e : fs::directory_iterator(ref.weights_dir)) {
+      if (e.path().extension() == ".safetensors") files.push_back(e.path().string());
+    }
+    std::sort(files.begin(), files.end());
+    for (const auto& f : files) text += "|w:" + fs::path(f).filename().string() + ":" + checkpoint::file_digest(f);
+  }
+  for (const auto& name : model::tokenizer_file_names()) {
+    const fs::path p = fs::path(ref.tokenizer_dir) / name;
+    if (fs::exists(p)) text += "|tok:" + name + ":" + checkpoint::file_digest(p.string());
+  }
+  text += "|data:" + checkpoint::file_digest(set.path);
+  if (!stage.data.samples.empty()) text += "|samples:" + checkpoint::file_digest(stage.data.samples);
+  text += "|max_length:" + std::to_string(stage.batch.max_length) + "|truncate:" +
+          std::string(config::name_of(stage.data.truncate)) + "|template:" + ref.chat_template +
+          "|skip_invalid:" + std::to_string(stage.data.skip_invalid) + "|dtype:" + std::string(c10::toString(dtype)) +
+          "|tp:" + std::to_string(recipe.parallel.tensor) + "|n:" + std::to_string(set.size());
+  return digest_of_text(text);
+}
+
+std::optional<at::Tensor> read_cache(const fs::path& file, int64_t n, int64_t width) {
+  if (!fs::exists(file)) return std::nullopt;
+  try {
+    for (const auto& [name, t] : model::load_safetensors(file.string())) {
+      if (name == "reference_logps" && t.dim() == 2 && t.size(0) == n && t.size(1) == width) return t.to(at::kDouble);
+    }
+  } catch (const std::exception& e) {
+    spdlog::warn("ignoring unreadable reference cache {}: {}", file.string(), e.what());
+    return std::nullopt;
+  }
+  spdlog::warn("ignoring reference cache {}: it does not hold {} x {} log-probs", file.string(), n, width);
+  return std::nullopt;
+}
+
+}  // namespace
+
+SeqLogps sequence_logps(model::CausalLM& lm, runtime::Communicator& tp, const at::Device& device,
+                        const ResponseSet& set, const std::vector<int64_t>& index, const std::vector<int64_t>& columns,
+                        int32_t pad_id) {
+  std::vector<std::vector<const data::Encoded*>> rows;
+  for (int64_t c : columns)
+    for (int64_t i : index) rows.push_back({&set.at(i, c)});
+  data::CollateOptions co;
+  co.pad_id = pad_id;
+  co.train_on_prompt = true;  // labels on every token; the response mask below selects the sums
+  const auto b = data::collate(rows, co);
+  // response[r, t] = 1 where position t predicts a response token (the token at t + 1).
+  std::vector<float> response(static_cast<size_t>(b.rows * b.length), 0.f);
+  for (int64_t r = 0; r < b.rows; ++r) {
+    const auto& e = *rows[r][0];
+    const auto n = static_cast<int64_t>(e.ids.size());
+    for (int64_t j = std::max<int64_t>(1, e.prompt_len); j < n; ++j) response[r * b.length + j - 1] = 1.f;
+  }
+  const auto ids = as_tensor(b.input_ids, b.rows, b.length, device);
+  model::ForwardInput in{ids, std::nullopt, std::nullopt, std::nullopt};
+  if (b.tokens < b.rows * b.length) in.attention_mask = as_tensor(b.attention_mask, b.rows, b.length, device);
+  const auto labels = model::shift_labels(ids, as_tensor(b.loss_mask, b.rows, b.length, device));
+  const auto lp = parallel::token_logprobs(lm, lm.hidden_states(in), labels, tp);  // [B·C, T] fp32, 0 where ignored
+  const auto mask = at::from_blob(response.data(), {b.rows, b.length}, at::kFloat).clone().to(device);
+  const auto B = static_cast<int64_t>(index.size()), C = static_cast<int64_t>(columns.size());
+  SeqLogps out;
+  out.sum = (lp * mask).sum(1).view({C, B}).t();
+  out.len = mask.sum(1).view({C, B}).t();
+  out.full_sum = lp.narrow(0, 0, B).sum(1);
+  out.full_len = (labels.narrow(0, 0, B) != model::kIgnoreIndex).sum(1).to(at::kFloat);
+  out.tokens = b.tokens;
+  return out;
+}
+
+Reference make_reference(StageEnv& env, const config::StageConfig& stage, const ModelSource& policy,
+                         const ResponseSet& train, const ResponseSet* eval, int32_t pad) {
+  Reference out;
+  if (!stage.reference) return out;
+  const ModelSource ref_src = resolve_model(env.recipe, stage.reference->model);
+  const auto dtype = frozen_dtype(env.recipe, stage.reference->model);
+  if (ref_src.config.vocab_size != policy.config.vocab_size) {
+    throw UsageError("stage '" + stage.name + "': reference '" + ref_src.name + "' has vocab_size " +
+                     std::to_string(ref_src.config.vocab_size) + " but the policy has " +
+                     std::to_string(policy.config.vocab_size) + " (they must share a tokenizer)");
+  }
+  if (!stage.reference->precompute) {
+    out.live = load_model(ref_src, env.groups, env.device, dtype);
+    for (auto& p : out.live->lm->parameters()) p.set_requires_grad(false);
+    model::CausalLM* lm = out.live->lm.get();
+    runtime::Groups* groups = &env.groups;
+    const at::Device device = env.device;
+    out.train = [lm, groups, device, pad](const ResponseSet& set, const std::vector<int64_t>& index,
+                                          const std::vector<int64_t>& columns) {
+      at::NoGradGuard no_grad;
+      return sequence_logps(*lm, *groups->tp, device, set, index, columns, pad).sum;
+    };
+    out.eval = out.train;
+    return out;
+  }
+  const fs::path cache_dir = fs::path(env.recipe.run.output_dir) / "cache";
+  std::optional<LoadedModel> model;
+  auto table_for = [&](const ResponseSet& set) {
+    const std::string key = reference_cache_key(env.recipe, stage, ref_src, set, dtype);
+    const fs::path file = cache_dir / ("reference-" + key + ".safetensors");
+    if (env.world.all_ok(read_cache(file, set.size(), set.width).has_value())) {
+      spdlog::info("[{}] reference log-probs of {} from cache {}", stage.name, set.path, file.string());
+      return *read_cache(file, set.size(), set.width);
+    }
+    if (!model) {
+      model = load_model(ref_src, env.groups, env.device, dtype);
+      for (auto& p : model->lm->parameters()) p.set_requires_grad(false);
+    }
+    spdlog::info("[{}] precomputing reference log-probs of {} examples of {} with '{}'", stage.name, set.size(),
+                 set.path, ref_src.name);
+    auto table = reference_table(*model->lm, env.groups, env.device, set, stage.batch.micro, pad);
+    if (env.world.is_root()) {
+      fs::create_directories(cache_dir);
+      model::save_safetensors(file.string(), {{"reference_logps", table}}, {{"key", key}, {"data", set.path}});
+    }
+    env.world.barrier();
+    return table;
+  };
+  out.train = table_reference(table_for(train), env.device);
+  if (eval) out.eval = table_reference(table_for(*eval), env.device);
+  return out;  // `model` is freed here: the reference is not needed during training
+}
+
+void MetricSums::add(const objectives::LossTerms& terms) {
+  auto put = [&](const std::string& key, const at::Tensor& v) {
+    const auto d = v.detach().to(at::kDouble);
+    const auto ok = ~d.isnan();
+    const double s = at::where(ok, d, at::zeros_like(d)).sum().item<double>();
+    const double c = ok.sum().item<double>();
+    for (size_t i = 0; i < keys.size(); ++i) {
+      if (keys[i] == key) {
+        sums[i] += s;
+        counts[i] += c;
+        return;
+      }
+    }
+    keys.push_back(key);
+    sums.push_back(s);
+    counts.push_back(c);
+  };
+  put("loss", terms.loss);
+  for (const auto& [k, v] : terms.metrics) put(k, v);
+}
+
+StepMetrics MetricSums::mean(runtime::Communicator& dp, const at::Device& device, double examples,
+                             const std::string& prefix) const {
+  std::vector<double> both(sums);
+  both.insert(both.end(), counts.begin(), counts.end());
+  auto t = at::tensor(both, at::kDouble).to(device);
+  dp.all_reduce(t, runtime::ReduceOp::kSum);
+  t = t.to(at::kCPU);
+  const auto n = static_cast<int64_t>(keys.size());
+  StepMetrics out;
+  for (int64_t i = 0; i < n; ++i) {
+    const double sum = t[i].item<double>(), count = t[n + i].item<double>();
+    const double value = keys[i] == "loss" ? sum / examples : (count > 0 ? sum / count : std::nan(""));
+    out.emplace_back(prefix + keys[i], value);
+  }
+  return out;
+}
+
+namespace {
+
+class ResponseObjective : public TrainObjective {
+ public:
+  ResponseObjective(model::CausalLM& lm, runtime::Groups& groups, at::Device device, const ResponseSet& set,
+                    const ReferenceFn& ref, ResponseLoss& loss, int32_t pad, int64_t micro)
+      : lm_(lm), groups_(groups), device_(device), set_(set), ref_(ref), loss_(loss), pad_(pad), micro_(micro) {}
+
+  int64_t num_examples() const override { return set_.size(); }
+  const std::vector<int64_t>& lengths() const override { return no_lengths_; }
+  void begin_step(const data::StepRows& step) override {
+    global_ = static_cast<int64_t>(step.rows.size());
+    tokens_ = 0;
+    for (const auto& row : step.rows)
+      for (int64_t i : row)
+        for (int64_t c : loss_.train_columns) tokens_ += static_cast<int64_t>(set_.at(i, c).ids.size());
+    sums_ = MetricSums{};
+    if (loss_.before_step) loss_.before_step(data::micro_batches(step, groups_.layout.dp_rank, groups_.layout.dp, micro_));
+  }
+  void micro_step(const std::vector<std::vector<int64_t>>& rows) override {
+    std::vector<int64_t> index;
+    for (const auto& r : rows) index.insert(index.end(), r.begin(), r.end());
+    const auto policy = sequence_logps(lm_, *groups_.tp, device_, set_, index, loss_.train_columns, pad_);
+    const at::Tensor ref = ref_ ? ref_(set_, index, loss_.train_columns) : at::Tensor();
+    const auto terms = loss_.loss({set_, index, policy, ref, true});
+    (terms.loss.sum() * (static_cast<double>(groups_.layout.dp) / static_cast<double>(global_))).backward();
+    sums_.add(terms);
+  }
+  StepMetrics end_step() override { return sums_.mean(*groups_.dp, device_, static_cast<double>(global_), ""); }
+  int64_t step_tokens() const override { return tokens_; }
+  nlohmann::json state() const override { return loss_.state ? loss_.state() : nlohmann::json::object(); }
+  void load_state(const nlohmann::json& j) override {
+    if (loss_.load_state) loss_.load_state(j);
+  }
+
+ private:
+  model::CausalLM& lm_;
+  runtime::Groups& groups_;
+  at::Device device_;
+  const ResponseSet& set_;
+  const ReferenceFn& ref_;
+  ResponseLoss& loss_;
+  int32_t pad_;
+  int64_t micro_;
+  std::vector<int64_t> no_lengths_;
+  int64_t global_ = 0, tokens_ = 0;
+  MetricSums sums_;
+};
+
+StepMetrics evaluate_responses(model::CausalLM& lm, runtime::Groups& groups, const at::Device& device,
+                               const ResponseSet& set, const ReferenceFn& ref, ResponseLoss& loss, int64_t micro,
+                               int32_t pad) {
+  at::NoGradGuard no_grad;
+  MetricSums sums;
+  auto score = [&](const std::vector<int64_t>& batch) {
+    const auto policy = sequence_logps(lm, *groups.tp, device, set, batch, loss.eval_columns, pad);
+    const at::Tensor r = ref ? ref(set, batch, loss.eval_columns) : at::Tensor();
+    sums.add(loss.loss({set, batch, policy, r, false}));
+  };
+  for_my_batches(set, groups, micro, score);
+  if (sums.keys.empty()) {  // no example on this rank: contribute zeros under the same keys as the others
+    score({0});
+    std::fill(sums.sums.begin(), sums.sums.end(), 0.0);
+    std::fill(sums.counts.begin(), sums.counts.end(), 0.0);
+  }
+  return sums.mean(*groups.dp, device, static_cast<double>(set.size()), "eval/");
+}
+
+}  // namespace
+
+StageResult run_response_stage(StageEnv& env, const config::StageConfig& stage, const ModelSource& policy,
+                               const ResponseSet& train_set, const ResponseSet* eval, Reference& reference,
+                               ResponseLoss& loss, int32_t pad) {
+  auto loaded = load_model(policy, env.groups, env.device, policy_dtype(env.recipe));
+  loaded.lm->set_activation_checkpointing(stage.activation_checkpointing);
+  if (loss.attach_policy) loss.attach_policy(*loaded.lm);
+  ResponseObjective objective(*loaded.lm, env.groups, env.device, train_set, reference.train, loss, pad,
+                              stage.batch.micro);
+  TrainContext ctx{env.recipe, stage, env.groups, env.device, env.metrics, *loaded.lm, policy.tokenizer_dir, {}};
+  if (eval) {
+    ctx.evaluate = [&]() -> StepMetrics {
+      return evaluate_responses(*loaded.lm, env.groups, env.device, *eval, reference.eval, loss, stage.batch.micro,
+                                pad);
+    };
+  }
+  const TrainOutcome outcome = train(ctx, objective);
+  if (outcome.stopped) return {{}, true};
+  save_model(*loaded.lm, env.groups, stage_model_dir(env.recipe, stage.name), policy.tokenizer_dir);
+  spdlog::info("[{}] model saved to {}", stage.name, stage_model_dir(env.recipe, stage.name).string());
+  return {summary_of(stage, outcome), false};
+}
+
+}  // namespace aligntrain::stages
