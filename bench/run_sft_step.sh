@@ -12,10 +12,12 @@
 # model save), split by sampling /proc/PID/status every 20 ms into peak anonymous memory (heap: weights,
 # gradients, optimizer state, activations, allocator caches) and peak file-backed memory (mapped libraries).
 # Runs alternate (peer first on odd repetitions, aligntrain first on even ones), `--reps` times per thread count;
-# the table shows medians. A run during which other processes used more than $BENCH_MAX_FOREIGN cores (default
-# 0.25) is repeated up to $BENCH_TRIES times (default 3) and the least disturbed try is kept.
+# the table shows medians. Each run waits for a quiet machine first (see wait_quiet); a run during which other
+# processes still used more than $BENCH_MAX_FOREIGN cores (default 0.25) is repeated up to $BENCH_TRIES times
+# (default 3) and the least disturbed try is kept.
 #   --extra    also runs transformers with aligntrain's allocator setting (mallopt, --malloc keep), aligntrain
-#              with glibc's default allocator (ALIGNTRAIN_MALLOC=default), and transformers with fused AdamW.
+#              with glibc's default allocator (ALIGNTRAIN_MALLOC=default), transformers with fused AdamW, and
+#              transformers without the padding mask (--causal-only: sdpa with is_causal, same loss).
 #   --no-build uses bazel-bin/aligntrain as it is.
 # Outputs (model, data, per-run logs, results.jsonl) go to $BENCH_BUILD_DIR (default runs/sft_bench, which
 # bench/sft_bench.yaml also points at). ~8 minutes on an idle 2-core machine with the defaults.
@@ -71,7 +73,7 @@ TRIES=${BENCH_TRIES:-3}
 # anonymous and file-backed resident memory), reaps it with wait4 (ru_maxrss: the same peak RSS /usr/bin/time -v
 # reports; CPU time) and reads /proc/stat before and after (CPU that other processes used meanwhile).
 cat > "$BUILD/wrap.py" <<'EOF_WRAP'
-import json, os, subprocess, sys, time
+import json, os, signal, subprocess, sys, time
 def busy_s():
     with open("/proc/stat") as f:
         v = [int(x) for x in f.readline().split()[1:11]]
@@ -92,6 +94,8 @@ cmd = sys.argv[3:]
 b0, t0 = busy_s(), time.monotonic()
 with open(log, "w") as lf:
     proc = subprocess.Popen(cmd, stdout=lf, stderr=subprocess.STDOUT)
+for sig in (signal.SIGINT, signal.SIGTERM):  # an interrupted benchmark stops its run too
+    signal.signal(sig, lambda s, f: (proc.kill(), sys.exit(130)))
 peak = {"RssAnon": 0, "RssFile": 0}
 while True:
     pid, st, ru = os.wait4(proc.pid, os.WNOHANG)
@@ -134,11 +138,30 @@ print(json.dumps({
 EOF
 }
 
+busy_ms() {  # busy CPU time of the whole machine (all processes, all cores) in ms, from /proc/stat
+  awk -v hz="$(getconf CLK_TCK)" '/^cpu /{printf "%.0f\n", ($2+$3+$4+$7+$8+$9+$10+$11) * 1000 / hz; exit}' /proc/stat
+}
+# Before each run: wait (at most $BENCH_MAX_WAIT s, default 900) until other processes use under $QUIET cores
+# (default 0.15) over 3 s, so that runs start on a quiet machine.
+QUIET=${BENCH_QUIET:-0.15}
+MAX_WAIT=${BENCH_MAX_WAIT:-900}
+wait_quiet() {
+  local waited=0 b0 b1
+  while :; do
+    b0=$(busy_ms); sleep 3; b1=$(busy_ms)
+    awk -v a="$b0" -v b="$b1" -v q="$QUIET" 'BEGIN{exit !((b - a) / 3000 < q)}' && return 0
+    if [ $waited -ge "$MAX_WAIT" ]; then echo "    (still busy after ${MAX_WAIT}s; running anyway)"; return 0; fi
+    [ $waited = 0 ] && echo "    (other processes busy: $(awk -v a="$b0" -v b="$b1" 'BEGIN{printf "%.2f", (b - a) / 3000}') cores; waiting for a quiet machine)"
+    sleep 7; waited=$((waited + 10))
+  done
+}
+
 # measure LABEL THREADS ENV... -- command...: repeats a disturbed run, keeps the least disturbed try.
 measure() {
   local label=$1 threads=$2; shift 2
   local best="" best_f=99 out f i log
   for i in $(seq "$TRIES"); do
+    wait_quiet
     log="$BUILD/logs/${label}-t${threads}-$(date +%H%M%S%N).log"
     if [[ $label == aligntrain* ]]; then
       rm -rf "$BUILD/out-$label"
@@ -181,6 +204,7 @@ for t in $THREADS; do
       peer transformers-keepmem "--malloc keep" "$t"
       ours aligntrain-glibcmem "$t" ALIGNTRAIN_MALLOC=default
       peer transformers-fusedadamw "--optim fused" "$t"
+      peer transformers-causalonly "--causal-only" "$t"
     fi
   done
 done

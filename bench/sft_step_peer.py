@@ -6,7 +6,8 @@ with PyTorch + transformers, for bench/run_sft_step.sh to compare step throughpu
       writes the synthetic {"prompt", "completion"} set: ASCII words, 128-256 tokens per example with the byte
       tokenizer (BOS + prompt bytes + completion bytes + EOS), prompt 20-45% of it.
   sft_step_peer.py --recipe bench/sft_bench.yaml --model-dir DIR --data FILE [--threads 2] [--steps 12]
-                   [--attn sdpa|eager] [--malloc default|keep] [--optim default|foreach|fused] [--out FILE.jsonl]
+                   [--attn sdpa|eager] [--malloc default|keep] [--optim default|foreach|fused] [--causal-only] [--profile]
+                   [--out FILE.jsonl]
       trains like aligntrain's sft stage and writes one JSON line per step (loss, grad_norm, tokens,
       tokens_per_sec), as aligntrain's metrics.jsonl does; prints a last line "RESULT {json}".
 
@@ -192,7 +193,12 @@ def train(args):
     out = open(args.out, "w") if args.out else None
     cursor = 0
     rows_log = []
+    prof = None
     for step in range(total):
+        if args.profile and step == total - 1:
+            from torch.profiler import profile, ProfilerActivity
+            prof = profile(activities=[ProfilerActivity.CPU])
+            prof.__enter__()
         t0 = time.perf_counter()
         idx = [sampler.at(cursor + r) for r in range(global_bs)]
         cursor += global_bs
@@ -213,8 +219,10 @@ def train(args):
                 attention_mask[r, :len(ids)] = 1
                 labels[r, max(1, plen):len(ids)] = t[max(1, plen):]
             # transformers shifts labels inside the loss; num_items_in_batch makes it sum / global loss tokens.
-            loss = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels,
-                         num_items_in_batch=loss_tokens).loss
+            # --causal-only: no padding mask. With right padding a causal mask alone already hides every pad key
+            # from every real query, so the loss and gradients are the same; sdpa then runs with is_causal.
+            loss = model(input_ids=input_ids, attention_mask=None if args.causal_only else attention_mask,
+                         labels=labels, num_items_in_batch=loss_tokens).loss
             loss.backward()
             loss_sum += loss.item()
         grad_norm = torch.nn.utils.clip_grad_norm_(params, clip).item() if clip > 0 else float("nan")
@@ -223,6 +231,9 @@ def train(args):
             g["lr"] = lr
         optimizer.step()
         dt = time.perf_counter() - t0
+        if prof is not None:
+            prof.__exit__(None, None, None)
+            print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25))
         line = {"stage": "sft", "step": step + 1, "loss": loss_sum, "lr": lr, "grad_norm": grad_norm,
                 "tokens": tokens, "tokens_per_sec": tokens / dt, "step_sec": dt}
         rows_log.append(line)
@@ -234,7 +245,7 @@ def train(args):
     if out:
         out.close()
     ru = resource.getrusage(resource.RUSAGE_SELF)
-    res = {"impl": f"transformers-{args.attn}", "threads": torch.get_num_threads(), "malloc": args.malloc,
+    res = {"impl": f"transformers-{args.attn}", "causal_only": args.causal_only, "threads": torch.get_num_threads(), "malloc": args.malloc,
            "optim": args.optim, "torch": torch.__version__, "first_loss": rows_log[0]["loss"],
            "peak_rss_mib": ru.ru_maxrss / 1024, "rss_after_load_mib": rss_loaded / 1024}
     print("RESULT " + json.dumps(res))
@@ -254,6 +265,9 @@ def main():
     p.add_argument("--malloc", default="default", choices=["default", "keep"])
     p.add_argument("--optim", default="default", choices=["default", "foreach", "fused"],
                    help="torch.optim.AdamW implementation (default: its CPU default, the per-tensor loop)")
+    p.add_argument("--causal-only", action="store_true",
+                   help="pass no attention_mask (right padding makes it redundant): sdpa runs with is_causal")
+    p.add_argument("--profile", action="store_true", help="print torch.profiler's op table for the last step")
     p.add_argument("--out", help="per-step JSON lines (like aligntrain's metrics.jsonl)")
     args = p.parse_args()
     if args.make_data:

@@ -74,7 +74,6 @@ ReferenceFn table_reference(at::Tensor table, const at::Device& device) {
   return [table, device](const ResponseSet&, const std::vector<int64_t>& index, const std::vector<int64_t>& columns) {
     return table.index_select(0, at::tensor(index, at::kLong))
         .index_select(1, at::tensor(columns, at::kLong))
-        .to(at::kFloat)
         .to(device);
   };
 }
@@ -155,13 +154,16 @@ SeqLogps sequence_logps(model::CausalLM& lm, runtime::Communicator& tp, const at
   if (b.tokens < b.rows * b.length) in.attention_mask = as_tensor(b.attention_mask, b.rows, b.length, device);
   const auto labels = model::shift_labels(ids, as_tensor(b.loss_mask, b.rows, b.length, device));
   const auto lp = parallel::token_logprobs(lm, lm.hidden_states(in), labels, tp);  // [B·C, T] fp32, 0 where ignored
-  const auto mask = at::from_blob(response.data(), {b.rows, b.length}, at::kFloat).clone().to(device);
+  // Sequence sums in fp64: a response's log-prob is a sum of many fp32 terms, and the losses of differences of
+  // such sums (IPO, raw IPO) amplify its rounding.
+  const auto lp64 = lp.to(at::kDouble);
+  const auto mask = at::from_blob(response.data(), {b.rows, b.length}, at::kFloat).clone().to(device, at::kDouble);
   const auto B = static_cast<int64_t>(index.size()), C = static_cast<int64_t>(columns.size());
   SeqLogps out;
-  out.sum = (lp * mask).sum(1).view({C, B}).t();
+  out.sum = (lp64 * mask).sum(1).view({C, B}).t();
   out.len = mask.sum(1).view({C, B}).t();
-  out.full_sum = lp.narrow(0, 0, B).sum(1);
-  out.full_len = (labels.narrow(0, 0, B) != model::kIgnoreIndex).sum(1).to(at::kFloat);
+  out.full_sum = lp64.narrow(0, 0, B).sum(1);
+  out.full_len = (labels.narrow(0, 0, B) != model::kIgnoreIndex).sum(1).to(at::kDouble);
   out.tokens = b.tokens;
   return out;
 }

@@ -42,7 +42,7 @@ struct ResponseSet {
 
 // Sequence log-probs of responses `columns` of examples `index`, from one forward over B·C rows.
 struct SeqLogps {
-  at::Tensor sum, len;          // [B, C] fp32: Σ log π over response tokens, response token count
+  at::Tensor sum, len;          // [B, C] fp64: Σ log π over response tokens, response token count
   at::Tensor full_sum, full_len;  // [B] of column 0 over prompt + response tokens (all but the first)
   int64_t tokens = 0;           // non-padding tokens of the forward
 };
@@ -50,7 +50,7 @@ SeqLogps sequence_logps(model::CausalLM& lm, runtime::Communicator& tp, const at
                         const ResponseSet& set, const std::vector<int64_t>& index, const std::vector<int64_t>& columns,
                         int32_t pad_id);
 
-// Reference log-probs [B, C] (fp32, on the device) of the same rows; never differentiable.
+// Reference log-probs [B, C] (fp64, on the device) of the same rows; never differentiable.
 using ReferenceFn = std::function<at::Tensor(const ResponseSet&, const std::vector<int64_t>&, const std::vector<int64_t>&)>;
 
 struct Reference {
