@@ -30,7 +30,7 @@ CASES=(
   'robust|{"type": "robust", "label_smoothing": 0.1}|'
   'hinge|{"type": "hinge"}|'
   'ipo|{"type": "ipo"}|mpi'
-  'ipo_raw|{"type": "ipo", "ipo_raw": true, "beta": 2.0}|'
+  'ipo_raw|{"type": "ipo", "ipo_raw": true}|'
   'ln_dpo|{"type": "ln_dpo"}|'
   'bco_pair|{"type": "bco_pair"}|'
   'simpo|{"type": "simpo"}|mpi'
