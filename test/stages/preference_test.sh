@@ -11,8 +11,8 @@ rm -rf "$TMP" && mkdir -p "$TMP"
 RECIPE=config/recipes/demo.yaml
 
 # 1. The demo pipeline (SFT, then DPO with a precomputed reference, then eval).
-run_long $BIN run $RECIPE --set "run.output_dir=$TMP/demo"
-expect_exit 0 "demo pipeline: sft -> dpo -> eval"
+run_long $BIN run $RECIPE --set "run.output_dir=$TMP/demo" --set stages.sft.train.steps=150 --set stages.sft.eval.every_steps=0
+expect_exit 0 "demo pipeline (SFT shortened to 150 steps): sft -> dpo -> eval"
 M=$TMP/demo/metrics.jsonl
 a0=$(metric $M dpo 0 eval/rewards/accuracies); a1=$(metric $M dpo 60 eval/rewards/accuracies)
 l0=$(metric $M dpo 1 loss); l1=$(metric $M dpo 60 loss)
@@ -26,8 +26,11 @@ done
 ls $TMP/demo/cache/reference-*.safetensors > /dev/null 2>&1; check "reference log-probs cached under output_dir/cache" $?
 
 # 2. Precomputed vs live reference: the same losses, lower peak memory; the cache is reused.
+head -n 64 config/recipes/data/pairs_train.jsonl > "$TMP/pairs64.jsonl"
+head -n 16 config/recipes/data/pairs_eval.jsonl > "$TMP/pairs16.jsonl"
 SMALL=(--set models.tiny.init.preset=small-llama --set stages.sft.train.steps=2 --set stages.dpo.train.steps=3
-       --set stages.dpo.eval.every_steps=0 --set stages.dpo.log.every_steps=1 --set stages.sft.eval.every_steps=0)
+       --set stages.dpo.eval.every_steps=0 --set stages.dpo.log.every_steps=1 --set stages.sft.eval.every_steps=0
+       --set "stages.dpo.data.train=$TMP/pairs64.jsonl" --set "stages.dpo.data.eval=$TMP/pairs16.jsonl")
 run_long $BIN run $RECIPE "${SMALL[@]}" --set "run.output_dir=$TMP/pre"
 expect_exit 0 "small-llama, precomputed reference"
 pre_peak=$(echo "$OUT" | sed -n 's/.*peak memory of rank 0: \([0-9]*\) MiB.*/\1/p')
@@ -43,18 +46,18 @@ py_check "$pre_peak + 10 < $live_peak"; check "precomputed reference lowers peak
 rm -f "$TMP/pre/dpo/DONE"; rm -rf "$TMP/pre/checkpoints/dpo"
 run_long $BIN run $RECIPE "${SMALL[@]}" --set "run.output_dir=$TMP/pre"
 expect_exit 0 "rerun of the dpo stage"
-expect_output "reference log-probs of .*pairs_train.jsonl from cache" "the rerun reuses the cached reference log-probs"
+expect_output "reference log-probs of .*pairs64.jsonl from cache" "the rerun reuses the cached reference log-probs"
 expect_no_output "precomputing reference" "nothing is recomputed"
 
 # A changed data file is a different cache key: recomputed, never the stale table.
-cp config/recipes/data/pairs_train.jsonl "$TMP/pairs.jsonl"
+head -n 64 config/recipes/data/pairs_train.jsonl > "$TMP/pairs.jsonl"
 run_long $BIN run $RECIPE "${SMALL[@]}" --set "run.output_dir=$TMP/changed" --set "stages.dpo.data.train=$TMP/pairs.jsonl"
 expect_output "reference log-probs of .*pairs.jsonl from cache|precomputing reference log-probs of [0-9]+ examples of .*pairs.jsonl" "first run on a copy"
 mkdir -p "$TMP/changed2" && cp -r "$TMP/changed/cache" "$TMP/changed2/"
-head -n 400 config/recipes/data/pairs_train.jsonl > "$TMP/pairs.jsonl"
+head -n 40 config/recipes/data/pairs_train.jsonl > "$TMP/pairs.jsonl"
 run_long $BIN run $RECIPE "${SMALL[@]}" --set "run.output_dir=$TMP/changed2" --set "stages.dpo.data.train=$TMP/pairs.jsonl"
 expect_exit 0 "run with an edited data file and the old cache present"
-expect_output "precomputing reference log-probs of 400 examples" "the edited file's reference log-probs are recomputed"
+expect_output "precomputing reference log-probs of 40 examples" "the edited file's reference log-probs are recomputed"
 
 # 3. Bad preference data.
 GOOD='{"prompt": "sort these digits: 3 1\n", "chosen": "1 3", "rejected": "3 1"}'

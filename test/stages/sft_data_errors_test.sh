@@ -25,7 +25,7 @@ long=$(python3 -c 'print("9" * 200)')
 
 train() {  # train FILE [--set ...]
   local f=$1; shift
-  run_long $BIN run config/recipes/demo.yaml --set "run.output_dir=$TMP/out-$(basename $f .jsonl)" \
+  run_long $BIN run test/stages/sft_demo.yaml --set "run.output_dir=$TMP/out-$(basename $f .jsonl)" \
     --set "stages.sft.data.train=$f" --set stages.sft.train.steps=2 --set stages.sft.batch.global=4 \
     --set stages.sft.batch.micro=4 "$@"
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `aligntrain run` on an SFT + eval recipe (config/recipes/demo.yaml, shortened): training loss falls, held-out loss
+# `aligntrain run` on an SFT + eval recipe (test/stages/sft_demo.yaml: the demo recipe without its dpo stage, shortened): training loss falls, held-out loss
 # ends clearly below the untrained model's, outputs are where DESIGN.md §5 puts them, a rerun skips DONE stages,
 # a results-changing recipe edit is refused with the field named, a logging-only edit is accepted, --fresh starts
 # over, and a run with packing trains too.
@@ -8,7 +8,7 @@ source test/cli/testlib.sh
 source test/stages/stagelib.sh
 TMP=${TEST_TMPDIR:-$(mktemp -d)}/sft_train
 rm -rf "$TMP" && mkdir -p "$TMP"
-RECIPE=config/recipes/demo.yaml
+RECIPE=test/stages/sft_demo.yaml
 SETS=(--set "run.output_dir=$TMP/run" --set stages.sft.train.steps=60 --set stages.sft.eval.every_steps=30
       --set stages.sft.checkpoint.every_steps=20 --set stages.sft.log.every_steps=10)
 
