@@ -33,7 +33,7 @@ R=$OUT/recipe.yaml
 python3 - config/recipes/demo.yaml "$R" <<'PY'
 import sys, re, os
 text = open(sys.argv[1]).read()
-text = text[: text.index("  - name: sft_eval")]
+text = text[: text.index("  - name: dpo")]
 text = "\n".join(l for l in text.splitlines() if "eval: data/sft_eval.jsonl" not in l and "eval: {every_steps" not in l) + "\n"
 text = text.replace("data/", os.path.abspath("config/recipes/data") + "/")
 text = text.replace("output_dir: ../../runs/demo", "output_dir: out")

@@ -70,7 +70,8 @@ MAX_FOREIGN=${BENCH_MAX_FOREIGN:-0.25}
 TRIES=${BENCH_TRIES:-3}
 
 # The wrapper every run goes through: starts the command, samples its /proc/PID/status every 20 ms (peak
-# anonymous and file-backed resident memory), reaps it with wait4 (ru_maxrss: the same peak RSS /usr/bin/time -v
+# anonymous and file-backed resident memory; peak VmRSS until the last step is logged, i.e. without aligntrain's
+# end-of-stage checkpoint and model save), reaps it with wait4 (ru_maxrss: the same peak RSS /usr/bin/time -v
 # reports; CPU time) and reads /proc/stat before and after (CPU that other processes used meanwhile).
 cat > "$BUILD/wrap.py" <<'EOF_WRAP'
 import json, os, signal, subprocess, sys, time
@@ -84,39 +85,52 @@ def status(pid):
         with open(f"/proc/{pid}/status") as f:
             for line in f:
                 k, _, rest = line.partition(":")
-                if k in ("RssAnon", "RssFile"):
+                if k in ("VmRSS", "RssAnon", "RssFile"):
                     out[k] = int(rest.split()[0])
     except OSError:
         pass
     return out
-out_json, log = sys.argv[1], sys.argv[2]
-cmd = sys.argv[3:]
+def logged_steps(path):
+    try:
+        with open(path) as f:
+            return sum('"tokens_per_sec"' in line for line in f)
+    except OSError:
+        return 0
+# wrap.py OUT.json LOG METRICS STEPS command...: STEPS = when METRICS has that many step lines, training is over.
+out_json, log, metrics, steps = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+cmd = sys.argv[5:]
 b0, t0 = busy_s(), time.monotonic()
 with open(log, "w") as lf:
     proc = subprocess.Popen(cmd, stdout=lf, stderr=subprocess.STDOUT)
 for sig in (signal.SIGINT, signal.SIGTERM):  # an interrupted benchmark stops its run too
     signal.signal(sig, lambda s, f: (proc.kill(), sys.exit(130)))
-peak = {"RssAnon": 0, "RssFile": 0}
+peak = {"VmRSS": 0, "RssAnon": 0, "RssFile": 0}
+train_peak, training = 0, True
 while True:
     pid, st, ru = os.wait4(proc.pid, os.WNOHANG)
     if pid:
         break
-    for k, v in status(proc.pid).items():
+    s = status(proc.pid)
+    for k, v in s.items():
         peak[k] = max(peak[k], v)
+    if training:
+        train_peak = max(train_peak, s.get("VmRSS", 0))
+        if logged_steps(metrics) >= steps:
+            training = False
     time.sleep(0.02)
 wall, busy = time.monotonic() - t0, busy_s() - b0
 cpu = ru.ru_utime + ru.ru_stime
 rc = os.waitstatus_to_exitcode(st)
-json.dump({"rc": rc, "maxrss_kb": ru.ru_maxrss, "peak_anon_kb": peak["RssAnon"], "peak_file_kb": peak["RssFile"],
-           "wall_s": wall, "cpu_s": cpu, "minflt": ru.ru_minflt, "foreign_cores": max(0.0, (busy - cpu) / wall)},
-          open(out_json, "w"))
+json.dump({"rc": rc, "maxrss_kb": ru.ru_maxrss, "train_rss_kb": train_peak, "peak_anon_kb": peak["RssAnon"],
+           "peak_file_kb": peak["RssFile"], "wall_s": wall, "cpu_s": cpu, "minflt": ru.ru_minflt,
+           "foreign_cores": max(0.0, (busy - cpu) / wall)}, open(out_json, "w"))
 sys.exit(0 if rc == 0 else 1)
 EOF_WRAP
 
 # one_run LABEL THREADS LOG METRICS command...: runs it through wrap.py, prints a JSON result line.
 one_run() {
   local label=$1 threads=$2 log=$3 metrics=$4; shift 4
-  "$PY" "$BUILD/wrap.py" "$log.run.json" "$log" "$@" || { echo "run failed ($label): see $log" >&2; tail -5 "$log" >&2; return 1; }
+  "$PY" "$BUILD/wrap.py" "$log.run.json" "$log" "$metrics" "$TOTAL" "$@" || { echo "run failed ($label): see $log" >&2; tail -5 "$log" >&2; return 1; }
   "$PY" - "$label" "$threads" "$metrics" "$log.run.json" "$WARMUP" <<'EOF'
 import json, statistics, sys
 label, threads, metrics, runf = sys.argv[1:5]
@@ -130,7 +144,7 @@ run = json.load(open(runf))
 print(json.dumps({
     "impl": label, "threads": int(threads), "steps": len(timed), "tokens": tokens, "seconds": sum(secs),
     "tokens_per_s": tokens / sum(secs), "step_s_median": statistics.median(secs), "step_s_best": min(secs),
-    "peak_rss_mib": run["maxrss_kb"] / 1024, "peak_anon_mib": run["peak_anon_kb"] / 1024,
+    "peak_rss_mib": run["maxrss_kb"] / 1024, "train_rss_mib": run["train_rss_kb"] / 1024, "peak_anon_mib": run["peak_anon_kb"] / 1024,
     "peak_file_mib": run["peak_file_kb"] / 1024, "wall_s": run["wall_s"], "cpu_s": run["cpu_s"],
     "minor_faults": run["minflt"], "foreign_cores": run["foreign_cores"],
     "losses": [r["loss"] for r in rows], "grad_norms": [r["grad_norm"] for r in rows],
@@ -220,7 +234,7 @@ for r in rows:
 med = lambda k, rs: statistics.median(r[k] for r in rs)
 print()
 print(f"{'impl':<26} {'thr':>3} {'runs':>4} {'tokens/s median (range)':>25} {'step s':>7} {'peak RSS MiB':>12} "
-      f"{'anon':>5} {'file':>5} {'other':>6}  vs transformers")
+      f"{'train':>5} {'anon':>5} {'file':>5} {'other':>6}  vs transformers")
 for (t, impl), rs in sorted(groups.items(), key=lambda kv: (-kv[0][0], kv[0][1] != "transformers", kv[0][1])):
     base = groups.get((t, "transformers"))
     tps = med("tokens_per_s", rs)
@@ -228,11 +242,12 @@ for (t, impl), rs in sorted(groups.items(), key=lambda kv: (-kv[0][0], kv[0][1] 
     ratio = (f"{tps / med('tokens_per_s', base):.2f}x tok/s, {med('peak_rss_mib', rs) / med('peak_rss_mib', base):.2f}x mem"
              if base else "-")
     print(f"{impl:<26} {t:>3} {len(rs):>4} {tps:>10.0f} ({rng:>12}) {med('step_s_median', rs):>7.3f} "
-          f"{med('peak_rss_mib', rs):>12.0f} {med('peak_anon_mib', rs):>5.0f} {med('peak_file_mib', rs):>5.0f} "
+          f"{med('peak_rss_mib', rs):>12.0f} {med('train_rss_mib', rs):>5.0f} {med('peak_anon_mib', rs):>5.0f} {med('peak_file_mib', rs):>5.0f} "
           f"{max(r['foreign_cores'] for r in rs):>6.2f}  {ratio}")
 print("\ntokens/s: non-padding tokens of the timed steps / their summed step time, median over runs; step s: median")
-print("step time; peak RSS: ru_maxrss of the process (= /usr/bin/time -v), anon / file: peak anonymous and")
-print("file-backed RSS (sampled every 20 ms); other: the most cores' worth of CPU other processes used during any one")
+print("step time; peak RSS: ru_maxrss of the process (= /usr/bin/time -v); train: peak VmRSS sampled every 20 ms")
+print("until the last step is logged (leaves out aligntrain's end-of-stage checkpoint and model save); anon / file:")
+print("peak anonymous and file-backed RSS (sampled); other: the most cores' worth of CPU other processes used during any one")
 print("kept run (whole process lifetime).")
 # Same work: step losses and token counts of both sides.
 a = next((r for r in rows if r["impl"] == "aligntrain"), None)
