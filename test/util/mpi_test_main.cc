@@ -1,6 +1,8 @@
 // See mpi_test_main.h.
 #include "test/util/mpi_test_main.h"
 
+#include <cstdlib>
+
 #include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 
@@ -42,10 +44,17 @@ int main(int argc, char** argv) {
   aligntrain::runtime::World world(&argc, &argv);
   aligntrain::testing::g_world = &world;
   at::set_num_threads(1);
+  if (world.rank() != 0) {
+    // Only rank 0 reports to Bazel: gtest installs its XML writer and premature-exit marker during
+    // InitGoogleTest, from these variables, so another rank writing the same files must not see them.
+    ::unsetenv("XML_OUTPUT_FILE");
+    ::unsetenv("GTEST_OUTPUT");
+    ::unsetenv("TEST_PREMATURE_EXIT_FILE");
+    GTEST_FLAG_SET(output, "");
+  }
   ::testing::InitGoogleTest(&argc, argv);
   aligntrain::testing::g_args.assign(argv + 1, argv + argc);
   if (world.rank() != 0) {
-    GTEST_FLAG_SET(output, "");  // only rank 0 writes the XML report
     auto& listeners = ::testing::UnitTest::GetInstance()->listeners();
     delete listeners.Release(listeners.default_result_printer());
     listeners.Append(new aligntrain::testing::RankFailurePrinter(world.rank()));
