@@ -226,8 +226,9 @@ struct Fields<TrainConfig> {
 template <>
 struct Fields<EvalConfig> {
   template <class S, class F>
-  static void each(S& o, StageKind, F&& f) {
-    f(key("every_steps").non_negative(), o.every_steps);
+  static void each(S& o, StageKind k, F&& f) {
+    f(key("every_steps").non_negative().only_training(k), o.every_steps);
+    f(key("exact_match").only_kinds(k, {StageKind::eval}), o.exact_match);
   }
 };
 
@@ -344,17 +345,18 @@ struct Fields<StageConfig> {
                                             K::generate, K::eval}),
       o.batch);
     f(key("train").only_training(k), o.train);
-    f(key("eval").only_training(k), o.eval);
+    f(key("eval").within(k).only_kinds(k, {K::sft, K::preference, K::unpaired, K::negatives, K::distill, K::eval}),
+      o.eval);
     f(key("checkpoint").only_training(k), o.checkpoint);
     f(key("log").only_training(k), o.log);
     f(key("activation_checkpointing").only_training(k), o.activation_checkpointing);
     f(key("loss").within(k).only_kinds(k, {K::sft, K::preference, K::unpaired, K::negatives, K::distill, K::eval}),
       o.loss);
     // Sampling settings: generate stages, and distill stages whose kd loss samples from the student (lmbda).
-    const bool samples = k == K::generate || (k == K::distill && std::count(o.loss.type.begin(), o.loss.type.end(),
+    const bool samples = k == K::generate || (k == K::eval && o.eval.exact_match) || (k == K::distill && std::count(o.loss.type.begin(), o.loss.type.end(),
                                                                            LossType::kd) > 0);
-    f(key("generation").within(k).only_if(samples, "applies only to generate stages and to distill stages with "
-                                                   "loss type kd"),
+    f(key("generation").within(k).only_if(samples, "applies only to generate stages, eval stages with "
+                                                   "eval.exact_match and distill stages with loss type kd"),
       o.generation);
     f(key("select").only_kinds(k, {K::select}), o.select);
   }

@@ -13,6 +13,15 @@ const StageConfig* earlier_stage(const Recipe& recipe, size_t before, const std:
   return nullptr;
 }
 
+std::string data_file(const Recipe& recipe, const std::string& value) {
+  for (const auto& s : recipe.stages) {
+    if (s.name != value) continue;
+    if (s.kind == StageKind::generate) return s.generation.out;
+    if (s.kind == StageKind::select) return s.select.out;
+  }
+  return value;
+}
+
 namespace {
 
 class Resolver {

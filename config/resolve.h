@@ -15,4 +15,8 @@ void resolve(Recipe& recipe);
 // The earlier stage named `name` (index < before), or nullptr.
 const StageConfig* earlier_stage(const Recipe& recipe, size_t before, const std::string& name);
 
+// The file a resolved data value refers to: the output file of the generate or select stage it names, else the
+// value itself (a path).
+std::string data_file(const Recipe& recipe, const std::string& value);
+
 }  // namespace aligntrain::config

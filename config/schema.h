@@ -203,7 +203,8 @@ struct TrainConfig {  // exactly one of epochs and steps; neither: epochs = 1
 };
 
 struct EvalConfig {
-  int every_steps = 0;  // 0: evaluate at the end of the stage only
+  int every_steps = 0;       // training stages: 0 = evaluate at the end of the stage only
+  bool exact_match = false;  // eval stages: greedy completions of data.eval's prompts compared with its completions
 };
 
 struct CheckpointConfig {

@@ -72,11 +72,6 @@ int main(int argc, char** argv) {
                    "Plan for this many ranks (default: the current world, 1 without mpirun)")
       ->check(CLI::Range(1, 1 << 20));
 
-  // Subcommands whose engines arrive with the model, distributed and training issues. Their options are declared
-  // now so that --help documents them; running one says plainly that it is not built yet.
-  std::string s_model, s_prompts, s_out;
-  int s_seed = 0, s_max_new = 0, s_top_k = 0, s_num_samples = 1;
-  double s_temperature = 1.0, s_top_p = 1.0;
   cli::InitModelArgs init_args;
   auto* init_model = app.add_subcommand("init-model", "Write a random-initialised model as a Hugging Face model dir");
   init_model->add_option("--preset", init_args.preset,
@@ -99,16 +94,25 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 1 << 16));
   logprobs->add_option("--device", lp_args.device, "auto (CUDA when available), cpu or cuda")
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
-  auto* generate = app.add_subcommand("generate", "Generate completions for prompts");
-  generate->add_option("--model", s_model, "HF model dir")->required();
-  generate->add_option("--prompts", s_prompts, "JSONL with a \"prompt\" field per line")->required();
-  generate->add_option("--out", s_out, "Output JSONL")->required();
-  generate->add_option("--max-new-tokens", s_max_new, "Maximum new tokens per completion");
-  generate->add_option("--temperature", s_temperature, "Sampling temperature (0 = greedy)");
-  generate->add_option("--top-p", s_top_p, "Nucleus sampling mass");
-  generate->add_option("--top-k", s_top_k, "Sample from the k most likely tokens (0 = all)");
-  generate->add_option("--num-samples", s_num_samples, "Completions per prompt");
-  generate->add_option("--seed", s_seed, "Sampling seed");
+  cli::GenerateArgs gen_args;
+  auto* generate = app.add_subcommand("generate", "Generate completions for prompts (KV-cache decoding)");
+  generate->add_option("--model", gen_args.model, "HF model dir")->required();
+  generate->add_option("--prompts", gen_args.prompts, "JSONL with a \"prompt\" field per line")->required();
+  generate->add_option("--out", gen_args.out, "Output JSONL: each input object plus \"completion\"")->required();
+  generate->add_option("--max-new-tokens", gen_args.max_new_tokens, "Maximum new tokens per completion (default 128)");
+  generate->add_option("--temperature", gen_args.temperature, "Sampling temperature (default 1; 0 = greedy)");
+  generate->add_option("--top-p", gen_args.top_p, "Nucleus sampling mass (default 1 = off)");
+  generate->add_option("--top-k", gen_args.top_k, "Sample from the k most likely tokens (default 0 = off)");
+  generate->add_option("--num-samples", gen_args.num_samples, "Completions per prompt (default 1)");
+  generate->add_option("--seed", gen_args.seed, "Sampling seed (default 0)");
+  generate->add_option("--batch-size", gen_args.batch_size, "Prompts decoded together (default 8)")
+      ->check(CLI::Range(1, 1 << 16));
+  generate->add_option("--tensor-parallel", gen_args.tensor_parallel,
+                       "Tensor-parallel degree under mpirun (default 1; the rest of the ranks are data-parallel)")
+      ->check(CLI::Range(1, 1 << 16));
+  generate->add_flag("--token-ids", gen_args.token_ids, "Also write each completion's token ids (\"completion_ids\")");
+  generate->add_option("--device", gen_args.device, "auto (CUDA when available), cpu or cuda")
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   cli::ExportArgs export_args;
   auto* export_cmd = app.add_subcommand("export", "Gather tensor-parallel checkpoint shards into an HF model dir");
   export_cmd->add_option("checkpoint", export_args.checkpoint,
@@ -135,7 +139,7 @@ int main(int argc, char** argv) {
     else if (*plan) code = cli::plan(world, args.recipe, args.plan_world_size);
     else if (*init_model) code = cli::init_model(world, init_args);
     else if (*logprobs) code = cli::logprobs(world, lp_args);
-    else if (*generate) code = cli::not_built(world, "generate", "generation (KV-cache decoding)");
+    else if (*generate) code = cli::generate(world, gen_args);
     else if (*export_cmd) code = cli::export_checkpoint(world, export_args);
   } catch (const UsageError& e) {
     code = fail(world, e.what(), cli::kExitUsage);

@@ -1,5 +1,7 @@
 #include "trainer/checkpoint/fingerprint.h"
 
+#include "config/resolve.h"
+
 #include <yaml-cpp/yaml.h>
 
 #include <cstdio>
@@ -100,7 +102,7 @@ nlohmann::json stage_fingerprint(const config::Recipe& recipe, const config::Sta
   }
   for (const auto& [field, path] : {std::pair{"train", stage.data.train}, std::pair{"samples", stage.data.samples}}) {
     if (path.empty()) continue;
-    const std::string resolved = resolve(recipe, path);
+    const std::string resolved = resolve(recipe, config::data_file(recipe, path));
     if (fs::exists(resolved)) fp["stages." + stage.name + ".data." + field + " (file contents)"] = file_digest(resolved);
   }
   return fp;

@@ -48,6 +48,23 @@ struct LogprobsArgs {
 // Sequence log-probs of each example's responses (completion, chosen, rejected), prompt masked.
 int logprobs(const runtime::World& world, const LogprobsArgs& args);
 
+struct GenerateArgs {
+  std::string model, prompts, out;
+  int64_t max_new_tokens = 128;
+  double temperature = 1.0;  // 0: greedy
+  double top_p = 1.0;
+  int64_t top_k = 0;
+  int num_samples = 1;
+  int64_t seed = 0;
+  int64_t batch_size = 8;
+  std::string device = "auto";
+  int tensor_parallel = 1;
+  bool token_ids = false;  // also write "completion_ids"
+};
+
+// Completions for the prompts of a JSONL file (KV-cache decoding; TP and DP under mpirun).
+int generate(const runtime::World& world, const GenerateArgs& args);
+
 struct ExportArgs {
   std::string checkpoint, out;
 };
@@ -55,8 +72,5 @@ struct ExportArgs {
 // Gathers a checkpoint's tensor-parallel shards into an HF model dir. `checkpoint` is a step-<N> folder, or a
 // checkpoints/<stage> folder (its newest complete checkpoint).
 int export_checkpoint(const runtime::World& world, const ExportArgs& args);
-
-// A subcommand whose engine is not built yet: says so on rank 0 and returns kExitUsage.
-int not_built(const runtime::World& world, const std::string& command, const std::string& what);
 
 }  // namespace aligntrain::cli

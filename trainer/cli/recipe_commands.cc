@@ -150,11 +150,4 @@ int plan(const runtime::World& world, const RecipeArgs& args, int world_size) {
   return kExitOk;
 }
 
-int not_built(const runtime::World& world, const std::string& command, const std::string& what) {
-  if (world.is_root()) {
-    spdlog::error("`aligntrain {}` is not available yet: {} is not built in this version.", command, what);
-  }
-  return kExitUsage;
-}
-
 }  // namespace aligntrain::cli

@@ -38,6 +38,14 @@ at::Tensor Attention::forward(const at::Tensor& x, const AttentionContext& ctx) 
   }
   q = apply_rope(q.transpose(1, 2), ctx.rope);
   k = apply_rope(k.transpose(1, 2), ctx.rope);
+  if (ctx.cache) {
+    auto& layer = ctx.cache->layers.at(static_cast<size_t>(layer_index_));
+    const int64_t past = ctx.cache->length;
+    layer.k.narrow(2, past, t).copy_(k);
+    layer.v.narrow(2, past, t).copy_(v);
+    k = layer.k.narrow(2, 0, past + t);
+    v = layer.v.narrow(2, 0, past + t);
+  }
   const bool gqa = local_heads_ != local_kv_heads_;
   auto out = ctx.mask ? at::scaled_dot_product_attention(q, k, v, ctx.mask, 0.0, false, std::nullopt, gqa)
                       : at::scaled_dot_product_attention(q, k, v, std::nullopt, 0.0, ctx.causal, std::nullopt, gqa);

@@ -8,6 +8,7 @@
 
 #include <memory>
 #include <optional>
+#include <vector>
 
 #include "trainer/model/layers.h"
 #include "trainer/model/model_config.h"
@@ -15,23 +16,41 @@
 
 namespace aligntrain::model {
 
-// What every layer of one forward shares: rotary tables and the attention mask.
+// Keys and values of earlier positions for incremental decoding: per layer, this rank's KV heads
+// [B, local_kv_heads, capacity, head_dim]; slots [0, length) are filled. A forward with a cache writes its T new
+// keys/values into slots [length, length + T) and attends over [0, length + T); the caller advances `length`.
+struct KvCache {
+  struct Layer {
+    at::Tensor k, v;
+  };
+  std::vector<Layer> layers;
+  int64_t length = 0;
+  int64_t capacity() const { return layers.empty() ? 0 : layers.front().k.size(2); }
+};
+
+// What every layer of one forward shares: rotary tables, the attention mask and the KV cache.
 struct AttentionContext {
   RopeTables rope;
   std::optional<at::Tensor> mask;  // bool [B, 1, T, S], true = may attend; none = plain causal
   bool causal = true;              // used only without a mask
+  KvCache* cache = nullptr;        // incremental decoding (then `mask` covers the S = length + T cached keys)
 };
 
 class Attention : public torch::nn::Module {
  public:
   Attention(const ModelConfig& config, LayerFactory& factory);
   at::Tensor forward(const at::Tensor& x, const AttentionContext& ctx);
+  // Which entry of a KvCache this layer uses (its decoder layer's index).
+  void set_layer_index(int64_t i) { layer_index_ = i; }
+  int64_t local_kv_heads() const { return local_kv_heads_; }
+  int64_t head_dim() const { return head_dim_; }
 
   std::shared_ptr<Projection> q_proj, k_proj, v_proj, o_proj;
   std::shared_ptr<RMSNorm> q_norm, k_norm;  // Qwen3 only
 
  private:
   int64_t local_heads_, local_kv_heads_, head_dim_;
+  int64_t layer_index_ = 0;
 };
 
 }  // namespace aligntrain::model

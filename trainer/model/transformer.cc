@@ -6,6 +6,9 @@
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
 
 namespace aligntrain::model {
 
@@ -37,6 +40,7 @@ DecoderModel::DecoderModel(const ModelConfig& c, LayerFactory& f) {
   layers = register_module("layers", torch::nn::ModuleList());
   for (int64_t i = 0; i < c.num_layers; ++i) {
     layer_list.push_back(std::make_shared<DecoderLayer>(c, f));
+    layer_list.back()->self_attn->set_layer_index(i);
     layers->push_back(layer_list.back());
   }
   norm = register_module("norm", std::make_shared<RMSNorm>(c.hidden_size, c.rms_norm_eps));
@@ -132,6 +136,44 @@ at::Tensor CausalLM::hidden_states(const ForwardInput& in) {
       h = layer->forward(h, ctx);
     }
   }
+  return model->norm->forward(h);
+}
+
+}  // namespace aligntrain::model
+
+namespace aligntrain::model {
+
+KvCache CausalLM::new_cache(int64_t batch, int64_t capacity) const {
+  KvCache cache;
+  const auto& w = model->norm->weight;
+  for (const auto& layer : model->layer_list) {
+    const auto& attn = *layer->self_attn;
+    const auto shape = std::vector<int64_t>{batch, attn.local_kv_heads(), capacity, attn.head_dim()};
+    cache.layers.push_back({at::zeros(shape, w.options()), at::zeros(shape, w.options())});
+  }
+  return cache;
+}
+
+at::Tensor CausalLM::hidden_states_cached(const at::Tensor& input_ids, const at::Tensor& positions,
+                                          const at::Tensor& key_valid, KvCache& cache) {
+  const int64_t t = input_ids.size(1), past = cache.length, s = past + t;
+  if (s > cache.capacity()) throw std::out_of_range("KV cache of " + std::to_string(cache.capacity()) +
+                                                    " positions cannot take " + std::to_string(s));
+  auto h = model->embed_tokens->forward(input_ids);
+  const auto dev = input_ids.device();
+  AttentionContext ctx;
+  ctx.rope = rope_tables(inv_freq_, positions, h.scalar_type());
+  ctx.cache = &cache;
+  // Query i sits in slot past + i; it sees earlier slots that hold real tokens (and, under a sliding window, only
+  // the last `window` of them: slots are contiguous per row, so slot distance is position distance) and itself.
+  const auto q = at::arange(past, s, at::TensorOptions().dtype(at::kLong).device(dev)).view({t, 1});
+  const auto k = at::arange(s, at::TensorOptions().dtype(at::kLong).device(dev)).view({1, s});
+  auto mask = (k <= q).unsqueeze(0).logical_and(key_valid.to(at::kBool).unsqueeze(1));  // [B, T, S]
+  if (config_.sliding_window) mask = mask.logical_and((q - k < *config_.sliding_window).unsqueeze(0));
+  mask = mask.logical_or((k == q).unsqueeze(0));
+  ctx.mask = mask.unsqueeze(1);
+  for (auto& layer : model->layer_list) h = layer->forward(h, ctx);
+  cache.length = s;
   return model->norm->forward(h);
 }
 

@@ -66,6 +66,15 @@ class CausalLM : public torch::nn::Module {
   // hidden_states then lm_head.
   at::Tensor forward(const ForwardInput& in) { return lm_head_forward(hidden_states(in)); }
 
+  // Incremental decoding (no gradients). An empty cache for `batch` rows of up to `capacity` positions, in the
+  // model's dtype on its device.
+  KvCache new_cache(int64_t batch, int64_t capacity) const;
+  // Final hidden states [B, T, hidden] of `input_ids` [B, T] at `positions` [B, T], attending to the cache's
+  // `length` earlier slots and to these (causally); their keys and values are appended and `length` advances by T.
+  // `key_valid` [B, length + T] is false for slots that hold padding (left-padded prompts).
+  at::Tensor hidden_states_cached(const at::Tensor& input_ids, const at::Tensor& positions, const at::Tensor& key_valid,
+                                  KvCache& cache);
+
   // Recompute each decoder layer in backward instead of keeping its activations.
   void set_activation_checkpointing(bool on) { checkpointing_ = on; }
   at::ScalarType dtype() const;

@@ -12,6 +12,7 @@
 
 #include <sys/resource.h>
 
+#include "config/resolve.h"
 #include "data/example.h"
 #include "data/tokenizer.h"
 #include "trainer/checkpoint/checkpoint.h"
@@ -21,6 +22,7 @@
 #include "trainer/runtime/communicators.h"
 #include "trainer/runtime/device.h"
 #include "trainer/runtime/signals.h"
+#include "trainer/stages/inference.h"
 #include "trainer/stages/models.h"
 #include "trainer/stages/preference.h"
 #include "trainer/stages/sft.h"
@@ -73,41 +75,6 @@ StageResult run_sft(StageEnv& env, const config::StageConfig& stage) {
   return {summary_of(stage, outcome), false};
 }
 
-nlohmann::ordered_json run_eval(StageEnv& env, const config::StageConfig& stage) {
-  for (auto t : stage.loss.type) {
-    if (t != config::LossType::sft) {
-      throw UsageError("stage '" + stage.name + "': eval with loss type " + config::to_string(t) +
-                       " is not built yet (sft is)");
-    }
-  }
-  if (stage.data.eval.empty()) throw UsageError("stage '" + stage.name + "': an eval stage needs data.eval");
-  const ModelSource src = resolve_model(env.recipe, stage.policy);
-  const auto tok = data::load_tokenizer(src.tokenizer_dir);
-  const SftData eval = load_sft_data(stage.data.eval, stage, *tok, src.chat_template, src.weights_dir);
-  auto loaded = load_model(src, env.groups, env.device, frozen_dtype(env.recipe, stage.policy));
-  const auto t0 = std::chrono::steady_clock::now();
-  const auto e = evaluate_sft(*loaded.lm, env.groups, env.device, eval, stage.batch.micro, collate_options(*tok, stage));
-  nlohmann::ordered_json line;
-  line["stage"] = stage.name;
-  line["step"] = 0;
-  line["eval/loss"] = e.loss;
-  line["eval/ppl"] = std::exp(e.loss);
-  line["eval/tokens"] = e.tokens;
-  env.metrics.truncate_after(stage.name, -1);
-  env.metrics.write(line);
-  spdlog::info("[{}] '{}' on {}: eval/loss {:.4f}, eval/ppl {:.3f} over {} tokens", stage.name, stage.policy,
-               stage.data.eval, e.loss, std::exp(e.loss), e.tokens);
-  nlohmann::ordered_json s;
-  s["kind"] = "eval";
-  s["steps"] = nullptr;
-  s["train_loss_first"] = nullptr;
-  s["train_loss_last"] = nullptr;
-  s["eval_loss_before"] = nullptr;
-  s["eval_loss_after"] = e.loss;
-  s["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  return s;
-}
-
 std::string cell(const nlohmann::json& v, const char* fmt_spec = "{:.4f}") {
   if (v.is_null()) return "-";
   if (v.is_number_float()) return fmt::format(fmt::runtime(fmt_spec), v.get<double>());
@@ -151,9 +118,10 @@ void check_data(const config::Recipe& recipe) {
     if (stage.kind == config::StageKind::preference) kind = data::DataKind::kPreference;
     else if (stage.kind == config::StageKind::unpaired) kind = data::DataKind::kUnpaired;
     else if (stage.kind == config::StageKind::negatives) kind = data::DataKind::kNegatives;
+    else if (stage.kind == config::StageKind::generate) kind = data::DataKind::kPrompts;
     else if (stage.kind != config::StageKind::sft && stage.kind != config::StageKind::eval) continue;
     for (const std::string* path : {&stage.data.train, &stage.data.eval}) {
-      if (path->empty()) continue;
+      if (path->empty() || config::data_file(recipe, *path) != *path) continue;  // made by an earlier stage
       data::ReadOptions ro;
       ro.kind = kind;
       ro.skip_invalid = stage.data.skip_invalid;
@@ -193,10 +161,10 @@ void check_resumable(const runtime::World& world, const config::Recipe& recipe, 
 
 int run_pipeline(const runtime::World& world, const config::Recipe& recipe, bool fresh) {
   for (const auto& stage : recipe.stages) {
-    if (stage.kind == config::StageKind::distill || stage.kind == config::StageKind::generate ||
-        stage.kind == config::StageKind::select) {
+    if (stage.kind == config::StageKind::distill || stage.kind == config::StageKind::select) {
       throw UsageError("stage '" + stage.name + "': " + config::a_stage(stage.kind) +
-                       " cannot run yet; this build runs sft, preference, unpaired, negatives and eval stages");
+                       " cannot run yet; this build runs sft, preference, unpaired, negatives, generate and eval "
+                       "stages");
     }
   }
   check_data(recipe);
@@ -241,12 +209,18 @@ int run_pipeline(const runtime::World& world, const config::Recipe& recipe, bool
       rows.emplace_back(stage.name, marker.value("summary", nlohmann::ordered_json::object()));
       continue;
     }
+    // Data values naming an earlier generate stage mean its output file.
+    config::StageConfig stage_files = stage;
+    for (std::string* value : {&stage_files.data.train, &stage_files.data.eval, &stage_files.data.samples})
+      *value = config::data_file(recipe, *value);
+    const config::StageConfig& stage_run = stage_files;
     StageResult result;
-    if (stage.kind == config::StageKind::sft) result = run_sft(env, stage);
-    if (stage.kind == config::StageKind::preference) result = run_preference(env, stage);
-    if (stage.kind == config::StageKind::unpaired) result = run_unpaired(env, stage);
-    if (stage.kind == config::StageKind::negatives) result = run_negatives(env, stage);
-    if (stage.kind == config::StageKind::eval) result.summary = run_eval(env, stage);
+    if (stage.kind == config::StageKind::sft) result = run_sft(env, stage_run);
+    if (stage.kind == config::StageKind::preference) result = run_preference(env, stage_run);
+    if (stage.kind == config::StageKind::unpaired) result = run_unpaired(env, stage_run);
+    if (stage.kind == config::StageKind::negatives) result = run_negatives(env, stage_run);
+    if (stage.kind == config::StageKind::generate) result.summary = run_generate(env, stage_run);
+    if (stage.kind == config::StageKind::eval) result.summary = run_eval(env, stage_run);
     const auto& summary = result.summary;
     if (result.stopped) {
       spdlog::warn("stopped by signal; `aligntrain run` with the same recipe resumes from the checkpoint");

@@ -1,0 +1,134 @@
+// See generator.h.
+#include "trainer/generation/generator.h"
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <algorithm>
+#include <numeric>
+
+namespace aligntrain::generation {
+
+namespace {
+
+// splitmix64: decorrelates the per-request seeds.
+uint64_t mix(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ULL;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+  return x ^ (x >> 31);
+}
+
+// One batch of requests (indices into `requests`), decoded together.
+void decode_batch(model::CausalLM& lm, runtime::Communicator& tp, const std::vector<Request>& requests,
+                  const std::vector<size_t>& batch, const GenerateOptions& o, const at::Device& device,
+                  std::vector<Generated>& out) {
+  const int64_t b = static_cast<int64_t>(batch.size());
+  int64_t prompt_len = 0;
+  for (size_t i : batch) prompt_len = std::max<int64_t>(prompt_len, requests[i].prompt.size());
+  const int64_t capacity = prompt_len + o.max_new_tokens;
+
+  // Left-padded prompts; key_valid marks real tokens over all slots the batch will use.
+  auto ids = at::full({b, prompt_len}, o.pad_id, at::kLong);
+  auto valid = at::zeros({b, capacity}, at::kBool);
+  valid.narrow(1, prompt_len, o.max_new_tokens).fill_(true);
+  for (int64_t r = 0; r < b; ++r) {
+    const auto& p = requests[batch[static_cast<size_t>(r)]].prompt;
+    const int64_t n = static_cast<int64_t>(p.size());
+    ids[r].narrow(0, prompt_len - n, n).copy_(at::tensor(std::vector<int64_t>(p.begin(), p.end()), at::kLong));
+    valid[r].narrow(0, prompt_len - n, n).fill_(true);
+  }
+  auto positions = (valid.narrow(1, 0, prompt_len).to(at::kLong).cumsum(1) - 1).clamp_min(0);
+  auto next_pos = positions.select(1, prompt_len - 1).unsqueeze(1) + 1;  // [B, 1]
+  valid = valid.to(device);
+
+  const bool sampled = o.sampling.temperature > 0;
+  const int64_t vocab = lm.config().vocab_size;
+  std::vector<at::Generator> gens;
+  if (sampled) {
+    for (size_t i : batch) gens.push_back(at::make_generator<at::CPUGeneratorImpl>(mix(o.seed ^ mix(requests[i].stream))));
+  }
+  auto draw = [&]() {
+    if (!sampled) return at::Tensor();
+    std::vector<at::Tensor> rows;
+    for (auto& gen : gens) rows.push_back(at::rand({vocab}, gen, at::kFloat));
+    return at::stack(rows);
+  };
+
+  at::NoGradGuard no_grad;
+  auto cache = lm.new_cache(b, capacity);
+  auto hidden = lm.hidden_states_cached(ids.to(device), positions.to(device), valid.narrow(1, 0, prompt_len), cache);
+  std::vector<bool> done(static_cast<size_t>(b), false);
+  int64_t open = b;
+  for (int64_t step = 0; step < o.max_new_tokens && open > 0; ++step) {
+    const auto logits = lm.lm_head_forward(hidden.select(1, hidden.size(1) - 1));  // [B, V/p]
+    const auto next = parallel::sample_tokens(logits, o.sampling, draw(), o.vocab_limit, tp);
+    const auto* t = next.data_ptr<int64_t>();
+    for (int64_t r = 0; r < b; ++r) {
+      if (done[static_cast<size_t>(r)]) continue;
+      auto& g = out[batch[static_cast<size_t>(r)]];
+      if (std::find(o.eos_ids.begin(), o.eos_ids.end(), t[r]) != o.eos_ids.end()) {
+        g.stopped = true;
+        done[static_cast<size_t>(r)] = true;
+        --open;
+      } else {
+        g.tokens.push_back(static_cast<int32_t>(t[r]));
+      }
+    }
+    if (open == 0 || step + 1 == o.max_new_tokens) break;
+    hidden = lm.hidden_states_cached(next.view({b, 1}).to(device), next_pos.to(device),
+                                     valid.narrow(1, 0, cache.length + 1), cache);
+    next_pos += 1;
+  }
+}
+
+}  // namespace
+
+std::vector<Generated> generate(model::CausalLM& lm, runtime::Communicator& tp, const std::vector<Request>& requests,
+                                const GenerateOptions& o, const at::Device& device, const Progress& progress) {
+  std::vector<Generated> out(requests.size());
+  // Longest prompts first, so that a batch's rows need little padding; results go back to request order.
+  std::vector<size_t> order(requests.size());
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return requests[a].prompt.size() > requests[b].prompt.size(); });
+  const size_t bs = static_cast<size_t>(std::max<int64_t>(o.batch_size, 1));
+  for (size_t start = 0; start < order.size(); start += bs) {
+    const std::vector<size_t> batch(order.begin() + start, order.begin() + std::min(order.size(), start + bs));
+    if (o.max_new_tokens > 0) decode_batch(lm, tp, requests, batch, o, device, out);
+    if (progress) progress(std::min(order.size(), start + bs), order.size());
+  }
+  return out;
+}
+
+std::vector<Generated> generate_sharded(model::CausalLM& lm, runtime::Groups& groups,
+                                        const std::vector<Request>& requests, const GenerateOptions& o,
+                                        const at::Device& device, const Progress& progress) {
+  const auto dp = static_cast<size_t>(groups.layout.dp), me = static_cast<size_t>(groups.layout.dp_rank);
+  if (dp == 1) return generate(lm, *groups.tp, requests, o, device, progress);
+  std::vector<Request> mine;
+  for (size_t i = me; i < requests.size(); i += dp) mine.push_back(requests[i]);
+  const auto local = generate(lm, *groups.tp, mine, o, device, [&](size_t done, size_t) {
+    if (progress) progress(std::min(requests.size(), done * dp), requests.size());
+  });
+  // Every request's row comes from exactly one replica: [n, 1 + max_new_tokens] = (stopped, tokens + 1), 0 = none.
+  const int64_t n = static_cast<int64_t>(requests.size()), w = 1 + o.max_new_tokens;
+  auto table = at::zeros({n, w}, at::kLong);
+  for (size_t j = 0; j < local.size(); ++j) {
+    auto row = table[static_cast<int64_t>(me + j * dp)];
+    row[0] = local[j].stopped ? 2 : 1;
+    for (size_t k = 0; k < local[j].tokens.size(); ++k) row[static_cast<int64_t>(k) + 1] = local[j].tokens[k] + 1;
+  }
+  table = table.to(device);
+  groups.dp->all_reduce(table, runtime::ReduceOp::kSum);
+  table = table.to(at::kCPU).contiguous();
+  std::vector<Generated> out(requests.size());
+  const auto* t = table.data_ptr<int64_t>();
+  for (int64_t i = 0; i < n; ++i) {
+    out[static_cast<size_t>(i)].stopped = t[i * w] == 2;
+    for (int64_t k = 1; k < w && t[i * w + k] > 0; ++k) out[static_cast<size_t>(i)].tokens.push_back(static_cast<int32_t>(t[i * w + k] - 1));
+  }
+  return out;
+}
+
+}  // namespace aligntrain::generation
