@@ -83,6 +83,7 @@ Example parse_example(const std::string& line, DataKind kind) {
   switch (kind) {
     case DataKind::kSft:
       if (!ex.completion) ex.completion = parse_text(obj, "completion");
+      if (obj.contains("chosen")) ex.chosen = parse_text(obj, "chosen");  // ADPA: the reference answer
       break;
     case DataKind::kPreference: {
       ex.chosen = parse_text(obj, "chosen");

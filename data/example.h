@@ -3,7 +3,8 @@
 // file:line and the field, unless skip_invalid is set, in which case it is counted and its line number kept.
 //
 //   sft         {"prompt", "completion"} or {"messages": [{"role", "content"}, ...]} (the last assistant message is
-//               the completion, everything before it the prompt)
+//               the completion, everything before it the prompt); an optional "chosen" is read too (ADPA's
+//               reference answer next to the student's own completion)
 //   preference  {"prompt", "chosen", "rejected"}
 //   unpaired    {"prompt", "completion", "label": bool}
 //   negatives   {"prompt", "rejected"}

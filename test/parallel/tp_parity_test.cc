@@ -6,6 +6,8 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <functional>
+
 #include <cstdio>
 #include <filesystem>
 #include <string>
@@ -122,6 +124,29 @@ TEST(VocabParallel, MatchesUnshardedComputation) {
   const auto [want_v, want_i] = p.topk(5, -1);
   EXPECT_LE(max_diff(top.values, want_v), 1e-6);
   EXPECT_TRUE(top.indices.equal(want_i));
+
+  // Gradients with respect to this rank's student logits equal the matching columns of the unsharded gradient.
+  auto grad_of = [&](const std::function<at::Tensor(const at::Tensor&, runtime::Communicator&)>& f, const at::Tensor& x,
+                     runtime::Communicator& group) {
+    auto leaf = x.clone().requires_grad_(true);
+    (f(leaf, group) * at::arange(1, n + 1, at::kFloat)).sum().backward();
+    return leaf.grad();
+  };
+  using Fn = std::function<at::Tensor(const at::Tensor&, runtime::Communicator&)>;
+  for (const Fn& f : {Fn([&](const at::Tensor& x, runtime::Communicator& c) {
+                        return parallel::forward_kl(c.size() == 1 ? p : mine(p), x, c);
+                      }),
+                      Fn([&](const at::Tensor& x, runtime::Communicator& c) {
+                        return parallel::reverse_kl(c.size() == 1 ? p : mine(p), x, c);
+                      }),
+                      Fn([&](const at::Tensor& x, runtime::Communicator& c) {
+                        return parallel::jsd(c.size() == 1 ? p : mine(p), x, 0.3, c);
+                      }),
+                      Fn([&](const at::Tensor& x, runtime::Communicator& c) {
+                        return parallel::log_softmax(x, c).select(1, 0) * (c.rank() == 0 ? 1.0 : 0.0);
+                      })}) {
+    EXPECT_LE(max_diff(grad_of(f, mine(q), g), mine(grad_of(f, q, one))), 1e-5);
+  }
 
   // The unsharded reference against the formula: KL(p‖q) = Σ p (log p − log q).
   const auto lp = at::log_softmax(p, -1), lq = at::log_softmax(q, -1);

@@ -23,7 +23,9 @@ at::Tensor global_logsumexp(const at::Tensor& z, runtime::Communicator& g) {
 
 at::Tensor log_softmax(const at::Tensor& local_logits, runtime::Communicator& g) {
   const auto z = local_logits.to(at::kFloat);
-  return z - global_logsumexp(z, g);
+  // The result is this rank's columns, so the shared logsumexp receives gradient from every rank's columns:
+  // copy_to_group all-reduces it in backward (reduce_from_group alone would keep only this rank's share).
+  return z - copy_to_group(global_logsumexp(z, g), g);
 }
 
 at::Tensor token_logprobs(const at::Tensor& local_logits, const at::Tensor& labels, runtime::Communicator& g) {

@@ -22,6 +22,7 @@
 #include "trainer/runtime/communicators.h"
 #include "trainer/runtime/device.h"
 #include "trainer/runtime/signals.h"
+#include "trainer/stages/distill.h"
 #include "trainer/stages/inference.h"
 #include "trainer/stages/models.h"
 #include "trainer/stages/preference.h"
@@ -119,7 +120,9 @@ void check_data(const config::Recipe& recipe) {
     else if (stage.kind == config::StageKind::unpaired) kind = data::DataKind::kUnpaired;
     else if (stage.kind == config::StageKind::negatives) kind = data::DataKind::kNegatives;
     else if (stage.kind == config::StageKind::generate) kind = data::DataKind::kPrompts;
-    else if (stage.kind != config::StageKind::sft && stage.kind != config::StageKind::eval) continue;
+    else if (stage.kind == config::StageKind::distill) kind = data::DataKind::kAuto;
+    else if (stage.kind != config::StageKind::sft && stage.kind != config::StageKind::eval &&
+             stage.kind != config::StageKind::distill) continue;
     for (const std::string* path : {&stage.data.train, &stage.data.eval}) {
       if (path->empty() || config::data_file(recipe, *path) != *path) continue;  // made by an earlier stage
       data::ReadOptions ro;
@@ -161,10 +164,10 @@ void check_resumable(const runtime::World& world, const config::Recipe& recipe, 
 
 int run_pipeline(const runtime::World& world, const config::Recipe& recipe, bool fresh) {
   for (const auto& stage : recipe.stages) {
-    if (stage.kind == config::StageKind::distill || stage.kind == config::StageKind::select) {
+    if (stage.kind == config::StageKind::select) {
       throw UsageError("stage '" + stage.name + "': " + config::a_stage(stage.kind) +
-                       " cannot run yet; this build runs sft, preference, unpaired, negatives, generate and eval "
-                       "stages");
+                       " cannot run yet; this build runs sft, preference, unpaired, negatives, distill, generate and "
+                       "eval stages");
     }
   }
   check_data(recipe);
@@ -219,6 +222,7 @@ int run_pipeline(const runtime::World& world, const config::Recipe& recipe, bool
     if (stage.kind == config::StageKind::preference) result = run_preference(env, stage_run);
     if (stage.kind == config::StageKind::unpaired) result = run_unpaired(env, stage_run);
     if (stage.kind == config::StageKind::negatives) result = run_negatives(env, stage_run);
+    if (stage.kind == config::StageKind::distill) result = run_distill(env, stage_run);
     if (stage.kind == config::StageKind::generate) result.summary = run_generate(env, stage_run);
     if (stage.kind == config::StageKind::eval) result.summary = run_eval(env, stage_run);
     const auto& summary = result.summary;

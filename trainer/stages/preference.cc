@@ -29,7 +29,15 @@ Loaded load_policy(StageEnv& env, const config::StageConfig& stage) {
   return l;
 }
 
-std::vector<data::Example> read(const std::string& path, const config::StageConfig& stage, data::DataKind kind) {
+std::string loss_names(const config::StageConfig& stage) {
+  std::string types;
+  for (auto t : stage.loss.type) types += (types.empty() ? "" : "+") + config::to_string(t);
+  return types;
+}
+
+}  // namespace
+
+std::vector<data::Example> read_stage_examples(const std::string& path, const config::StageConfig& stage, data::DataKind kind) {
   data::ReadOptions ro;
   ro.kind = kind;
   ro.skip_invalid = stage.data.skip_invalid;
@@ -43,7 +51,7 @@ std::vector<data::Example> read(const std::string& path, const config::StageConf
 }
 
 // Tokenises each example's responses; drops (and counts) an example when any response is dropped.
-ResponseSet encode_set(const std::string& path, const config::StageConfig& stage, const data::Tokenizer& tokenizer,
+ResponseSet encode_responses(const std::string& path, const config::StageConfig& stage, const data::Tokenizer& tokenizer,
                        const std::string& chat_template, const std::string& model_dir,
                        const std::vector<data::Example>& examples, int64_t width,
                        const std::function<std::vector<const data::Text*>(const data::Example&)>& responses) {
@@ -83,18 +91,10 @@ ResponseSet encode_set(const std::string& path, const config::StageConfig& stage
   return set;
 }
 
-std::string loss_names(const config::StageConfig& stage) {
-  std::string types;
-  for (auto t : stage.loss.type) types += (types.empty() ? "" : "+") + config::to_string(t);
-  return types;
-}
-
-}  // namespace
-
 ResponseSet load_pair_data(const std::string& path, const config::StageConfig& stage, const data::Tokenizer& tokenizer,
                            const std::string& chat_template, const std::string& model_dir) {
-  const auto examples = read(path, stage, data::DataKind::kPreference);
-  return encode_set(path, stage, tokenizer, chat_template, model_dir, examples, 2, [](const data::Example& ex) {
+  const auto examples = read_stage_examples(path, stage, data::DataKind::kPreference);
+  return encode_responses(path, stage, tokenizer, chat_template, model_dir, examples, 2, [](const data::Example& ex) {
     return std::vector<const data::Text*>{&*ex.chosen, &*ex.rejected};
   });
 }
@@ -140,7 +140,7 @@ namespace {
 
 ResponseSet load_unpaired(const std::string& path, const config::StageConfig& stage, const data::Tokenizer& tokenizer,
                           const std::string& chat_template, const std::string& model_dir) {
-  const auto examples = read(path, stage, data::DataKind::kUnpaired);
+  const auto examples = read_stage_examples(path, stage, data::DataKind::kUnpaired);
   std::map<int64_t, const data::Text*> previous;  // example position → the completion before it (cyclic)
   for (size_t i = 0; i < examples.size(); ++i) {
     previous[static_cast<int64_t>(i)] = &*examples[(i + examples.size() - 1) % examples.size()].completion;
@@ -148,7 +148,7 @@ ResponseSet load_unpaired(const std::string& path, const config::StageConfig& st
   int64_t position = 0;
   std::map<const data::Example*, int64_t> index;
   for (const auto& ex : examples) index[&ex] = position++;
-  return encode_set(path, stage, tokenizer, chat_template, model_dir, examples, 2, [&](const data::Example& ex) {
+  return encode_responses(path, stage, tokenizer, chat_template, model_dir, examples, 2, [&](const data::Example& ex) {
     return std::vector<const data::Text*>{&*ex.completion, previous[index[&ex]]};
   });
 }
@@ -282,7 +282,7 @@ StageResult run_negatives(StageEnv& env, const config::StageConfig& stage) {
   for (const auto& s : samples) by_prompt[s.prompt.text].push_back(&*s.completion);
 
   auto load = [&](const std::string& path, int64_t k_wanted) {
-    const auto examples = read(path, stage, data::DataKind::kNegatives);
+    const auto examples = read_stage_examples(path, stage, data::DataKind::kNegatives);
     int64_t k = k_wanted;
     for (const auto& ex : examples) {
       const auto it = by_prompt.find(ex.prompt.text);
@@ -297,7 +297,7 @@ StageResult run_negatives(StageEnv& env, const config::StageConfig& stage) {
       }
       if (k_wanted <= 0) k = k <= 0 ? have : std::min(k, have);
     }
-    return std::pair{encode_set(path, stage, *l.tokenizer, l.policy.chat_template, l.policy.weights_dir, examples, 1 + k,
+    return std::pair{encode_responses(path, stage, *l.tokenizer, l.policy.chat_template, l.policy.weights_dir, examples, 1 + k,
                                 [&](const data::Example& ex) {
                                   std::vector<const data::Text*> r{&*ex.rejected};
                                   const auto& s = by_prompt.at(ex.prompt.text);

@@ -6,7 +6,11 @@
 // Losses are trainer/objectives/preference.h's pure functions; batch means over the global batch.
 #pragma once
 
+#include <functional>
 #include <string>
+#include <vector>
+
+#include "data/example.h"
 
 #include "config/schema.h"
 #include "data/tokenizer.h"
@@ -14,6 +18,17 @@
 #include "trainer/stages/stage_env.h"
 
 namespace aligntrain::stages {
+
+// Reads a stage's data file as `kind`, warning about lines skipped under data.skip_invalid.
+std::vector<data::Example> read_stage_examples(const std::string& path, const config::StageConfig& stage,
+                                               data::DataKind kind);
+
+// Tokenises `width` responses of each example (prompt + response, truncated per the stage); drops (and counts) an
+// example when any of its responses is dropped. Throws DataError when no example is left.
+ResponseSet encode_responses(const std::string& path, const config::StageConfig& stage, const data::Tokenizer& tokenizer,
+                             const std::string& chat_template, const std::string& model_dir,
+                             const std::vector<data::Example>& examples, int64_t width,
+                             const std::function<std::vector<const data::Text*>(const data::Example&)>& responses);
 
 // Reads and tokenises a preference file: responses (chosen, rejected). Malformed lines (missing or empty chosen or
 // rejected, chosen identical to rejected) are DataErrors naming file:line:field unless data.skip_invalid; a pair

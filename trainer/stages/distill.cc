@@ -1,0 +1,476 @@
+// See distill.h.
+#include "trainer/stages/distill.h"
+
+#include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <map>
+#include <optional>
+
+#include "data/collate.h"
+#include "data/example.h"
+#include "trainer/errors.h"
+#include "trainer/generation/generator.h"
+#include "trainer/generation/completions.h"
+#include "trainer/model/logprobs.h"
+#include "trainer/objectives/distill.h"
+#include "trainer/parallel/vocab_parallel.h"
+#include "trainer/stages/models.h"
+#include "trainer/stages/preference.h"
+#include "trainer/stages/responses.h"
+#include "trainer/stages/train_loop.h"
+
+namespace aligntrain::stages {
+
+namespace {
+
+using config::LossType;
+
+enum class Method { kd, dckd, adpa, aligndistil };
+
+Method method_of(const config::StageConfig& stage) {
+  std::optional<Method> m;
+  for (LossType t : stage.loss.type) {
+    Method x = Method::kd;
+    switch (t) {
+      case LossType::kd: x = Method::kd; break;
+      case LossType::dckd: x = Method::dckd; break;
+      case LossType::adpa: x = Method::adpa; break;
+      case LossType::aligndistil: x = Method::aligndistil; break;
+      default:
+        throw UsageError("stage '" + stage.name + "': loss type " + config::to_string(t) +
+                         " in a distill stage: the NLL term is each method's own weight (kd_ratio, sft_weight)");
+    }
+    if (m) throw UsageError("stage '" + stage.name + "': one distillation loss type per stage (got several)");
+    m = x;
+  }
+  if (!m) throw UsageError("stage '" + stage.name + "': a distill stage needs loss.type (kd, dckd, adpa or aligndistil)");
+  return *m;
+}
+
+// Teacher and student must number tokens alike: same tokenizer (every token string and the special ids) and the
+// same vocabulary width (distributions are compared id by id on sharded logits).
+void check_shared_tokenizer(const config::StageConfig& stage, const ModelSource& student, const ModelSource& teacher,
+                            const char* role) {
+  const auto a = data::load_tokenizer(student.tokenizer_dir), b = data::load_tokenizer(teacher.tokenizer_dir);
+  std::string why;
+  if (a->vocab_size() != b->vocab_size()) {
+    why = "its tokenizer has " + std::to_string(b->vocab_size()) + " tokens, the student's " +
+          std::to_string(a->vocab_size());
+  } else if (a->bos_id() != b->bos_id() || a->eos_id() != b->eos_id() || a->pad_id() != b->pad_id()) {
+    why = "its BOS/EOS/PAD ids differ from the student's";
+  } else {
+    for (int id = 0; id < a->vocab_size() && why.empty(); ++id) {
+      const auto x = a->id_to_token(id), y = b->id_to_token(id);
+      if (x != y) {
+        why = "token id " + std::to_string(id) + " is '" + y.value_or("(none)") + "' for it and '" +
+              x.value_or("(none)") + "' for the student";
+      }
+    }
+  }
+  if (why.empty() && teacher.config.vocab_size != student.config.vocab_size) {
+    why = "its vocab_size is " + std::to_string(teacher.config.vocab_size) + ", the student's " +
+          std::to_string(student.config.vocab_size);
+  }
+  if (!why.empty()) {
+    throw UsageError("stage '" + stage.name + "': " + role + " '" + teacher.name + "' does not share the student's ('" +
+                     student.name + "') tokenizer: " + why +
+                     ". Distillation compares the two distributions token id by token id, so teacher and student "
+                     "must use one tokenizer");
+  }
+}
+
+// The examples of a distill stage: responses (NLL/KD target, second response) per method.
+ResponseSet load_distill_data(const std::string& path, const config::StageConfig& stage, Method method,
+                              const data::Tokenizer& tok, const ModelSource& src) {
+  if (method == Method::dckd) return load_pair_data(path, stage, tok, src.chat_template, src.weights_dir);
+  if (method == Method::adpa) {
+    const auto examples = read_stage_examples(path, stage, data::DataKind::kSft);
+    for (const auto& ex : examples) {
+      if (!ex.chosen) {
+        throw DataError(path + ":" + std::to_string(ex.line) +
+                        ": chosen: missing field (ADPA trains NLL on the reference answer \"chosen\" and the "
+                        "advantage term on the student's own \"completion\")");
+      }
+    }
+    return encode_responses(path, stage, tok, src.chat_template, src.weights_dir, examples, 2,
+                            [](const data::Example& ex) {
+                              return std::vector<const data::Text*>{&*ex.chosen, &*ex.completion};
+                            });
+  }
+  // kd, aligndistil: completions, or the chosen responses of pairs.
+  const auto examples = read_stage_examples(path, stage, data::DataKind::kAuto);
+  for (const auto& ex : examples) {
+    if (!ex.completion && !ex.chosen) {
+      throw DataError(path + ":" + std::to_string(ex.line) + ": completion: missing field (or \"chosen\" of a pair)");
+    }
+  }
+  return encode_responses(path, stage, tok, src.chat_template, src.weights_dir, examples, 1,
+                          [](const data::Example& ex) {
+                            return std::vector<const data::Text*>{ex.completion ? &*ex.completion : &*ex.chosen};
+                          });
+}
+
+uint64_t mix(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ULL;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+  return x ^ (x >> 31);
+}
+
+at::Tensor as_tensor(const std::vector<int64_t>& v, int64_t rows, int64_t length, const at::Device& device) {
+  return at::tensor(v, at::kLong).view({rows, length}).to(device);
+}
+
+struct Sums {
+  double nll = 0, distill0 = 0, distill1 = 0;
+};
+
+class DistillObjective : public TrainObjective {
+ public:
+  DistillObjective(StageEnv& env, const config::StageConfig& stage, Method method, model::CausalLM& student,
+                   model::CausalLM& teacher, model::CausalLM* teacher_ref, const ResponseSet& train,
+                   const data::Tokenizer& tok)
+      : env_(env), stage_(stage), method_(method), lm_(student), teacher_(teacher), ref_(teacher_ref), train_(train),
+        tok_(tok), pad_(collate_options(tok, stage).pad_id) {}
+
+  int64_t num_examples() const override { return train_.size(); }
+  const std::vector<int64_t>& lengths() const override { return no_lengths_; }
+
+  void begin_step(const data::StepRows& step) override {
+    samples_.clear();
+    on_policy_ = false;
+    if (method_ == Method::kd && stage_.loss.lmbda > 0) {
+      const uint64_t seed = static_cast<uint64_t>(stage_.generation.seed.value_or(0));
+      const double u = static_cast<double>(mix(seed ^ mix(static_cast<uint64_t>(step.begin))) >> 11) * 0x1.0p-53;
+      on_policy_ = u < stage_.loss.lmbda;
+      if (on_policy_) sample_completions(step, seed);
+    }
+    set_counts(step.rows, train_);
+    step_tokens_ = 0;
+    for (const auto& row : step.rows)
+      for (int64_t i : row)
+        for (int64_t c = 0; c < train_.width; ++c) step_tokens_ += static_cast<int64_t>(item(train_, i, c).ids.size());
+    sums_ = {};
+  }
+
+  void micro_step(const std::vector<std::vector<int64_t>>& rows) override {
+    std::vector<int64_t> index;
+    for (const auto& r : rows) index.insert(index.end(), r.begin(), r.end());
+    for (int64_t c = 0; c < train_.width; ++c) column(train_, index, c, /*train=*/true, sums_);
+  }
+
+  StepMetrics end_step() override {
+    auto m = reduce(sums_, "");
+    m.emplace_back("on_policy", on_policy_ ? 1.0 : 0.0);
+    return m;
+  }
+  int64_t step_tokens() const override { return step_tokens_; }
+
+  // The objective over a whole data set without gradients, examples dealt round-robin over the DP group.
+  StepMetrics evaluate(const ResponseSet& set) {
+    at::NoGradGuard no_grad;
+    samples_.clear();
+    std::vector<std::vector<int64_t>> all;
+    for (int64_t i = 0; i < set.size(); ++i) all.push_back({i});
+    set_counts(all, set);
+    Sums sums;
+    const int dp = env_.groups.layout.dp, r = env_.groups.layout.dp_rank;
+    std::vector<int64_t> mine;
+    auto flush = [&] {
+      for (int64_t c = 0; c < set.width && !mine.empty(); ++c) column(set, mine, c, /*train=*/false, sums);
+      mine.clear();
+    };
+    for (int64_t i = r; i < set.size(); i += dp) {
+      mine.push_back(i);
+      if (static_cast<int64_t>(mine.size()) == stage_.batch.micro) flush();
+    }
+    flush();
+    return reduce(sums, "eval/");
+  }
+
+ private:
+  const data::Encoded& item(const ResponseSet& set, int64_t i, int64_t c) const {
+    if (c == 0 && !samples_.empty()) return samples_.at(i);
+    return set.at(i, c);
+  }
+
+  // Global response-token counts and sequence count of the rows a step (or an evaluation) covers.
+  void set_counts(const std::vector<std::vector<int64_t>>& rows, const ResponseSet& set) {
+    tokens_.assign(static_cast<size_t>(set.width), 0);
+    seqs_ = 0;
+    for (const auto& row : rows) {
+      for (int64_t i : row) {
+        ++seqs_;
+        for (int64_t c = 0; c < set.width; ++c) {
+          const auto& e = item(set, i, c);
+          tokens_[static_cast<size_t>(c)] += static_cast<int64_t>(e.ids.size()) - e.prompt_len;
+        }
+      }
+    }
+  }
+
+  // GKD's on-policy step: every row's completion is replaced by one the student samples now.
+  void sample_completions(const data::StepRows& step, uint64_t seed) {
+    std::vector<int64_t> order;
+    std::vector<generation::Request> requests;
+    for (const auto& row : step.rows) {
+      for (int64_t i : row) {
+        const auto& e = train_.at(i, 0);
+        order.push_back(i);
+        requests.push_back({std::vector<int32_t>(e.ids.begin(), e.ids.begin() + e.prompt_len),
+                            static_cast<uint64_t>(step.begin) * 1000003ULL + order.size()});
+      }
+    }
+    const auto& g = stage_.generation;
+    generation::GenerateOptions o;
+    o.sampling = {g.temperature, g.top_p, g.top_k};
+    o.max_new_tokens = g.max_new_tokens;
+    o.batch_size = stage_.batch.micro;
+    o.seed = seed;
+    o.eos_ids = generation::stop_ids(lm_.config(), tok_);
+    o.pad_id = pad_;
+    o.vocab_limit = tok_.vocab_size();
+    const auto out = generation::generate_sharded(lm_, env_.groups, requests, o, env_.device);
+    const auto eos = tok_.eos_id();
+    for (size_t j = 0; j < order.size(); ++j) {
+      data::Encoded e;
+      e.ids = requests[j].prompt;
+      e.prompt_len = static_cast<int64_t>(e.ids.size());
+      e.ids.insert(e.ids.end(), out[j].tokens.begin(), out[j].tokens.end());
+      if (out[j].stopped && eos) e.ids.push_back(*eos);
+      if (e.ids.size() == static_cast<size_t>(e.prompt_len)) e.ids.push_back(eos.value_or(pad_));
+      if (static_cast<int64_t>(e.ids.size()) > stage_.batch.max_length) {
+        e.ids.resize(static_cast<size_t>(std::max<int64_t>(stage_.batch.max_length, e.prompt_len + 1)));
+      }
+      samples_[order[j]] = std::move(e);
+    }
+  }
+
+  double nll_weight(int64_t c) const {
+    switch (method_) {
+      case Method::kd:
+      case Method::aligndistil: return c == 0 ? 1.0 - stage_.loss.kd_ratio : 0.0;
+      case Method::dckd:
+      case Method::adpa: return c == 0 ? stage_.loss.sft_weight : 0.0;
+    }
+    return 0.0;
+  }
+  double distill_weight(int64_t c) const {
+    const auto& l = stage_.loss;
+    switch (method_) {
+      case Method::kd:
+      case Method::aligndistil: return c == 0 ? l.kd_ratio : 0.0;
+      case Method::dckd: return c == 0 ? l.chosen_distil_weight : l.rejected_distil_weight;
+      case Method::adpa: return c == 1 ? l.adpa_weight : 0.0;
+    }
+    return 0.0;
+  }
+
+  // Loss terms of response column c of examples `index`: adds each term's share of the global mean to `sums` and,
+  // when training, back-propagates the weighted sum (scaled for the data-parallel gradient average).
+  void column(const ResponseSet& set, const std::vector<int64_t>& index, int64_t c, bool train, Sums& sums) {
+    const double w_nll = nll_weight(c), w_dist = distill_weight(c);
+    const bool want_nll = c == 0, want_dist = w_dist > 0 || (method_ == Method::adpa ? c == 1 : c == 0);
+    std::vector<std::vector<const data::Encoded*>> rows;
+    for (int64_t i : index) rows.push_back({&item(set, i, c)});
+    const auto b = data::collate(rows, data::CollateOptions{pad_, false});
+    const auto& dev = env_.device;
+    const auto ids = as_tensor(b.input_ids, b.rows, b.length, dev);
+    model::ForwardInput in{ids, std::nullopt, std::nullopt, std::nullopt};
+    if (b.tokens < b.rows * b.length) in.attention_mask = as_tensor(b.attention_mask, b.rows, b.length, dev);
+    const auto loss_mask = as_tensor(b.loss_mask, b.rows, b.length, dev);
+    const auto labels = model::shift_labels(ids, loss_mask);
+    auto& tp = *env_.groups.tp;
+    const double tokens = static_cast<double>(std::max<int64_t>(tokens_[static_cast<size_t>(c)], 1));
+
+    const auto hidden = lm_.hidden_states(in);
+    at::Tensor total = at::zeros({}, at::TensorOptions().dtype(at::kFloat).device(dev));
+    if (want_nll) {
+      const auto nll = -parallel::token_logprobs(lm_, hidden, labels, tp).sum() / tokens;
+      sums.nll += nll.item<double>();
+      if (w_nll > 0) total = total + w_nll * nll;
+    }
+    if (want_dist) {
+      // Positions whose distributions the divergence compares: those predicting a response token, or (AlignDistil's
+      // faithful mask) the response tokens' own positions.
+      const bool faithful = method_ == Method::aligndistil && stage_.loss.aligndistil_mask == config::AlignDistilMask::faithful;
+      const auto pos_mask = faithful ? loss_mask.to(at::kBool) : labels.ne(model::kIgnoreIndex);
+      const auto sel = pos_mask.reshape({-1}).nonzero().squeeze(-1);
+      const int64_t h = hidden.size(-1);
+      const auto h_sel = hidden.reshape({-1, h}).index_select(0, sel);
+      at::Tensor t_sel, r_sel;
+      {
+        at::NoGradGuard no_grad;
+        auto th = teacher_.hidden_states(in);
+        t_sel = th.reshape({-1, th.size(-1)}).index_select(0, sel);
+        if (ref_) {
+          auto rh = ref_->hidden_states(in);
+          r_sel = rh.reshape({-1, rh.size(-1)}).index_select(0, sel);
+        }
+      }
+      // Per-position weights: token mean over the global batch, or AlignDistil's mean over sequences of each
+      // sequence's token mean (aligndistil_len_norm) or token sum.
+      at::Tensor weights;
+      if (method_ == Method::aligndistil) {
+        const auto per_row = pos_mask.sum(1, /*keepdim=*/true).to(at::kFloat).clamp_min(1.0);  // [B, 1]
+        auto w = stage_.loss.aligndistil_len_norm ? 1.0 / per_row : at::ones_like(per_row);
+        w = (w / static_cast<double>(std::max<int64_t>(seqs_, 1))).expand_as(pos_mask);
+        weights = w.reshape({-1}).index_select(0, sel).contiguous();
+      } else {
+        weights = at::full({sel.size(0)}, 1.0 / tokens, at::TensorOptions().dtype(at::kFloat).device(dev));
+      }
+      const auto& l = stage_.loss;
+      const int64_t vocab = lm_.config().vocab_size;
+      objectives::ChunkTerm term;
+      switch (method_) {
+        case Method::kd: {
+          const auto div = static_cast<objectives::Divergence>(static_cast<int>(l.divergence));
+          term = [&, div](const at::Tensor& q, int64_t start, int64_t n) {
+            const auto p = teacher_.lm_head_forward(t_sel.narrow(0, start, n));
+            return objectives::kd_divergence(p, q, div, l.jsd_beta, l.temperature, tp);
+          };
+          break;
+        }
+        case Method::dckd:
+          term = [&](const at::Tensor& q, int64_t start, int64_t n) {
+            const auto table = objectives::teacher_table(teacher_.lm_head_forward(t_sel.narrow(0, start, n)), l.top_k, tp);
+            return objectives::dckd_kl(q, table, vocab, tp);
+          };
+          break;
+        case Method::adpa:
+          term = [&](const at::Tensor& q, int64_t start, int64_t n) {
+            const auto dpo = objectives::teacher_table(teacher_.lm_head_forward(t_sel.narrow(0, start, n)), l.top_k, tp);
+            const auto ref = objectives::teacher_table(ref_->lm_head_forward(r_sel.narrow(0, start, n)), l.top_k, tp);
+            return objectives::adpa_term(q, objectives::adpa_advantages(dpo, ref), {l.adpa_clamp_targets, 1.0}, tp);
+          };
+          break;
+        case Method::aligndistil: {
+          objectives::AlignDistilOptions o;
+          o.mode = l.aligndistil_mode == config::AlignDistilMode::theorem1 ? objectives::AlignDistilMode::theorem1
+                   : l.aligndistil_mode == config::AlignDistilMode::contrast ? objectives::AlignDistilMode::theorem1_contrast
+                                                                             : objectives::AlignDistilMode::aligndistil;
+          o.beta = l.beta.value_or(0.1);
+          o.beta2 = l.aligndistil_beta2;
+          o.temperature = l.temperature;
+          term = [&, o](const at::Tensor& q, int64_t start, int64_t n) {
+            return objectives::aligndistil(q, teacher_.lm_head_forward(t_sel.narrow(0, start, n)),
+                                           ref_->lm_head_forward(r_sel.narrow(0, start, n)), o, tp);
+          };
+          break;
+        }
+      }
+      const auto d = objectives::chunked_token_loss(h_sel, *lm_.lm_head, weights, term, tp);
+      (c == 0 ? sums.distill0 : sums.distill1) += d.item<double>();
+      if (w_dist > 0) total = total + w_dist * d;
+    }
+    if (train && total.requires_grad()) (total * static_cast<double>(env_.groups.layout.dp)).backward();
+  }
+
+  // Sums over the DP group into the metrics of the global batch.
+  StepMetrics reduce(const Sums& s, const std::string& prefix) {
+    auto t = at::tensor({s.nll, s.distill0, s.distill1}, at::kDouble).to(env_.device);
+    env_.groups.dp->all_reduce(t, runtime::ReduceOp::kSum);
+    t = t.to(at::kCPU);
+    const double nll = t[0].item<double>(), d0 = t[1].item<double>(), d1 = t[2].item<double>();
+    const auto& l = stage_.loss;
+    StepMetrics m;
+    switch (method_) {
+      case Method::kd:
+        m = {{"loss", (1 - l.kd_ratio) * nll + l.kd_ratio * d0}, {"nll", nll},
+             {"kd/" + std::string(config::name_of(l.divergence)), d0}};
+        break;
+      case Method::aligndistil:
+        m = {{"loss", (1 - l.kd_ratio) * nll + l.kd_ratio * d0}, {"nll", nll}, {"aligndistil", d0}};
+        break;
+      case Method::dckd:
+        m = {{"loss", l.sft_weight * nll + l.chosen_distil_weight * d0 + l.rejected_distil_weight * d1},
+             {"nll", nll}, {"kl/chosen", d0}, {"kl/rejected", d1}};
+        break;
+      case Method::adpa:
+        m = {{"loss", l.sft_weight * nll + l.adpa_weight * d1}, {"nll", nll}, {"adpa", d1}};
+        break;
+    }
+    if (!prefix.empty())
+      for (auto& [k, v] : m) k = prefix + k;
+    return m;
+  }
+
+  StageEnv& env_;
+  const config::StageConfig& stage_;
+  Method method_;
+  model::CausalLM& lm_;
+  model::CausalLM& teacher_;
+  model::CausalLM* ref_;
+  const ResponseSet& train_;
+  const data::Tokenizer& tok_;
+  int32_t pad_;
+  std::vector<int64_t> no_lengths_;
+  std::map<int64_t, data::Encoded> samples_;  // on-policy completions of this step's examples
+  bool on_policy_ = false;
+  std::vector<int64_t> tokens_;
+  int64_t seqs_ = 0, step_tokens_ = 0;
+  Sums sums_;
+};
+
+}  // namespace
+
+StageResult run_distill(StageEnv& env, const config::StageConfig& stage) {
+  const Method method = method_of(stage);
+  const auto& l = stage.loss;
+  if (method == Method::adpa && (l.adpa_importance_sampling || l.kl_penalty_weight > 0)) {
+    throw UsageError("stage '" + stage.name + "': adpa_importance_sampling and kl_penalty_weight (off in the released "
+                     "recipes) are not built yet; leave them unset");
+  }
+  for (const auto* ref : {&stage.teacher, &stage.teacher_reference}) {
+    if (*ref && (*ref)->precompute) {
+      throw UsageError("stage '" + stage.name + "': precomputed teacher tables are not built yet; use the teacher "
+                       "live (drop `precompute: true`)");
+    }
+  }
+  const ModelSource src = resolve_model(env.recipe, stage.policy);
+  const ModelSource teacher_src = resolve_model(env.recipe, stage.teacher->model);
+  check_shared_tokenizer(stage, src, teacher_src, "teacher");
+  std::optional<ModelSource> ref_src;
+  if (stage.teacher_reference) {
+    ref_src = resolve_model(env.recipe, stage.teacher_reference->model);
+    check_shared_tokenizer(stage, src, *ref_src, "teacher_reference");
+  }
+  const auto tok = data::load_tokenizer(src.tokenizer_dir);
+  const auto train_set = load_distill_data(stage.data.train, stage, method, *tok, src);
+  std::optional<ResponseSet> eval;
+  if (!stage.data.eval.empty()) eval = load_distill_data(stage.data.eval, stage, method, *tok, src);
+  spdlog::info("[{}] {} training example(s){}; student '{}', teacher '{}'{}, loss {}", stage.name, train_set.size(),
+               eval ? fmt::format(", {} eval example(s)", eval->size()) : "", stage.policy, stage.teacher->model,
+               ref_src ? ", teacher_reference '" + ref_src->name + "'" : "", config::to_string(l.type.front()));
+
+  auto student = load_model(src, env.groups, env.device, policy_dtype(env.recipe));
+  student.lm->set_activation_checkpointing(stage.activation_checkpointing);
+  auto frozen = [&](const ModelSource& s) {
+    auto m = load_model(s, env.groups, env.device, frozen_dtype(env.recipe, s.name));
+    for (auto& p : m.lm->parameters()) p.set_requires_grad(false);
+    return m;
+  };
+  auto teacher = frozen(teacher_src);
+  std::optional<LoadedModel> teacher_ref;
+  if (ref_src) teacher_ref = frozen(*ref_src);
+
+  DistillObjective objective(env, stage, method, *student.lm, *teacher.lm, teacher_ref ? teacher_ref->lm.get() : nullptr,
+                             train_set, *tok);
+  TrainContext ctx{env.recipe, stage, env.groups, env.device, env.metrics, *student.lm, src.tokenizer_dir, {}};
+  if (eval) {
+    ctx.evaluate = [&]() -> StepMetrics {
+      auto m = objective.evaluate(*eval);
+      return m;
+    };
+  }
+  const TrainOutcome outcome = train(ctx, objective);
+  if (outcome.stopped) return {{}, true};
+  save_model(*student.lm, env.groups, stage_model_dir(env.recipe, stage.name), src.tokenizer_dir);
+  spdlog::info("[{}] model saved to {}", stage.name, stage_model_dir(env.recipe, stage.name).string());
+  return {summary_of(stage, outcome), false};
+}
+
+}  // namespace aligntrain::stages
