@@ -21,54 +21,53 @@ bold "3/5 data: 'sort these digits: 3 1 2' -> '1 2 3', with 10% wrong answers in
 python3 scripts/make_demo_data.py --out "$DATA" --seed 0
 head -n 2 "$DATA/sft_train.jsonl"
 SETS=(--set "stages.sft.data.train=$DATA/sft_train.jsonl" --set "stages.sft.data.eval=$DATA/sft_eval.jsonl"
-      --set "stages.sft_eval.data.eval=$DATA/sft_eval.jsonl" --set "stages.dpo.data.train=$DATA/pairs_train.jsonl"
-      --set "stages.dpo.data.eval=$DATA/pairs_eval.jsonl")
+      --set "stages.dpo.data.train=$DATA/pairs_train.jsonl" --set "stages.dpo.data.eval=$DATA/pairs_eval.jsonl"
+      --set "stages.student_sft.data.train=$DATA/sft_train.jsonl" --set "stages.student_sft.data.eval=$DATA/sft_eval.jsonl"
+      --set "stages.student_kd.data.train=$DATA/sft_train.jsonl" --set "stages.student_dckd.data.train=$DATA/pairs_train.jsonl"
+      --set "stages.student_samples.data.train=$DATA/pairs_train.jsonl")
+for e in sft_eval eval_dpo eval_student_sft eval_student_kd eval_student_dckd eval_student_adpa; do
+  SETS+=(--set "stages.$e.data.eval=$DATA/sft_eval.jsonl")
+done
 
-bold "4/5 train: aligntrain run config/recipes/demo.yaml (SFT 300 steps, DPO 60 steps, a held-out eval stage)"
+bold "4/5 train: aligntrain run config/recipes/demo.yaml (teacher SFT + DPO, student SFT, KD, DCKD, ADPA; ~2 minutes)"
 $BIN validate config/recipes/demo.yaml "${SETS[@]}" > /dev/null
 $BIN run config/recipes/demo.yaml "${SETS[@]}" --fresh
 
-bold "5/5 score held-out (correct, wrong) answer pairs with the model before and after training"
-$BIN init-model --preset tiny-llama --seed 1 --out "$OUT/untrained" 2> /dev/null
-$BIN logprobs --model "$OUT/untrained" --data "$DATA/pairs_eval.jsonl" --out "$OUT/untrained.pairs.jsonl" 2> /dev/null
-$BIN logprobs --model "$OUT/sft/model" --data "$DATA/pairs_eval.jsonl" --out "$OUT/sft.pairs.jsonl" 2> /dev/null
-$BIN logprobs --model "$OUT/dpo/model" --data "$DATA/pairs_eval.jsonl" --out "$OUT/dpo.pairs.jsonl" 2> /dev/null
-
+bold "5/5 result: held-out loss and exact-match accuracy of every model"
 python3 - "$OUT" <<'PY'
-import json, math, sys
+import json, sys
 out = sys.argv[1]
 metrics = [json.loads(l) for l in open(f"{out}/metrics.jsonl")]
-sft = [m for m in metrics if m["stage"] == "sft"]
-before = next(m for m in sft if m["step"] == 0 and "eval/loss" in m)
-after = [m for m in sft if "eval/loss" in m][-1]
-train = [m for m in sft if "loss" in m]
-
-def prefers(path):
-    rows = [json.loads(l) for l in open(path)]
-    return sum(r["chosen"]["logp"] > r["rejected"]["logp"] for r in rows), len(rows)
-
-w0, n = prefers(f"{out}/untrained.pairs.jsonl")
-w1, _ = prefers(f"{out}/sft.pairs.jsonl")
-w2, _ = prefers(f"{out}/dpo.pairs.jsonl")
+ev = {m["stage"]: m for m in metrics if "eval/exact_match" in m}
 dpo = [m for m in metrics if m["stage"] == "dpo" and "eval/rewards/accuracies" in m]
-margin = lambda path: sum(r["chosen"]["logp"] - r["rejected"]["logp"] for r in map(json.loads, open(path))) / n
+first_sft = next(m for m in metrics if m["stage"] == "sft" and m["step"] == 0 and "eval/loss" in m)
+rows = [
+    ("untrained model", None, first_sft["eval/loss"], None),
+    ("teacher after SFT", "sft_eval", None, "400 steps, 4 layers"),
+    ("teacher after SFT + DPO", "eval_dpo", None, "the teacher the students learn from"),
+    ("student after SFT", "eval_student_sft", None, "2 layers, 300 steps: the baseline"),
+    ("student + plain KD", "eval_student_kd", None, "forward KL to the teacher, 150 steps"),
+    ("student + DCKD", "eval_student_dckd", None, "NLL + KL to the teacher's top-50, 150 steps"),
+    ("student + DCKD + ADPA (ADPA+)", "eval_student_adpa", None, "advantages DPO vs SFT teacher, 100 steps"),
+]
 print()
-print("Demo result: a 0.1M-parameter model learns to sort digits (held-out examples it never saw)")
+print("Demo result: sorting digits, 100 held-out prompts the models never saw (greedy answers)")
 print()
-print(f"  {'':28} {'held-out loss':>14} {'perplexity':>11} {'prefers the correct answer':>28}")
-print(f"  {'untrained model':28} {before['eval/loss']:>14.3f} {math.exp(before['eval/loss']):>11.2f} {f'{w0}/{n} ({100*w0/n:.0f}%)':>28}")
-print(f"  {'after SFT (' + str(after['step']) + ' steps)':28} {after['eval/loss']:>14.3f} {math.exp(after['eval/loss']):>11.2f} {f'{w1}/{n} ({100*w1/n:.0f}%)':>28}")
-print(f"  {'after SFT + DPO':28} {'':>14} {'':>11} {f'{w2}/{n} ({100*w2/n:.0f}%)':>28}")
+print(f"  {'model':32} {'held-out loss':>13} {'exact match':>12}   ")
+for name, stage, loss, note in rows:
+    if stage:
+        m = ev[stage]
+        em = f"{m['eval/exact_match_count']}/{m['eval/examples']}"
+        print(f"  {name:32} {m['eval/loss']:>13.3f} {em:>12}   {note}")
+    else:
+        print(f"  {name:32} {loss:>13.3f} {'-':>12}")
 print()
-print(f"  DPO: held-out rewards/accuracies {dpo[0]['eval/rewards/accuracies']:.2f} -> {dpo[-1]['eval/rewards/accuracies']:.2f} (how often the")
-print(f"  correct answer gained more log-probability than the wrong one, relative to the SFT model); mean log-prob")
-print(f"  margin correct - wrong: {margin(f'{out}/sft.pairs.jsonl'):.1f} after SFT, {margin(f'{out}/dpo.pairs.jsonl'):.1f} after DPO (nats per answer).")
-print()
-print("  held-out loss: mean negative log-likelihood per answer token (nats); guessing uniformly over the 261")
-print("  byte-level tokens gives 5.56, always right gives 0. 'prefers the correct answer': the model gives the")
-print("  correct answer a higher log-probability than a plausible wrong one (chance is about 50%).")
-print(f"  training loss went {train[0]['loss']:.3f} -> {train[-1]['loss']:.3f}; every logged step is in {out}/metrics.jsonl,")
-print(f"  the fine-tuned model (Hugging Face format) in {out}/sft/model.")
+print(f"  teacher DPO: held-out rewards/accuracies {dpo[0]['eval/rewards/accuracies']:.2f} -> {dpo[-1]['eval/rewards/accuracies']:.2f}"
+      " (how often the correct answer gained more log-probability than a plausible wrong one)")
+print("  held-out loss: mean negative log-likelihood per answer token (nats; uniform guessing over the 261 byte")
+print("  tokens gives 5.56). exact match: the model's greedy answer equals the sorted digits exactly.")
+print(f"  Every logged step is in {out}/metrics.jsonl; each model (Hugging Face format) in {out}/<stage>/model;")
+print(f"  the student's own answers that ADPA trained on in {out}/student_samples/generations.jsonl.")
 PY
 cat <<'MSG'
 
@@ -78,5 +77,7 @@ Try next:
       and running the same command again resumes exactly where it stopped (finished stages are skipped)
   mpirun -np 2 bazel-bin/aligntrain run config/recipes/demo.yaml --set run.output_dir=runs/demo-dp2
       the same training, data-parallel over 2 ranks
-Exact-match accuracy (generation) and the distillation stages arrive with the next issues.
+  bazel-bin/aligntrain generate --model runs/demo/student_adpa/model --prompts config/recipes/data/prompts.jsonl \
+      --out /tmp/answers.jsonl --temperature 0 --max-new-tokens 24
+      the distilled student's answers to new prompts
 MSG

@@ -26,8 +26,8 @@ echo "== CUDA forward/backward vs CPU, bf16 steps"
 "$HERE/gpu_smoke" || echo "gpu_smoke FAILED"
 echo "== NCCL communicator (world of one on one GPU; every collective and dtype)"
 "$HERE/communicator_test" --cuda --gtest_brief=1 2>&1 | tail -n 5
-echo "== SFT training on CUDA (the demo recipe): fp32 CUDA vs CPU, bf16, SIGTERM + resume"
-R=config/recipes/demo.yaml
+echo "== SFT training on CUDA (test/stages/sft_demo.yaml): fp32 CUDA vs CPU, bf16, SIGTERM + resume"
+R=test/stages/sft_demo.yaml
 S=(--set stages.sft.train.steps=100 --set stages.sft.log.every_steps=10 --set stages.sft_eval.batch.micro=16)
 for v in "cpu fp32" "cuda fp32" "cuda bf16"; do
   set -- $v

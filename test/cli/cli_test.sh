@@ -58,7 +58,7 @@ expect_exit 2 "not YAML"
 expect_output 'notyaml.yaml:[0-9]+' "YAML syntax error names file:line"
 
 out_dir="$TMP/run-out"
-run_cmd $BIN run config/recipes/demo.yaml --set "run.output_dir=$out_dir" --set stages.sft.train.steps=2
+run_cmd $BIN run config/recipes/sft.yaml --set "run.output_dir=$out_dir" --set stages.sft.train.steps=2
 [ -f "$out_dir/recipe.resolved.yaml" ]
 check "run writes output_dir/recipe.resolved.yaml" $?
 [ -f "$out_dir/aligntrain.log" ]

@@ -4,6 +4,7 @@
 #    its three modes) equals an independent computation (transformers logits + METHODS.md formulas in float64,
 #    scripts/parity/distill_loss_reference.py) within 1e-5, with gradient accumulation (global 8 = 2 x 4);
 #  - under mpirun -np 2 with TP=2 and with DP=2 the step-1 losses equal one rank's within 1e-5;
+#  - precomputed teacher top-k tables (dckd, adpa) give the live losses, are reused, and are never stale;
 #  - GKD on-policy steps (lmbda 1) sample from the student and train; a run is reproducible;
 #  - a teacher with another tokenizer fails before training (exit 2) naming the mismatch.
 set -u
@@ -104,6 +105,30 @@ for c in "${CASES[@]}"; do
   fi
   i=$((i + 1))
 done
+
+# Precomputed teacher tables (DCKD, ADPA): the same step-1 losses as live teachers; a rerun reuses the cache; an
+# edited data file gets new tables.
+for name in dckd adpa; do
+  sed -e "s|teacher: teacher$|teacher: {model: teacher, precompute: true}|" \
+      -e "s|teacher_reference: tref$|teacher_reference: {model: tref, precompute: true}|" \
+      -e "s|out-$name|out-$name-pre|" "$TMP/$name.yaml" > "$TMP/$name-pre.yaml"
+  run_long $BIN run "$TMP/$name-pre.yaml"
+  expect_exit 0 "$name with precomputed teacher tables"
+  expect_output "precomputing top-5 tables of 'teacher'" "$name: the teacher's tables are computed before training"
+  live=$(metric "$TMP/out-$name/metrics.jsonl" d 1 loss)
+  pre=$(metric "$TMP/out-$name-pre/metrics.jsonl" d 1 loss)
+  py_check "abs($pre - $live) < 1e-6"; check "$name: precomputed tables give the live step-1 loss ($pre vs $live)" $?
+done
+run_long $BIN run "$TMP/adpa-pre.yaml" --fresh
+expect_output "tables of 'teacher' on .* from cache" "a rerun reads the teacher's tables from the cache"
+expect_output "tables of 'tref' on .* from cache" "and the teacher_reference's"
+sed -i '1s/"prompt": "/"prompt": "x/' "$TMP/adpa.jsonl"
+run_long $BIN run "$TMP/adpa-pre.yaml" --fresh
+expect_output "precomputing top-5 tables of 'teacher'" "an edited data file is never served stale tables"
+python3 -c "
+import json
+for l in open('$TMP/pairs.jsonl'):
+    o=json.loads(l); o['completion']=o['rejected']; print(json.dumps(o))" > "$TMP/adpa.jsonl"  # restore
 
 # GKD: every step on-policy (lmbda 1): the student samples its own completions, the loss is finite, runs repeat.
 for r in a b; do

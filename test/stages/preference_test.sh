@@ -8,7 +8,7 @@ source test/cli/testlib.sh
 source test/stages/stagelib.sh
 TMP=${TEST_TMPDIR:-$(mktemp -d)}/preference
 rm -rf "$TMP" && mkdir -p "$TMP"
-RECIPE=config/recipes/demo.yaml
+RECIPE=test/stages/preference_demo.yaml
 
 # 1. The demo pipeline (SFT, then DPO with a precomputed reference, then eval).
 run_long $BIN run $RECIPE --set "run.output_dir=$TMP/demo" --set stages.sft.train.steps=150 --set stages.sft.eval.every_steps=0

@@ -7,6 +7,9 @@
 
 #include <algorithm>
 #include <map>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
 #include <optional>
 
 #include "data/collate.h"
@@ -15,6 +18,7 @@
 #include "trainer/generation/generator.h"
 #include "trainer/generation/completions.h"
 #include "trainer/model/logprobs.h"
+#include "trainer/model/safetensors_torch.h"
 #include "trainer/objectives/distill.h"
 #include "trainer/parallel/vocab_parallel.h"
 #include "trainer/stages/models.h"
@@ -25,6 +29,8 @@
 namespace aligntrain::stages {
 
 namespace {
+
+namespace fs = std::filesystem;
 
 using config::LossType;
 
@@ -82,11 +88,37 @@ void check_shared_tokenizer(const config::StageConfig& stage, const ModelSource&
   }
 }
 
+// Whether the first non-empty line of a JSONL file is an object with `field` (false when unreadable: the reader
+// reports that).
+bool first_line_has(const std::string& path, const char* field) {
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    try {
+      const auto j = nlohmann::json::parse(line);
+      return j.is_object() && j.contains(field);
+    } catch (const nlohmann::json::exception&) {
+      return false;
+    }
+  }
+  return false;
+}
+
 // The examples of a distill stage: responses (NLL/KD target, second response) per method.
 ResponseSet load_distill_data(const std::string& path, const config::StageConfig& stage, Method method,
                               const data::Tokenizer& tok, const ModelSource& src) {
   if (method == Method::dckd) return load_pair_data(path, stage, tok, src.chat_template, src.weights_dir);
   if (method == Method::adpa) {
+    // The student's response ŷ is "completion" (what a generate stage adds to a pairs file); a file without it is
+    // read as pairs whose "rejected" holds ŷ, the layout of the released ADPA code.
+    if (!first_line_has(path, "completion")) {
+      return encode_responses(path, stage, tok, src.chat_template, src.weights_dir,
+                              read_stage_examples(path, stage, data::DataKind::kPreference), 2,
+                              [](const data::Example& ex) {
+                                return std::vector<const data::Text*>{&*ex.chosen, &*ex.rejected};
+                              });
+    }
     const auto examples = read_stage_examples(path, stage, data::DataKind::kSft);
     for (const auto& ex : examples) {
       if (!ex.chosen) {
@@ -128,10 +160,136 @@ struct Sums {
   double nll = 0, distill0 = 0, distill1 = 0;
 };
 
+// A teacher's top-k tables at every response-token position of the responses it is needed for, computed once before
+// training (DCKD, ADPA with `precompute: true`). Rows of item (example i, column c) start at offsets[i·width + c].
+struct TableStore {
+  std::vector<int64_t> offsets;  // set.size()·width + 1
+  at::Tensor indices, probs, remaining;  // [P, k] int64, [P, k] fp32, [P] fp32 (CPU)
+
+  objectives::TeacherTable rows(const at::Tensor& row_ids, const at::Device& device) const {
+    return {indices.index_select(0, row_ids).to(device), probs.index_select(0, row_ids).to(device),
+            remaining.index_select(0, row_ids).to(device)};
+  }
+};
+
+std::vector<int64_t> table_offsets(const ResponseSet& set, const std::vector<int64_t>& columns) {
+  std::vector<int64_t> off(static_cast<size_t>(set.size() * set.width + 1), 0);
+  for (int64_t i = 0; i < set.size(); ++i) {
+    for (int64_t c = 0; c < set.width; ++c) {
+      const auto& e = set.at(i, c);
+      const bool used = std::find(columns.begin(), columns.end(), c) != columns.end();
+      const size_t k = static_cast<size_t>(i * set.width + c);
+      off[k + 1] = off[k] + (used ? static_cast<int64_t>(e.ids.size()) - e.prompt_len : 0);
+    }
+  }
+  return off;
+}
+
+// Table rows of the response positions of examples `index` in column c, in the order the stage selects them.
+at::Tensor table_rows(const std::vector<int64_t>& offsets, const ResponseSet& set, const std::vector<int64_t>& index,
+                      int64_t c) {
+  std::vector<int64_t> rows;
+  for (int64_t i : index) {
+    const size_t k = static_cast<size_t>(i * set.width + c);
+    for (int64_t r = offsets[k]; r < offsets[k + 1]; ++r) rows.push_back(r);
+  }
+  return at::tensor(rows, at::kLong);
+}
+
+// Computes (DP-parallel) or reads the tables of `teacher_src` for `columns` of `set`. Collective over the world.
+TableStore precompute_tables(StageEnv& env, const config::StageConfig& stage, const ModelSource& teacher_src,
+                             const ResponseSet& set, const std::vector<int64_t>& columns, int32_t pad) {
+  TableStore t;
+  t.offsets = table_offsets(set, columns);
+  const int64_t rows = t.offsets.back(), k = stage.loss.top_k;
+  const auto dtype = frozen_dtype(env.recipe, teacher_src.name);
+  std::string cols;
+  for (int64_t c : columns) cols += std::to_string(c) + ",";
+  const std::string key = frozen_outputs_key(env.recipe, stage, teacher_src, set, dtype,
+                                             "teacher-table|k:" + std::to_string(k) + "|columns:" + cols);
+  const fs::path file = fs::path(env.recipe.run.output_dir) / "cache" / ("teacher-" + key + ".safetensors");
+  auto read = [&]() -> bool {
+    if (!fs::exists(file)) return false;
+    try {
+      for (const auto& [name, x] : model::load_safetensors(file.string())) {
+        if (name == "indices") t.indices = x.to(at::kLong);
+        if (name == "probs") t.probs = x.to(at::kFloat);
+        if (name == "remaining") t.remaining = x.to(at::kFloat);
+      }
+    } catch (const std::exception& e) {
+      spdlog::warn("ignoring unreadable teacher table cache {}: {}", file.string(), e.what());
+      return false;
+    }
+    return t.indices.defined() && t.probs.defined() && t.remaining.defined() && t.indices.size(0) == rows &&
+           t.indices.size(1) == k && t.probs.sizes() == t.indices.sizes() && t.remaining.size(0) == rows;
+  };
+  if (env.world.all_ok(read())) {
+    spdlog::info("[{}] top-{} tables of '{}' on {} from cache {}", stage.name, k, teacher_src.name, set.path,
+                 file.string());
+    return t;
+  }
+  spdlog::info("[{}] precomputing top-{} tables of '{}' on {} ({} positions)", stage.name, k, teacher_src.name, set.path,
+               rows);
+  auto loaded = load_model(teacher_src, env.groups, env.device, dtype);
+  at::NoGradGuard no_grad;
+  t.indices = at::zeros({rows, k}, at::kLong);
+  t.probs = at::zeros({rows, k}, at::kFloat);
+  t.remaining = at::zeros({rows}, at::kFloat);
+  const int dp = env.groups.layout.dp;
+  std::vector<int64_t> mine;
+  auto flush = [&] {
+    for (int64_t c : columns) {
+      if (mine.empty()) break;
+      std::vector<std::vector<const data::Encoded*>> batch_rows;
+      for (int64_t i : mine) batch_rows.push_back({&set.at(i, c)});
+      const auto b = data::collate(batch_rows, data::CollateOptions{pad, false});
+      const auto ids = as_tensor(b.input_ids, b.rows, b.length, env.device);
+      model::ForwardInput in{ids, std::nullopt, std::nullopt, std::nullopt};
+      if (b.tokens < b.rows * b.length) in.attention_mask = as_tensor(b.attention_mask, b.rows, b.length, env.device);
+      const auto labels = model::shift_labels(ids, as_tensor(b.loss_mask, b.rows, b.length, env.device));
+      const auto sel = labels.ne(model::kIgnoreIndex).reshape({-1}).nonzero().squeeze(-1);
+      const auto h = loaded.lm->hidden_states(in);
+      const auto h_sel = h.reshape({-1, h.size(-1)}).index_select(0, sel);
+      const auto dest = table_rows(t.offsets, set, mine, c);
+      const auto table = objectives::teacher_table(loaded.lm->lm_head_forward(h_sel), k, *env.groups.tp);
+      t.indices.index_copy_(0, dest, table.indices.to(at::kCPU));
+      t.probs.index_copy_(0, dest, table.probs.to(at::kCPU, at::kFloat));
+      t.remaining.index_copy_(0, dest, table.remaining.to(at::kCPU, at::kFloat));
+    }
+    mine.clear();
+  };
+  for (int64_t i = env.groups.layout.dp_rank; i < set.size(); i += dp) {
+    mine.push_back(i);
+    if (static_cast<int64_t>(mine.size()) == stage.batch.micro) flush();
+  }
+  flush();
+  if (dp > 1) {  // every row was computed by exactly one replica
+    for (at::Tensor* x : {&t.indices, &t.probs, &t.remaining}) {
+      auto d = x->to(env.device);
+      env.groups.dp->all_reduce(d, runtime::ReduceOp::kSum);
+      *x = d.to(at::kCPU);
+    }
+  }
+  if (env.world.is_root()) {
+    fs::create_directories(file.parent_path());
+    model::save_safetensors(file.string(), {{"indices", t.indices}, {"probs", t.probs}, {"remaining", t.remaining}},
+                            {{"key", key}, {"data", set.path}, {"teacher", teacher_src.name}});
+  }
+  env.world.barrier();
+  return t;  // the teacher model is freed here
+}
+
+// A frozen teacher of a stage: resident (its final hidden states at the selected positions are computed per
+// micro-batch) or precomputed tables of the training and eval sets.
+struct Teacher {
+  model::CausalLM* lm = nullptr;
+  std::optional<TableStore> train, eval;
+};
+
 class DistillObjective : public TrainObjective {
  public:
   DistillObjective(StageEnv& env, const config::StageConfig& stage, Method method, model::CausalLM& student,
-                   model::CausalLM& teacher, model::CausalLM* teacher_ref, const ResponseSet& train,
+                   const Teacher& teacher, const Teacher* teacher_ref, const ResponseSet& train,
                    const data::Tokenizer& tok)
       : env_(env), stage_(stage), method_(method), lm_(student), teacher_(teacher), ref_(teacher_ref), train_(train),
         tok_(tok), pad_(collate_options(tok, stage).pad_id) {}
@@ -172,6 +330,7 @@ class DistillObjective : public TrainObjective {
   // The objective over a whole data set without gradients, examples dealt round-robin over the DP group.
   StepMetrics evaluate(const ResponseSet& set) {
     at::NoGradGuard no_grad;
+    evaluating_ = true;
     samples_.clear();
     std::vector<std::vector<int64_t>> all;
     for (int64_t i = 0; i < set.size(); ++i) all.push_back({i});
@@ -188,6 +347,7 @@ class DistillObjective : public TrainObjective {
       if (static_cast<int64_t>(mine.size()) == stage_.batch.micro) flush();
     }
     flush();
+    evaluating_ = false;
     return reduce(sums, "eval/");
   }
 
@@ -304,13 +464,22 @@ class DistillObjective : public TrainObjective {
       at::Tensor t_sel, r_sel;
       {
         at::NoGradGuard no_grad;
-        auto th = teacher_.hidden_states(in);
-        t_sel = th.reshape({-1, th.size(-1)}).index_select(0, sel);
-        if (ref_) {
-          auto rh = ref_->hidden_states(in);
+        if (teacher_.lm) {
+          auto th = teacher_.lm->hidden_states(in);
+          t_sel = th.reshape({-1, th.size(-1)}).index_select(0, sel);
+        }
+        if (ref_ && ref_->lm) {
+          auto rh = ref_->lm->hidden_states(in);
           r_sel = rh.reshape({-1, rh.size(-1)}).index_select(0, sel);
         }
       }
+      // Top-k tables of positions [start, start + n): from precomputed tables, or from the resident teacher.
+      const at::Tensor rows = (teacher_.lm && (!ref_ || ref_->lm)) ? at::Tensor() : table_rows(offsets_of(teacher_), set, index, c);
+      auto table_of = [&](const Teacher& who, const at::Tensor& who_sel, int64_t start, int64_t n) {
+        if (who.lm) return objectives::teacher_table(who.lm->lm_head_forward(who_sel.narrow(0, start, n)), stage_.loss.top_k, tp);
+        const auto& store = evaluating_ ? *who.eval : *who.train;
+        return store.rows(rows.narrow(0, start, n), dev);
+      };
       // Per-position weights: token mean over the global batch, or AlignDistil's mean over sequences of each
       // sequence's token mean (aligndistil_len_norm) or token sum.
       at::Tensor weights;
@@ -329,21 +498,19 @@ class DistillObjective : public TrainObjective {
         case Method::kd: {
           const auto div = static_cast<objectives::Divergence>(static_cast<int>(l.divergence));
           term = [&, div](const at::Tensor& q, int64_t start, int64_t n) {
-            const auto p = teacher_.lm_head_forward(t_sel.narrow(0, start, n));
+            const auto p = teacher_.lm->lm_head_forward(t_sel.narrow(0, start, n));
             return objectives::kd_divergence(p, q, div, l.jsd_beta, l.temperature, tp);
           };
           break;
         }
         case Method::dckd:
           term = [&](const at::Tensor& q, int64_t start, int64_t n) {
-            const auto table = objectives::teacher_table(teacher_.lm_head_forward(t_sel.narrow(0, start, n)), l.top_k, tp);
-            return objectives::dckd_kl(q, table, vocab, tp);
+            return objectives::dckd_kl(q, table_of(teacher_, t_sel, start, n), vocab, tp);
           };
           break;
         case Method::adpa:
           term = [&](const at::Tensor& q, int64_t start, int64_t n) {
-            const auto dpo = objectives::teacher_table(teacher_.lm_head_forward(t_sel.narrow(0, start, n)), l.top_k, tp);
-            const auto ref = objectives::teacher_table(ref_->lm_head_forward(r_sel.narrow(0, start, n)), l.top_k, tp);
+            const auto dpo = table_of(teacher_, t_sel, start, n), ref = table_of(*ref_, r_sel, start, n);
             return objectives::adpa_term(q, objectives::adpa_advantages(dpo, ref), {l.adpa_clamp_targets, 1.0}, tp);
           };
           break;
@@ -356,8 +523,8 @@ class DistillObjective : public TrainObjective {
           o.beta2 = l.aligndistil_beta2;
           o.temperature = l.temperature;
           term = [&, o](const at::Tensor& q, int64_t start, int64_t n) {
-            return objectives::aligndistil(q, teacher_.lm_head_forward(t_sel.narrow(0, start, n)),
-                                           ref_->lm_head_forward(r_sel.narrow(0, start, n)), o, tp);
+            return objectives::aligndistil(q, teacher_.lm->lm_head_forward(t_sel.narrow(0, start, n)),
+                                           ref_->lm->lm_head_forward(r_sel.narrow(0, start, n)), o, tp);
           };
           break;
         }
@@ -402,8 +569,15 @@ class DistillObjective : public TrainObjective {
   const config::StageConfig& stage_;
   Method method_;
   model::CausalLM& lm_;
-  model::CausalLM& teacher_;
-  model::CausalLM* ref_;
+  // The offsets of whichever teacher (or teacher_reference) is precomputed; both cover the same positions.
+  const std::vector<int64_t>& offsets_of(const Teacher& t) const {
+    const Teacher& pre = t.lm ? *ref_ : t;
+    return (evaluating_ ? *pre.eval : *pre.train).offsets;
+  }
+
+  const Teacher& teacher_;
+  const Teacher* ref_;
+  bool evaluating_ = false;
   const ResponseSet& train_;
   const data::Tokenizer& tok_;
   int32_t pad_;
@@ -425,9 +599,9 @@ StageResult run_distill(StageEnv& env, const config::StageConfig& stage) {
                      "recipes) are not built yet; leave them unset");
   }
   for (const auto* ref : {&stage.teacher, &stage.teacher_reference}) {
-    if (*ref && (*ref)->precompute) {
-      throw UsageError("stage '" + stage.name + "': precomputed teacher tables are not built yet; use the teacher "
-                       "live (drop `precompute: true`)");
+    if (*ref && (*ref)->precompute && method != Method::dckd && method != Method::adpa) {
+      throw UsageError("stage '" + stage.name + "': loss type " + config::to_string(l.type.front()) +
+                       " needs the teacher's full distribution online; drop `precompute: true`");
     }
   }
   const ModelSource src = resolve_model(env.recipe, stage.policy);
@@ -446,19 +620,33 @@ StageResult run_distill(StageEnv& env, const config::StageConfig& stage) {
                eval ? fmt::format(", {} eval example(s)", eval->size()) : "", stage.policy, stage.teacher->model,
                ref_src ? ", teacher_reference '" + ref_src->name + "'" : "", config::to_string(l.type.front()));
 
+  // Precomputed tables first, so that a large teacher is loaded, used and freed before the student is loaded.
+  const int32_t pad = collate_options(*tok, stage).pad_id;
+  const std::vector<int64_t> table_columns =
+      method == Method::dckd ? std::vector<int64_t>{0, 1} : std::vector<int64_t>{1};
+  Teacher teacher, teacher_ref;
+  auto prepare = [&](Teacher& t, const ModelSource& s, const config::ModelRef& ref) {
+    if (!ref.precompute) return;
+    t.train = precompute_tables(env, stage, s, train_set, table_columns, pad);
+    if (eval) t.eval = precompute_tables(env, stage, s, *eval, table_columns, pad);
+  };
+  prepare(teacher, teacher_src, *stage.teacher);
+  if (ref_src) prepare(teacher_ref, *ref_src, *stage.teacher_reference);
+
   auto student = load_model(src, env.groups, env.device, policy_dtype(env.recipe));
   student.lm->set_activation_checkpointing(stage.activation_checkpointing);
-  auto frozen = [&](const ModelSource& s) {
-    auto m = load_model(s, env.groups, env.device, frozen_dtype(env.recipe, s.name));
-    for (auto& p : m.lm->parameters()) p.set_requires_grad(false);
-    return m;
+  std::vector<LoadedModel> resident;
+  auto frozen = [&](Teacher& t, const ModelSource& s, const config::ModelRef& ref) {
+    if (ref.precompute) return;
+    resident.push_back(load_model(s, env.groups, env.device, frozen_dtype(env.recipe, s.name)));
+    for (auto& p : resident.back().lm->parameters()) p.set_requires_grad(false);
+    t.lm = resident.back().lm.get();
   };
-  auto teacher = frozen(teacher_src);
-  std::optional<LoadedModel> teacher_ref;
-  if (ref_src) teacher_ref = frozen(*ref_src);
+  frozen(teacher, teacher_src, *stage.teacher);
+  if (ref_src) frozen(teacher_ref, *ref_src, *stage.teacher_reference);
 
-  DistillObjective objective(env, stage, method, *student.lm, *teacher.lm, teacher_ref ? teacher_ref->lm.get() : nullptr,
-                             train_set, *tok);
+  DistillObjective objective(env, stage, method, *student.lm, teacher, ref_src ? &teacher_ref : nullptr, train_set,
+                             *tok);
   TrainContext ctx{env.recipe, stage, env.groups, env.device, env.metrics, *student.lm, src.tokenizer_dir, {}};
   if (eval) {
     ctx.evaluate = [&]() -> StepMetrics {

@@ -8,11 +8,15 @@
 //                over the teacher's top-k table plus a rest bin. Data: {"prompt", "chosen", "rejected"}.
 //   adpa         sft_weight·NLL(chosen) + adpa_weight·ADPA(ŷ) with advantages log π_teacher − log π_teacher_reference
 //                over the teacher's top-k, on the student's own response ŷ. Data: {"prompt", "chosen",
-//                "completion"} (what a generate stage writes for a pairs file; "rejected" stands in for ŷ when
-//                there is no "completion", as in the released code's files).
+//                "completion"} (what a generate stage writes for a pairs file), or pairs whose "rejected" holds ŷ
+//                (the released code's files) when the file has no "completion".
 //   aligndistil  (1 − kd_ratio)·NLL + kd_ratio·AlignDistil(teacher = DPO model, teacher_reference = reverse-DPO
 //                model, or the SFT model for theorem1), seq-token mean (aligndistil_len_norm) or sequence sums
 //                averaged over sequences. Data: {"prompt", "completion"} or pairs (their "chosen").
+// DCKD and ADPA teachers may be `{model: NAME, precompute: true}`: their top-k tables at every response position are
+// computed once before training (data-parallel), cached in <output_dir>/cache/teacher-<key>.safetensors under a key
+// of the teacher's weights, tokenizer, data file contents, max_length, truncation, template, dtype, TP degree and
+// top_k (never stale; reruns and resumes reuse them), and the teacher is freed before the student loads.
 // Logits are computed in chunks of positions of the completion tokens only, so full-vocabulary logits of teacher and
 // student never exist for a whole batch. The teacher must share the student's tokenizer (checked before training).
 #pragma once

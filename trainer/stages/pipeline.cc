@@ -87,16 +87,16 @@ void print_summary(const std::vector<std::pair<std::string, nlohmann::ordered_js
     return s.contains(key) ? s[key] : nlohmann::ordered_json(nullptr);
   };
   spdlog::info("summary:");
-  spdlog::info("  {:<16} {:<10} {:>6}  {:>17}  {:>17}  {:>15}  {:>7}", "stage", "kind", "steps", "train loss",
+  spdlog::info("  {:<18} {:<10} {:>6}  {:>17}  {:>17}  {:>15}  {:>7}", "stage", "kind", "steps", "train loss",
                "eval loss", "eval accuracy", "time");
-  spdlog::info("  {:<16} {:<10} {:>6}  {:>17}  {:>17}  {:>15}  {:>7}", "", "", "", "first -> last", "before -> after",
+  spdlog::info("  {:<18} {:<10} {:>6}  {:>17}  {:>17}  {:>15}  {:>7}", "", "", "", "first -> last", "before -> after",
                "before -> after", "");
   for (const auto& [name, s] : rows) {
     const std::string train = cell(get(s, "train_loss_first")) + " -> " + cell(get(s, "train_loss_last"));
     const std::string eval = cell(get(s, "eval_loss_before")) + " -> " + cell(get(s, "eval_loss_after"));
     const std::string acc = cell(get(s, "eval_accuracy_before"), "{:.3f}") + " -> " +
                             cell(get(s, "eval_accuracy_after"), "{:.3f}");
-    spdlog::info("  {:<16} {:<10} {:>6}  {:>17}  {:>17}  {:>15}  {:>7}", name, s.value("kind", ""), cell(get(s, "steps")),
+    spdlog::info("  {:<18} {:<10} {:>6}  {:>17}  {:>17}  {:>15}  {:>7}", name, s.value("kind", ""), cell(get(s, "steps")),
                  train, eval, acc, metrics::format_duration(s.value("seconds", 0.0)));
   }
 }

@@ -132,6 +132,12 @@ std::optional<at::Tensor> read_cache(const fs::path& file, int64_t n, int64_t wi
 
 }  // namespace
 
+std::string frozen_outputs_key(const config::Recipe& recipe, const config::StageConfig& stage,
+                               const ModelSource& model, const ResponseSet& set, at::ScalarType dtype,
+                               const std::string& extra) {
+  return digest_of_text(reference_cache_key(recipe, stage, model, set, dtype) + "|" + extra);
+}
+
 SeqLogps sequence_logps(model::CausalLM& lm, runtime::Communicator& tp, const at::Device& device,
                         const ResponseSet& set, const std::vector<int64_t>& index, const std::vector<int64_t>& columns,
                         int32_t pad_id) {
