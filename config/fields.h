@@ -281,7 +281,7 @@ struct Fields<LossConfig> {
     f(key("jsd_beta").range(0, 1).only_losses(t, {L::kd}), o.jsd_beta);
     f(key("temperature").positive().only_losses(t, {L::kd, L::aligndistil}), o.temperature);
     f(key("kd_ratio").range(0, 1).only_losses(t, {L::kd, L::aligndistil}), o.kd_ratio);
-    f(key("lmbda").range(0, 1).only_losses(t, {L::kd}), o.lmbda);
+    f(key("lmbda").range(0, 1).only_losses(t, {L::kd, L::aligndistil}), o.lmbda);
     f(key("sft_weight").non_negative().only_losses(t, {L::dckd, L::adpa}), o.sft_weight);
     f(key("top_k").positive().only_losses(t, {L::dckd, L::adpa}), o.top_k);
     f(key("chosen_distil_weight").non_negative().only_losses(t, {L::dckd}), o.chosen_distil_weight);
@@ -352,11 +352,14 @@ struct Fields<StageConfig> {
     f(key("activation_checkpointing").only_training(k), o.activation_checkpointing);
     f(key("loss").within(k).only_kinds(k, {K::sft, K::preference, K::unpaired, K::negatives, K::distill, K::eval}),
       o.loss);
-    // Sampling settings: generate stages, and distill stages whose kd loss samples from the student (lmbda).
-    const bool samples = k == K::generate || (k == K::eval && o.eval.exact_match) || (k == K::distill && std::count(o.loss.type.begin(), o.loss.type.end(),
-                                                                           LossType::kd) > 0);
+    // Sampling settings: generate stages, eval stages with exact match, and distill stages whose kd or aligndistil
+    // loss samples from the student (lmbda).
+    const auto uses = [&](LossType t) { return std::count(o.loss.type.begin(), o.loss.type.end(), t) > 0; };
+    const bool samples = k == K::generate || (k == K::eval && o.eval.exact_match) ||
+                         (k == K::distill && (uses(LossType::kd) || uses(LossType::aligndistil)));
     f(key("generation").within(k).only_if(samples, "applies only to generate stages, eval stages with "
-                                                   "eval.exact_match and distill stages with loss type kd"),
+                                                   "eval.exact_match and distill stages with loss type kd or "
+                                                   "aligndistil"),
       o.generation);
     f(key("select").only_kinds(k, {K::select}), o.select);
   }

@@ -1,6 +1,8 @@
 // Fills derived defaults and absolute paths (see resolve.h).
 #include "config/resolve.h"
 
+#include <algorithm>
+
 #include <cctype>
 #include <filesystem>
 
@@ -109,6 +111,9 @@ class Resolver {
   void resolve_loss(StageKind kind, LossConfig& loss) {
     if (loss.type.empty()) loss.type = default_loss_types(kind);
     if (loss.weights.empty()) loss.weights.assign(loss.type.size(), 1.0);
+    const auto uses = [&](LossType t) { return std::find(loss.type.begin(), loss.type.end(), t) != loss.type.end(); };
+    if (!loss.lmbda && uses(LossType::kd)) loss.lmbda = 0.5;
+    if (!loss.lmbda && uses(LossType::aligndistil)) loss.lmbda = 0.0;
     if (!loss.beta) {
       for (LossType t : loss.type) {
         if (auto b = default_beta(t)) {

@@ -247,7 +247,8 @@ struct LossConfig {
   double jsd_beta = 0.5;                           // kd with divergence jsd (TRL GKD `beta`)
   double temperature = 1.0;                        // kd, aligndistil: softmax temperature of the loss
   double kd_ratio = 1.0;       // kd, aligndistil: loss = (1 - kd_ratio)·NLL + kd_ratio·distillation
-  double lmbda = 0.5;          // kd: fraction of steps on student samples (TRL GKD)
+  std::optional<double> lmbda;  // kd, aligndistil: fraction of steps on student samples; unset: 0.5 for kd (TRL
+                                // GKD), 0 for aligndistil (off-policy, the published setting)
   double sft_weight = 1.0;     // dckd, adpa: weight of the NLL on the chosen response
   int top_k = 50;              // dckd, adpa: teacher table size
   double chosen_distil_weight = 0.1;    // dckd

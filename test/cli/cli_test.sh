@@ -58,7 +58,19 @@ expect_exit 2 "not YAML"
 expect_output 'notyaml.yaml:[0-9]+' "YAML syntax error names file:line"
 
 out_dir="$TMP/run-out"
-run_cmd $BIN run config/recipes/sft.yaml --set "run.output_dir=$out_dir" --set stages.sft.train.steps=2
+cat > "$TMP/two_steps.yaml" <<YAML
+run: {name: two_steps}
+models:
+  tiny: {init: {preset: tiny-llama, seed: 1}, tokenizer: byte, chat_template: plain}
+stages:
+  - name: sft
+    kind: sft
+    policy: tiny
+    data: {train: $PWD/config/recipes/data/sft_train.jsonl}
+    batch: {global: 8, micro: 8, max_length: 64}
+    train: {steps: 2}
+YAML
+run_cmd $BIN run "$TMP/two_steps.yaml" --set "run.output_dir=$out_dir"
 [ -f "$out_dir/recipe.resolved.yaml" ]
 check "run writes output_dir/recipe.resolved.yaml" $?
 [ -f "$out_dir/aligntrain.log" ]
@@ -77,16 +89,15 @@ expect_output 'models.tiny.init: unknown model preset .huge-llama.' "names the p
 run_cmd $BIN plan config/recipes/demo.yaml --world-size 4
 expect_exit 0 "plan --world-size 4"
 expect_output 'world size 4 = tensor [0-9]+ x data [0-9]+' "plan prints the rank layout"
-expect_output "sft +sft +tiny +109184 +32 +8 +1 +64 +1\\.7 +0\\.0 +0\\.6 +0\\.0" "plan prints parameters, memory and DP/TP traffic per stage"
+expect_output "student_sft +sft +student +109184 +32 +8 +1 +64 +1\\.7 +0\\.0 +0\\.6 +0\\.0" "plan prints parameters, memory and DP/TP traffic per stage"
+expect_output "student_kd +distill +student_sft +109184 +32 +8 +1 +64 +1\\.7 +0\\.8 +0\\.6 +0\\.0" "plan counts a distill stage's resident teacher as frozen memory"
 
 run_cmd $BIN export "$TMP/no-such-checkpoint" --out "$TMP/o"
 expect_exit 3 "export of a missing checkpoint folder"
 expect_output 'no-such-checkpoint: no such checkpoint folder' "export names the folder"
 
-for sub in "generate --model m --prompts p --out o"; do
-  run_cmd $BIN $sub
-  expect_exit 2 "${sub%% *} (engine not built yet) exits 2"
-  expect_output 'not available yet' "${sub%% *} says plainly that it is not built"
-done
+run_cmd $BIN generate --model m --prompts "$TMP/no-such-prompts.jsonl" --out "$TMP/o.jsonl"
+expect_exit 3 "generate with a missing prompts file"
+expect_output "no-such-prompts.jsonl: cannot open data file" "generate names the missing file"
 
 finish

@@ -145,6 +145,14 @@ ta=$(metric "$TMP/out-gkd-a/metrics.jsonl" d 1 tokens)
 tf=$(metric "$TMP/out-fkl/metrics.jsonl" d 1 tokens)
 py_check "$ta != $tf"; check "on-policy step trains on sampled completions ($ta tokens vs $tf in the data)" $?
 
+# On-policy AlignDistil (lmbda 1): every step trains on the student's own samples.
+recipe align-on 1 "{type: aligndistil, lmbda: 1.0}" "$TMP/sft.jsonl" tref > "$TMP/align-on.yaml"
+sed -i 's/train: {steps: 1}/train: {steps: 2}/' "$TMP/align-on.yaml"
+printf '    generation: {max_new_tokens: 12, temperature: 1.0}\n' >> "$TMP/align-on.yaml"
+run_long $BIN run "$TMP/align-on.yaml"
+expect_exit 0 "on-policy AlignDistil"
+py_check "$(metric "$TMP/out-align-on/metrics.jsonl" d 2 on_policy) == 1.0"; check "on-policy AlignDistil steps are on-policy" $?
+
 # A teacher with another tokenizer (a byte-level BPE made here) is refused before training.
 "$PY" - "$TMP/bpe" <<'PY'
 import os, sys

@@ -3,7 +3,7 @@
 #   step-1 losses equal the closed forms when the policy starts as the reference (KTO 0.5 = 1 − σ(0) with z0 = 0,
 #   BCO log 2 with δ = 0, D2O log 2), D2O's loss falls and KTO/BCO reward desirable over undesirable completions; KTO warns about the class balance; BCO's running mean δ survives
 #   a SIGTERM + resume exactly (bitwise weights); bad data: missing label, label not a bool, a prompt without
-#   samples, BCO UDM without embeddings. KTO, BCO and D2O start from a short SFT stage, as they would in practice.
+#   samples, BCO UDM naming no declared model. KTO, BCO and D2O start from a short SFT stage, as they would in practice.
 set -u
 source test/cli/testlib.sh
 source test/stages/stagelib.sh
@@ -130,6 +130,6 @@ run_long $BIN run "$TMP/ref.yaml" --set "run.output_dir=$TMP/bad3" --set "stages
 expect_exit 3 "a prompt without self-generated samples"
 expect_output "negatives.jsonl:51: prompt: no self-generated sample for this prompt" "names the file, line and the samples file"
 run_long $BIN run "$TMP/ref.yaml" --set "run.output_dir=$TMP/bad4" --set stages.bco.loss.udm_model=sft
-expect_exit 2 "BCO UDM without prompt embeddings"
-expect_output "udm_model" "says what to remove"
+expect_exit 2 "BCO UDM with a udm_model that is a stage, not a declared model"
+expect_output "udm_model" "names the field"
 finish

@@ -119,7 +119,7 @@ int plan(const runtime::World& world, const RecipeArgs& args, int world_size) {
   std::map<std::string, model::ModelConfig> arch;
   for (const auto& [name, spec] : recipe->models.items) arch[name] = model_config_of(spec);
   for (const auto& s : recipe->stages) arch[s.name] = arch[s.policy];
-  std::printf("\n%-16s %-10s %-14s %10s %7s %6s %6s %8s %12s %12s %10s %10s\n", "stage", "kind", "starts from",
+  std::printf("\n%-18s %-10s %-14s %10s %7s %6s %6s %8s %12s %12s %10s %10s\n", "stage", "kind", "starts from",
               "params", "global", "micro", "accum", "max_len", "train MiB", "frozen MiB", "DP MiB", "TP MiB");
   for (const auto& s : recipe->stages) {
     const int accum = s.batch.global / (s.batch.micro * dp);
@@ -138,7 +138,7 @@ int plan(const runtime::World& world, const RecipeArgs& args, int world_size) {
     const double tp_mib = trains ? (4.0 * a.num_layers + 2.0) * s.batch.micro * s.batch.max_length * a.hidden_size *
                                        act_bytes * ring_tp * accum / mib
                                  : 0.0;
-    std::printf("%-16s %-10s %-14s %10lld %7d %6d %6d %8d %12.1f %12.1f %10.1f %10.1f\n", s.name.c_str(),
+    std::printf("%-18s %-10s %-14s %10lld %7d %6d %6d %8d %12.1f %12.1f %10.1f %10.1f\n", s.name.c_str(),
                 config::to_string(s.kind).c_str(), s.policy.c_str(), static_cast<long long>(params[s.policy]),
                 s.batch.global, s.batch.micro, accum, s.batch.max_length, trained, frozen, dp_mib, tp_mib);
   }

@@ -300,10 +300,11 @@ class DistillObjective : public TrainObjective {
   void begin_step(const data::StepRows& step) override {
     samples_.clear();
     on_policy_ = false;
-    if (method_ == Method::kd && stage_.loss.lmbda > 0) {
+    const double lmbda = stage_.loss.lmbda.value_or(0.0);
+    if ((method_ == Method::kd || method_ == Method::aligndistil) && lmbda > 0) {
       const uint64_t seed = static_cast<uint64_t>(stage_.generation.seed.value_or(0));
       const double u = static_cast<double>(mix(seed ^ mix(static_cast<uint64_t>(step.begin))) >> 11) * 0x1.0p-53;
-      on_policy_ = u < stage_.loss.lmbda;
+      on_policy_ = u < lmbda;
       if (on_policy_) sample_completions(step, seed);
     }
     set_counts(step.rows, train_);
@@ -372,7 +373,7 @@ class DistillObjective : public TrainObjective {
     }
   }
 
-  // GKD's on-policy step: every row's completion is replaced by one the student samples now.
+  // An on-policy step (GKD; on-policy AlignDistil): every row's completion is replaced by one the student samples now.
   void sample_completions(const data::StepRows& step, uint64_t seed) {
     std::vector<int64_t> order;
     std::vector<generation::Request> requests;

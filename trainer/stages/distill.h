@@ -12,7 +12,8 @@
 //                (the released code's files) when the file has no "completion".
 //   aligndistil  (1 − kd_ratio)·NLL + kd_ratio·AlignDistil(teacher = DPO model, teacher_reference = reverse-DPO
 //                model, or the SFT model for theorem1), seq-token mean (aligndistil_len_norm) or sequence sums
-//                averaged over sequences. Data: {"prompt", "completion"} or pairs (their "chosen").
+//                averaged over sequences. Data: {"prompt", "completion"} or pairs (their "chosen"); lmbda 1 samples
+//                every step's completions from the student (the on-policy trainer; default 0 = off-policy).
 // DCKD and ADPA teachers may be `{model: NAME, precompute: true}`: their top-k tables at every response position are
 // computed once before training (data-parallel), cached in <output_dir>/cache/teacher-<key>.safetensors under a key
 // of the teacher's weights, tokenizer, data file contents, max_length, truncation, template, dtype, TP degree and

@@ -10,6 +10,7 @@
 #include "data/example.h"
 #include "trainer/errors.h"
 #include "trainer/objectives/preference.h"
+#include "trainer/stages/udm.h"
 
 namespace aligntrain::stages {
 
@@ -171,9 +172,14 @@ StageResult run_unpaired(StageEnv& env, const config::StageConfig& stage) {
   const double beta = stage.loss.beta.value_or(0.1);
   const config::LossType type = stage.loss.type.at(0);
   if (stage.loss.type.size() != 1) throw UsageError("stage '" + stage.name + "': an unpaired stage takes one loss type");
+  // BCO's underlying-distribution matching: per-example weights of the training and eval sets, computed (and the
+  // embedding model freed) before the reference and the policy load.
+  auto udm = std::make_shared<std::map<const ResponseSet*, at::Tensor>>();
   if (type == config::LossType::bco && !stage.loss.udm_model.empty()) {
-    throw UsageError("stage '" + stage.name + "': loss.udm_model (BCO underlying-distribution matching) needs prompt "
-                     "embeddings in the data, which this build does not read yet; remove udm_model");
+    std::vector<const ResponseSet*> sets{&train_set};
+    if (eval) sets.push_back(&*eval);
+    const auto weights = udm_weights(env, stage, sets);
+    for (size_t s = 0; s < sets.size(); ++s) (*udm)[sets[s]] = at::tensor(weights[s], at::kDouble);
   }
   int64_t n_desirable = 0;
   for (auto d : train_set.desirable) n_desirable += d;
@@ -217,7 +223,7 @@ StageResult run_unpaired(StageEnv& env, const config::StageConfig& stage) {
     };
   } else {
     loss.train_columns = loss.eval_columns = {0};
-    loss.loss = [&stage, beta, delta, groups, device](const LossInput& in) {
+    loss.loss = [&stage, beta, delta, groups, device, udm](const LossInput& in) {
       const at::Tensor desirable = desirable_of(in.set, in.index, in.policy.sum.device());
       const at::Tensor ref = in.reference.select(1, 0);
       if (in.training) {  // update δ with this micro-batch's rewards over all DP ranks, before using it
@@ -230,7 +236,11 @@ StageResult run_unpaired(StageEnv& env, const config::StageConfig& stage) {
         const double count = t[1].item<double>();
         *delta = objectives::running_mean_update(delta->first, delta->second, t[0].item<double>() / count, count);
       }
-      return objectives::bco_loss(stage.loss, beta, in.policy.sum.select(1, 0), ref, desirable, delta->first);
+      at::Tensor w;
+      if (const auto it = udm->find(&in.set); it != udm->end()) {
+        w = it->second.index_select(0, at::tensor(in.index, at::kLong)).to(in.policy.sum.device());
+      }
+      return objectives::bco_loss(stage.loss, beta, in.policy.sum.select(1, 0), ref, desirable, delta->first, w);
     };
     loss.state = [delta] { return nlohmann::json{{"bco_delta", delta->first}, {"bco_count", delta->second}}; };
     loss.load_state = [delta](const nlohmann::json& j) {
