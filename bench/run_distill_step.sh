@@ -1,0 +1,281 @@
+#!/usr/bin/env bash
+# Distillation training-step throughput (tokens/s) and peak memory of `aligntrain run bench/distill_bench.yaml`
+# (teacher forward, student forward and backward, full-vocabulary forward KL) vs the same training loop in
+# PyTorch + transformers (bench/distill_step_peer.py): same teacher and student model folders, data,
+# tokenisation, data order, batch / micro-batch / accumulation, loss, AdamW, clipping, fp32, intra-op thread count.
+#
+#   bench/run_distill_step.sh [--threads "2 1"] [--reps 3] [--warmup 3] [--steps 8] [--extra] [--no-build]
+#
+# Each run is one fresh process that trains warmup + steps optimizer steps; tokens/s = non-padding tokens of the
+# timed steps / their summed step time (aligntrain: from metrics.jsonl, tokens / tokens_per_sec per step; the peer
+# times the same span and counts the same tokens). Peak RSS is the whole process's ru_maxrss from wait4 (what
+# /usr/bin/time -v reports: start-up, both model loads, training; for aligntrain also its end-of-stage checkpoint
+# and model save), split by sampling /proc/PID/status every 20 ms into peak anonymous memory (heap: weights,
+# gradients, optimizer state, activations, allocator caches) and peak file-backed memory (mapped libraries).
+# Runs alternate (peer first on odd repetitions, aligntrain first on even ones), `--reps` times per thread count;
+# the table shows medians. Each run waits for a quiet machine first (see wait_quiet); a run during which other
+# processes still used more than $BENCH_MAX_FOREIGN cores (default 0.25) is repeated up to $BENCH_TRIES times
+# (default 3) and the least disturbed try is kept.
+#   --extra    also runs transformers with aligntrain's allocator setting (mallopt, --malloc keep), aligntrain
+#              with glibc's default allocator (ALIGNTRAIN_MALLOC=default), and transformers without the padding
+#              mask (--causal-only: sdpa with is_causal, same loss).
+#   --no-build uses bazel-bin/aligntrain as it is.
+# Outputs (models, data, per-run logs, results.jsonl) go to $BENCH_BUILD_DIR (default runs/distill_bench, which
+# bench/distill_bench.yaml also points at). ~6 minutes on an idle 2-core machine with the defaults.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${ALIGNTRAIN_PYTHON:-$PWD/.venv/bin/python}
+BUILD=${BENCH_BUILD_DIR:-runs/distill_bench}
+THREADS="2 1"
+REPS=3
+WARMUP=3
+STEPS=8
+EXTRA=0
+DO_BUILD=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --threads) THREADS="$2"; shift ;;
+    --reps) REPS="$2"; shift ;;
+    --warmup) WARMUP="$2"; shift ;;
+    --steps) STEPS="$2"; shift ;;
+    --extra) EXTRA=1 ;;
+    --no-build) DO_BUILD=0 ;;
+    *) echo "usage: $0 [--threads \"2 1\"] [--reps N] [--warmup N] [--steps N] [--extra] [--no-build]" >&2; exit 2 ;;
+  esac
+  shift
+done
+TOTAL=$((WARMUP + STEPS))
+RECIPE=bench/distill_bench.yaml
+mkdir -p "$BUILD/logs"
+BUILD=$(cd "$BUILD" && pwd)
+
+# ---- binary: built by Bazel, then copied so that a rebuild in the same workspace cannot swap it mid-benchmark --
+if [ $DO_BUILD = 1 ]; then
+  ALIGNTRAIN_PYTHON=$PY bazel build //:aligntrain 2>&1 | tail -1
+fi
+cp -f bazel-bin/aligntrain "$BUILD/aligntrain.new" && mv -f "$BUILD/aligntrain.new" "$BUILD/aligntrain"
+BIN="$BUILD/aligntrain"
+"$BIN" --version
+
+# ---- the shared model folders and data set (made once) ------------------------------------------------------
+# teacher: small-llama (6 layers); student: the same config with 2 layers, the same byte tokenizer and vocab_size.
+TEACHER="$BUILD/teacher"
+STUDENT="$BUILD/student"
+DATA="$BUILD/data/train.jsonl"
+[ -f "$TEACHER/model.safetensors" ] || "$BIN" init-model --preset small-llama --seed 1 --out "$TEACHER"
+if [ ! -f "$STUDENT/model.safetensors" ]; then
+  "$PY" -c 'import json, sys; c = json.load(open(sys.argv[1])); c["num_hidden_layers"] = 2; json.dump(c, open(sys.argv[2], "w"), indent=2)' \
+    "$TEACHER/config.json" "$BUILD/student_config.json"
+  "$BIN" init-model --config "$BUILD/student_config.json" --tokenizer byte --seed 2 --out "$STUDENT"
+fi
+[ -f "$DATA" ] || "$PY" bench/distill_step_peer.py --make-data "$DATA" --examples 512 --seed 0
+
+# ---- runs ---------------------------------------------------------------------------------------------------
+RESULTS="$BUILD/results.jsonl"
+: > "$RESULTS"
+MAX_FOREIGN=${BENCH_MAX_FOREIGN:-0.25}
+TRIES=${BENCH_TRIES:-3}
+
+# The wrapper every run goes through: starts the command, samples its /proc/PID/status every 20 ms (peak
+# anonymous and file-backed resident memory; peak VmRSS until the last step is logged, i.e. without aligntrain's
+# end-of-stage checkpoint and model save), reaps it with wait4 (ru_maxrss: the same peak RSS /usr/bin/time -v
+# reports; CPU time) and reads /proc/stat before and after (CPU that other processes used meanwhile).
+cat > "$BUILD/wrap.py" <<'EOF_WRAP'
+import json, os, signal, subprocess, sys, time
+def busy_s():
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:11]]
+    return (sum(v) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
+def status(pid):
+    out = {}
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                k, _, rest = line.partition(":")
+                if k in ("VmRSS", "RssAnon", "RssFile"):
+                    out[k] = int(rest.split()[0])
+    except OSError:
+        pass
+    return out
+def logged_steps(path):
+    try:
+        with open(path) as f:
+            return sum('"tokens_per_sec"' in line for line in f)
+    except OSError:
+        return 0
+# wrap.py OUT.json LOG METRICS STEPS command...: STEPS = when METRICS has that many step lines, training is over.
+out_json, log, metrics, steps = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+cmd = sys.argv[5:]
+b0, t0 = busy_s(), time.monotonic()
+with open(log, "w") as lf:
+    proc = subprocess.Popen(cmd, stdout=lf, stderr=subprocess.STDOUT)
+for sig in (signal.SIGINT, signal.SIGTERM):  # an interrupted benchmark stops its run too
+    signal.signal(sig, lambda s, f: (proc.kill(), sys.exit(130)))
+peak = {"VmRSS": 0, "RssAnon": 0, "RssFile": 0}
+train_peak, training = 0, True
+while True:
+    pid, st, ru = os.wait4(proc.pid, os.WNOHANG)
+    if pid:
+        break
+    s = status(proc.pid)
+    for k, v in s.items():
+        peak[k] = max(peak[k], v)
+    if training:
+        train_peak = max(train_peak, s.get("VmRSS", 0))
+        if logged_steps(metrics) >= steps:
+            training = False
+    time.sleep(0.02)
+wall, busy = time.monotonic() - t0, busy_s() - b0
+cpu = ru.ru_utime + ru.ru_stime
+rc = os.waitstatus_to_exitcode(st)
+json.dump({"rc": rc, "maxrss_kb": ru.ru_maxrss, "train_rss_kb": train_peak, "peak_anon_kb": peak["RssAnon"],
+           "peak_file_kb": peak["RssFile"], "wall_s": wall, "cpu_s": cpu, "minflt": ru.ru_minflt,
+           "foreign_cores": max(0.0, (busy - cpu) / wall)}, open(out_json, "w"))
+sys.exit(0 if rc == 0 else 1)
+EOF_WRAP
+
+# one_run LABEL THREADS LOG METRICS command...: runs it through wrap.py, prints a JSON result line.
+one_run() {
+  local label=$1 threads=$2 log=$3 metrics=$4; shift 4
+  "$PY" "$BUILD/wrap.py" "$log.run.json" "$log" "$metrics" "$TOTAL" "$@" || { echo "run failed ($label): see $log" >&2; tail -5 "$log" >&2; return 1; }
+  "$PY" - "$label" "$threads" "$metrics" "$log.run.json" "$WARMUP" <<'EOF'
+import json, statistics, sys
+label, threads, metrics, runf = sys.argv[1:5]
+warmup = int(sys.argv[5])
+rows = [json.loads(l) for l in open(metrics) if l.strip()]
+rows = [r for r in rows if "tokens_per_sec" in r and r.get("stage") == "kd"]
+timed = [r for r in rows if r["step"] > warmup]
+secs = [r["tokens"] / r["tokens_per_sec"] for r in timed]
+tokens = sum(r["tokens"] for r in timed)
+run = json.load(open(runf))
+print(json.dumps({
+    "impl": label, "threads": int(threads), "steps": len(timed), "tokens": tokens, "seconds": sum(secs),
+    "tokens_per_s": tokens / sum(secs), "step_s_median": statistics.median(secs), "step_s_best": min(secs),
+    "peak_rss_mib": run["maxrss_kb"] / 1024, "train_rss_mib": run["train_rss_kb"] / 1024, "peak_anon_mib": run["peak_anon_kb"] / 1024,
+    "peak_file_mib": run["peak_file_kb"] / 1024, "wall_s": run["wall_s"], "cpu_s": run["cpu_s"],
+    "minor_faults": run["minflt"], "foreign_cores": run["foreign_cores"],
+    "losses": [r["loss"] for r in rows], "grad_norms": [r["grad_norm"] for r in rows],
+    "step_tokens": [r["tokens"] for r in rows]}))
+EOF
+}
+
+busy_ms() {  # busy CPU time of the whole machine (all processes, all cores) in ms, from /proc/stat
+  awk -v hz="$(getconf CLK_TCK)" '/^cpu /{printf "%.0f\n", ($2+$3+$4+$7+$8+$9+$10+$11) * 1000 / hz; exit}' /proc/stat
+}
+# Before each run: wait (at most $BENCH_MAX_WAIT s, default 900) until other processes use under $QUIET cores
+# (default 0.15) over 3 s, so that runs start on a quiet machine.
+QUIET=${BENCH_QUIET:-0.15}
+MAX_WAIT=${BENCH_MAX_WAIT:-900}
+wait_quiet() {
+  local waited=0 b0 b1
+  while :; do
+    b0=$(busy_ms); sleep 3; b1=$(busy_ms)
+    awk -v a="$b0" -v b="$b1" -v q="$QUIET" 'BEGIN{exit !((b - a) / 3000 < q)}' && return 0
+    if [ $waited -ge "$MAX_WAIT" ]; then echo "    (still busy after ${MAX_WAIT}s; running anyway)"; return 0; fi
+    [ $waited = 0 ] && echo "    (other processes busy: $(awk -v a="$b0" -v b="$b1" 'BEGIN{printf "%.2f", (b - a) / 3000}') cores; waiting for a quiet machine)"
+    sleep 7; waited=$((waited + 10))
+  done
+}
+
+# measure LABEL THREADS ENV... -- command...: repeats a disturbed run, keeps the least disturbed try.
+measure() {
+  local label=$1 threads=$2; shift 2
+  local best="" best_f=99 out f i log
+  for i in $(seq "$TRIES"); do
+    wait_quiet
+    log="$BUILD/logs/${label}-t${threads}-$(date +%H%M%S%N).log"
+    if [[ $label == aligntrain* ]]; then
+      rm -rf "$BUILD/out-$label"
+      out=$(one_run "$label" "$threads" "$log" "$BUILD/out-$label/metrics.jsonl" "$@" "$BIN" run "$RECIPE" --fresh \
+            --set run.threads="$threads" --set run.output_dir="$BUILD/out-$label" \
+            --set stages.kd.train.steps="$TOTAL" --set models.teacher.path="$TEACHER" \
+            --set models.student.path="$STUDENT" --set stages.kd.data.train="$DATA") || return 1
+    else
+      out=$(one_run "$label" "$threads" "$log" "$log.jsonl" "$@" "$PY" bench/distill_step_peer.py --recipe "$RECIPE" \
+            --teacher-dir "$TEACHER" --student-dir "$STUDENT" --data "$DATA" --threads "$threads" --steps "$TOTAL" --out "$log.jsonl" \
+            ${PEER_ARGS:-}) || return 1
+    fi
+    f=$(echo "$out" | sed -E 's/.*"foreign_cores": ?([0-9.eE+-]+).*/\1/')
+    printf '  %-26s threads %s: %7.0f tokens/s  peak RSS %5.0f MiB  (other processes: %.2f cores)\n' "$label" \
+      "$threads" "$(echo "$out" | sed -E 's/.*"tokens_per_s": ?([0-9.eE+-]+).*/\1/')" \
+      "$(echo "$out" | sed -E 's/.*"peak_rss_mib": ?([0-9.eE+-]+).*/\1/')" "$f"
+    if awk -v a="$f" -v b="$best_f" 'BEGIN{exit !(a < b)}'; then best=$out; best_f=$f; fi
+    awk -v a="$f" -v m="$MAX_FOREIGN" 'BEGIN{exit !(a <= m)}' && break
+    echo "    (disturbed; repeating)"
+  done
+  echo "$best" >> "$RESULTS"
+}
+
+peer() { PEER_ARGS="$2" measure "$1" "$3" env; }
+ours() { measure "$1" "$2" env "${@:3}"; }
+
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+start=$(date +%s)
+for t in $THREADS; do
+  echo "== $t thread(s): $REPS repetitions of $WARMUP warm-up + $STEPS timed steps"
+  for rep in $(seq "$REPS"); do
+    if [ $((rep % 2)) = 1 ]; then
+      peer transformers "" "$t"
+      ours aligntrain "$t"
+    else
+      ours aligntrain "$t"
+      peer transformers "" "$t"
+    fi
+    if [ $EXTRA = 1 ]; then
+      peer transformers-keepmem "--malloc keep" "$t"
+      ours aligntrain-glibcmem "$t" ALIGNTRAIN_MALLOC=default
+      peer transformers-causalonly "--causal-only" "$t"
+    fi
+  done
+done
+echo "benchmark wall time: $(( $(date +%s) - start )) s; load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+# ---- table --------------------------------------------------------------------------------------------------
+"$PY" - "$RESULTS" <<'EOF'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+groups = {}
+for r in rows:
+    groups.setdefault((r["threads"], r["impl"]), []).append(r)
+med = lambda k, rs: statistics.median(r[k] for r in rs)
+print()
+print(f"{'impl':<26} {'thr':>3} {'runs':>4} {'tokens/s median (range)':>25} {'step s':>7} {'peak RSS MiB':>12} "
+      f"{'train':>5} {'anon':>5} {'file':>5} {'other':>6}  vs transformers")
+for (t, impl), rs in sorted(groups.items(), key=lambda kv: (-kv[0][0], kv[0][1] != "transformers", kv[0][1])):
+    base = groups.get((t, "transformers"))
+    tps = med("tokens_per_s", rs)
+    rng = f"{min(r['tokens_per_s'] for r in rs):.0f}-{max(r['tokens_per_s'] for r in rs):.0f}"
+    ratio = (f"{tps / med('tokens_per_s', base):.2f}x tok/s, {med('peak_rss_mib', rs) / med('peak_rss_mib', base):.2f}x mem"
+             if base else "-")
+    print(f"{impl:<26} {t:>3} {len(rs):>4} {tps:>10.0f} ({rng:>12}) {med('step_s_median', rs):>7.3f} "
+          f"{med('peak_rss_mib', rs):>12.0f} {med('train_rss_mib', rs):>5.0f} {med('peak_anon_mib', rs):>5.0f} {med('peak_file_mib', rs):>5.0f} "
+          f"{max(r['foreign_cores'] for r in rs):>6.2f}  {ratio}")
+print("\ntokens/s: non-padding tokens of the timed steps / their summed step time, median over runs; step s: median")
+print("step time; peak RSS: ru_maxrss of the process (= /usr/bin/time -v); train: peak VmRSS sampled every 20 ms")
+print("until the last step is logged (leaves out aligntrain's end-of-stage checkpoint and model save); anon / file:")
+print("peak anonymous and file-backed RSS (sampled); other: the most cores' worth of CPU other processes used during any one")
+print("kept run (whole process lifetime).")
+# Same work: step losses and token counts of both sides.
+a = next((r for r in rows if r["impl"] == "aligntrain"), None)
+b = next((r for r in rows if r["impl"] == "transformers"), None)
+if a and b:
+    print(f"\nstep-1 loss (forward KL, token mean): aligntrain {a['losses'][0]:.10f}  transformers {b['losses'][0]:.10f}  "
+          f"|diff| {abs(a['losses'][0] - b['losses'][0]):.2e} (relative {abs(a['losses'][0] - b['losses'][0]) / abs(b['losses'][0]):.2e})")
+    n = min(len(a["losses"]), len(b["losses"]))
+    print(f"last step ({n}) loss: aligntrain {a['losses'][n - 1]:.8f}  transformers {b['losses'][n - 1]:.8f}  "
+          f"max |diff| over steps {max(abs(x - y) for x, y in zip(a['losses'], b['losses'])):.2e}; "
+          f"step grad norms max rel diff "
+          f"{max(abs(x - y) / abs(y) for x, y in zip(a['grad_norms'], b['grad_norms'])):.2e}; "
+          f"tokens per step identical: {a['step_tokens'] == b['step_tokens']}")
+for t in sorted({r["threads"] for r in rows}, reverse=True):
+    ga, gb = groups.get((t, "aligntrain")), groups.get((t, "transformers"))
+    if ga and gb:
+        print(f"RATIO threads={t}: aligntrain / transformers = {med('tokens_per_s', ga) / med('tokens_per_s', gb):.2f}x "
+              f"tokens/s ({med('tokens_per_s', ga):.0f} vs {med('tokens_per_s', gb):.0f}), "
+              f"{med('peak_rss_mib', ga) / med('peak_rss_mib', gb):.2f}x peak RSS "
+              f"({med('peak_rss_mib', ga):.0f} vs {med('peak_rss_mib', gb):.0f} MiB)")
+        tr, mr = med('tokens_per_s', ga) / med('tokens_per_s', gb), med('peak_rss_mib', ga) / med('peak_rss_mib', gb)
+        print(f"  targets (>= 1.2x tokens/s, <= 0.7x peak RSS): throughput {'met' if tr >= 1.2 else 'MISSED'}, "
+              f"memory {'met' if mr <= 0.7 else 'MISSED'}")
+EOF
