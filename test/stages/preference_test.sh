@@ -25,6 +25,28 @@ for k in rewards/chosen rewards/rejected rewards/accuracies rewards/margins logp
 done
 ls $TMP/demo/cache/reference-*.safetensors > /dev/null 2>&1; check "reference log-probs cached under output_dir/cache" $?
 
+# An eval stage with preference losses scores the trained DPO model exactly as the DPO stage's last in-stage eval.
+cat > "$TMP/eval_dpo.yaml" <<YAML
+run: {name: eval_dpo, output_dir: $TMP/eval_dpo}
+models:
+  dpo: {path: $TMP/demo/dpo/model, chat_template: plain}
+  sft: {path: $TMP/demo/sft/model, chat_template: plain}
+stages:
+  - name: e
+    kind: eval
+    policy: dpo
+    reference: sft
+    data: {eval: $PWD/config/recipes/data/pairs_eval.jsonl}
+    loss: {type: dpo, beta: 0.1}
+    batch: {micro: 8, max_length: 64}
+YAML
+run_long $BIN run "$TMP/eval_dpo.yaml"
+expect_exit 0 "an eval stage with loss type dpo"
+for k in eval/loss eval/rewards/accuracies eval/rewards/margins; do
+  got=$(metric "$TMP/eval_dpo/metrics.jsonl" e 0 $k); want=$(metric $M dpo 60 $k)
+  py_check "abs($got - $want) < 1e-6"; check "eval stage $k $got equals the dpo stage's final $want" $?
+done
+
 # 2. Precomputed vs live reference: the same losses, lower peak memory; the cache is reused.
 head -n 64 config/recipes/data/pairs_train.jsonl > "$TMP/pairs64.jsonl"
 head -n 16 config/recipes/data/pairs_eval.jsonl > "$TMP/pairs16.jsonl"

@@ -4,6 +4,7 @@
 #include <ATen/ATen.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 
@@ -12,6 +13,7 @@
 #include "trainer/errors.h"
 #include "trainer/generation/completions.h"
 #include "trainer/stages/models.h"
+#include "trainer/stages/preference.h"
 #include "trainer/stages/sft.h"
 
 namespace aligntrain::stages {
@@ -101,13 +103,24 @@ ExactMatch exact_match(StageEnv& env, model::CausalLM& lm, const data::Tokenizer
 }
 
 nlohmann::ordered_json run_eval(StageEnv& env, const config::StageConfig& stage) {
-  for (auto t : stage.loss.type) {
-    if (t != config::LossType::sft) {
-      throw UsageError("stage '" + stage.name + "': eval with loss type " + config::to_string(t) +
-                       " is not built yet (sft is)");
-    }
-  }
   if (stage.data.eval.empty()) throw UsageError("stage '" + stage.name + "': an eval stage needs data.eval");
+  const auto paired = config::allowed_loss_types(config::StageKind::preference);
+  bool preference = false;
+  for (auto t : stage.loss.type) {
+    if (t == config::LossType::sft) continue;
+    if (std::find(paired.begin(), paired.end(), t) == paired.end()) {
+      throw UsageError("stage '" + stage.name + "': eval with loss type " + config::to_string(t) +
+                       " is not built yet (sft and the paired preference types are)");
+    }
+    preference = true;
+  }
+  if (preference) {
+    if (stage.eval.exact_match) {
+      throw UsageError("stage '" + stage.name + "': eval.exact_match needs {prompt, completion} data; a stage with "
+                       "preference losses scores pairs");
+    }
+    return run_preference(env, stage).summary;
+  }
   const ModelSource src = resolve_model(env.recipe, stage.policy);
   const auto tok = data::load_tokenizer(src.tokenizer_dir);
   const SftData eval = load_sft_data(stage.data.eval, stage, *tok, src.chat_template, src.weights_dir);

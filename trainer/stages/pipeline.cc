@@ -4,6 +4,7 @@
 #include <ATen/Parallel.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -121,6 +122,10 @@ void check_data(const config::Recipe& recipe) {
     else if (stage.kind == config::StageKind::negatives) kind = data::DataKind::kNegatives;
     else if (stage.kind == config::StageKind::generate) kind = data::DataKind::kPrompts;
     else if (stage.kind == config::StageKind::distill) kind = data::DataKind::kAuto;
+    else if (stage.kind == config::StageKind::eval &&
+             std::any_of(stage.loss.type.begin(), stage.loss.type.end(),
+                         [](config::LossType t) { return t != config::LossType::sft; }))
+      kind = data::DataKind::kPreference;  // an eval stage with preference losses scores pairs
     else if (stage.kind != config::StageKind::sft && stage.kind != config::StageKind::eval &&
              stage.kind != config::StageKind::distill) continue;
     for (const std::string* path : {&stage.data.train, &stage.data.eval}) {

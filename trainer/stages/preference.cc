@@ -102,9 +102,12 @@ ResponseSet load_pair_data(const std::string& path, const config::StageConfig& s
 
 StageResult run_preference(StageEnv& env, const config::StageConfig& stage) {
   const Loaded l = load_policy(env, stage);
-  const auto train_set = load_pair_data(stage.data.train, stage, *l.tokenizer, l.policy.chat_template, l.policy.weights_dir);
+  // An eval stage scores data.eval with the same losses and metrics, without training (run_response_stage).
+  const bool eval_only = stage.kind == config::StageKind::eval;
+  const auto train_set = load_pair_data(eval_only ? stage.data.eval : stage.data.train, stage, *l.tokenizer,
+                                        l.policy.chat_template, l.policy.weights_dir);
   std::optional<ResponseSet> eval;
-  if (!stage.data.eval.empty()) {
+  if (!eval_only && !stage.data.eval.empty()) {
     eval = load_pair_data(stage.data.eval, stage, *l.tokenizer, l.policy.chat_template, l.policy.weights_dir);
   }
   const double beta = stage.loss.beta.value_or(0.1);

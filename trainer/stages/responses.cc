@@ -1,5 +1,7 @@
 #include "trainer/stages/responses.h"
 
+#include <chrono>
+
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
 #include <spdlog/spdlog.h>
@@ -338,6 +340,34 @@ StepMetrics evaluate_responses(model::CausalLM& lm, runtime::Groups& groups, con
 StageResult run_response_stage(StageEnv& env, const config::StageConfig& stage, const ModelSource& policy,
                                const ResponseSet& train_set, const ResponseSet* eval, Reference& reference,
                                ResponseLoss& loss, int32_t pad) {
+  if (stage.kind == config::StageKind::eval) {  // evaluation only: `train_set` is the stage's data.eval
+    auto loaded = load_model(policy, env.groups, env.device, frozen_dtype(env.recipe, stage.policy));
+    if (loss.attach_policy) loss.attach_policy(*loaded.lm);
+    const auto t0 = std::chrono::steady_clock::now();
+    const StepMetrics m = evaluate_responses(*loaded.lm, env.groups, env.device, train_set, reference.train, loss,
+                                             stage.batch.micro, pad);
+    nlohmann::ordered_json line;
+    line["stage"] = stage.name;
+    line["step"] = 0;
+    std::string shown;
+    for (const auto& [k, v] : m) {
+      line[k] = v;
+      shown += fmt::format("  {} {:.4f}", k, v);
+    }
+    env.metrics.truncate_after(stage.name, -1);
+    env.metrics.write(line);
+    spdlog::info("[{}] '{}' on {}:{}", stage.name, stage.policy, train_set.path, shown);
+    nlohmann::ordered_json s;
+    s["kind"] = "eval";
+    s["steps"] = nullptr;
+    s["train_loss_first"] = nullptr;
+    s["train_loss_last"] = nullptr;
+    s["eval_loss_before"] = nullptr;
+    s["eval_loss_after"] = line.value("eval/loss", 0.0);
+    if (line.contains("eval/rewards/accuracies")) s["eval_accuracy_after"] = line["eval/rewards/accuracies"];
+    s["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return {s, false};
+  }
   auto loaded = load_model(policy, env.groups, env.device, policy_dtype(env.recipe));
   loaded.lm->set_activation_checkpointing(stage.activation_checkpointing);
   if (loss.attach_policy) loss.attach_policy(*loaded.lm);
