@@ -33,6 +33,7 @@ WARMUP=3
 STEPS=8
 EXTRA=0
 DO_BUILD=1
+VOCAB=261
 while [ $# -gt 0 ]; do
   case "$1" in
     --threads) THREADS="$2"; shift ;;
@@ -41,7 +42,8 @@ while [ $# -gt 0 ]; do
     --steps) STEPS="$2"; shift ;;
     --extra) EXTRA=1 ;;
     --no-build) DO_BUILD=0 ;;
-    *) echo "usage: $0 [--threads \"2 1\"] [--reps N] [--warmup N] [--steps N] [--extra] [--no-build]" >&2; exit 2 ;;
+    --vocab) VOCAB="$2"; shift ;;
+    *) echo "usage: $0 [--threads \"2 1\"] [--reps N] [--warmup N] [--steps N] [--vocab V] [--extra] [--no-build]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -60,10 +62,22 @@ BIN="$BUILD/aligntrain"
 
 # ---- the shared model folders and data set (made once) ------------------------------------------------------
 # teacher: small-llama (6 layers); student: the same config with 2 layers, the same byte tokenizer and vocab_size.
+# --vocab V gives both a V-row embedding and LM head (the byte tokenizer uses the first 261 ids), the size of real
+# vocabularies, where full-vocabulary logits dominate memory (e.g. --vocab 32000).
 TEACHER="$BUILD/teacher"
 STUDENT="$BUILD/student"
 DATA="$BUILD/data/train.jsonl"
-[ -f "$TEACHER/model.safetensors" ] || "$BIN" init-model --preset small-llama --seed 1 --out "$TEACHER"
+if [ -f "$TEACHER/config.json" ] && ! "$PY" -c 'import json, sys; sys.exit(json.load(open(sys.argv[1]))["vocab_size"] != int(sys.argv[2]))' \
+     "$TEACHER/config.json" "$VOCAB"; then
+  rm -rf "$TEACHER" "$STUDENT"  # made for another --vocab
+fi
+if [ ! -f "$TEACHER/model.safetensors" ]; then
+  "$BIN" init-model --preset small-llama --seed 1 --out "$BUILD/preset"
+  "$PY" -c 'import json, sys; c = json.load(open(sys.argv[1])); c["vocab_size"] = int(sys.argv[3]); json.dump(c, open(sys.argv[2], "w"), indent=2)' \
+    "$BUILD/preset/config.json" "$BUILD/teacher_config.json" "$VOCAB"
+  rm -rf "$BUILD/preset"
+  "$BIN" init-model --config "$BUILD/teacher_config.json" --tokenizer byte --seed 1 --out "$TEACHER"
+fi
 if [ ! -f "$STUDENT/model.safetensors" ]; then
   "$PY" -c 'import json, sys; c = json.load(open(sys.argv[1])); c["num_hidden_layers"] = 2; json.dump(c, open(sys.argv[2], "w"), indent=2)' \
     "$TEACHER/config.json" "$BUILD/student_config.json"
