@@ -450,6 +450,9 @@ class DistillObjective : public TrainObjective {
     const auto hidden = lm_.hidden_states(in);
     at::Tensor total = at::zeros({}, at::TensorOptions().dtype(at::kFloat).device(dev));
     if (want_nll) {
+      // Only a metric when its weight is 0: no graph, so its log-softmax blocks are not kept for a backward.
+      std::optional<at::NoGradGuard> metric_only;
+      if (w_nll <= 0) metric_only.emplace();
       const auto nll = -parallel::token_logprobs(lm_, hidden, labels, tp).sum() / tokens;
       sums.nll += nll.item<double>();
       if (w_nll > 0) total = total + w_nll * nll;
