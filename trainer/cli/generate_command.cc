@@ -7,6 +7,7 @@
 #include "data/example.h"
 #include "data/tokenizer.h"
 #include "trainer/cli/commands.h"
+#include "trainer/cli/model_dir.h"
 #include "trainer/errors.h"
 #include "trainer/generation/completions.h"
 #include "trainer/model/checkpoint_io.h"
@@ -29,28 +30,21 @@ int generate(const runtime::World& world, const GenerateArgs& args) {
                      " with greedy decoding (--temperature 0) would repeat one completion");
   }
   const auto examples = data::read_examples(args.prompts, {data::DataKind::kPrompts, false});
-  const auto config = model::load_model_config((fs::path(args.model) / "config.json").string());
-  const auto tokenizer = data::load_tokenizer(args.model);
-  if (tokenizer->vocab_size() > config.vocab_size) {
-    throw DataError(args.model + ": tokenizer has " + std::to_string(tokenizer->vocab_size()) +
-                    " tokens but config.json vocab_size is " + std::to_string(config.vocab_size));
-  }
+  const ModelDir dir = read_model_dir(args.model);
+  const auto& tokenizer = dir.tokenizer;
   data::Encoder encoder(*tokenizer, "auto", args.model, {});
 
   const at::Device device = runtime::select_device(args.device, world.local_rank());
   auto groups = runtime::make_groups(world, args.tensor_parallel,
                                      device.is_cuda() ? runtime::Device::kCuda : runtime::Device::kCpu);
-  auto factory = parallel::tensor_parallel_layer_factory(*groups.tp);
-  model::CausalLM lm(config, *factory);
-  model::load_hf_weights(lm, args.model, groups.layout.tp_rank, groups.layout.tp);
-  lm.to(device, at::kFloat);
+  auto loaded = load_model_dir(args.model, dir.config, groups, device);
 
   generation::GenerateOptions options;
   options.sampling = {args.temperature, args.top_p, args.top_k};
   options.max_new_tokens = args.max_new_tokens;
   options.batch_size = args.batch_size;
   options.seed = static_cast<uint64_t>(args.seed);
-  const auto completions = generation::complete(lm, groups, *tokenizer, encoder, examples, args.prompts,
+  const auto completions = generation::complete(*loaded.lm, groups, *tokenizer, encoder, examples, args.prompts,
                                                 args.num_samples, options, device, "generate");
   if (!world.is_root()) return kExitOk;
   generation::write_completions(args.out, examples, completions, args.num_samples, args.token_ids);

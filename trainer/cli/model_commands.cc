@@ -14,6 +14,7 @@
 #include "data/example.h"
 #include "data/tokenizer.h"
 #include "trainer/cli/commands.h"
+#include "trainer/cli/model_dir.h"
 #include "trainer/errors.h"
 #include "trainer/model/checkpoint_io.h"
 #include "trainer/model/logprobs.h"
@@ -111,12 +112,8 @@ void score_batch(model::CausalLM& lm, runtime::Communicator& tp, const std::vect
 int logprobs(const runtime::World& world, const LogprobsArgs& args) {
   data::DataKind kind = data::DataKind::kAuto;
   const auto examples = data::read_examples(args.data, {}, nullptr, &kind);
-  const auto config = model::load_model_config((fs::path(args.model) / "config.json").string());
-  const auto tokenizer = data::load_tokenizer(args.model);
-  if (tokenizer->vocab_size() > config.vocab_size) {
-    throw DataError(args.model + ": tokenizer has " + std::to_string(tokenizer->vocab_size()) +
-                    " tokens but config.json vocab_size is " + std::to_string(config.vocab_size));
-  }
+  const ModelDir dir = read_model_dir(args.model);
+  const auto& tokenizer = dir.tokenizer;
   data::Encoder encoder(*tokenizer, "auto", args.model, {});
   std::vector<Item> items;
   for (size_t i = 0; i < examples.size(); ++i) {
@@ -139,10 +136,7 @@ int logprobs(const runtime::World& world, const LogprobsArgs& args) {
   const at::Device device = runtime::select_device(args.device, world.local_rank());
   auto groups = runtime::make_groups(world, args.tensor_parallel,
                                      device.is_cuda() ? runtime::Device::kCuda : runtime::Device::kCpu);
-  auto factory = parallel::tensor_parallel_layer_factory(*groups.tp);
-  model::CausalLM lm(config, *factory);
-  model::load_hf_weights(lm, args.model, groups.layout.tp_rank, groups.layout.tp);
-  lm.to(device, at::kFloat);
+  auto loaded = load_model_dir(args.model, dir.config, groups, device);
   const int32_t pad = tokenizer->pad_id().value_or(0);
   int64_t max_len = 0;
   for (const auto& it : items) max_len = std::max<int64_t>(max_len, it.enc.ids.size() - it.enc.prompt_len);
@@ -151,7 +145,7 @@ int logprobs(const runtime::World& world, const LogprobsArgs& args) {
   for (size_t i = groups.layout.dp_rank; i < items.size(); i += groups.layout.dp) mine.push_back(i);
   for (size_t start = 0; start < mine.size(); start += args.batch_size) {
     const std::vector<size_t> batch(mine.begin() + start, mine.begin() + std::min(mine.size(), start + args.batch_size));
-    score_batch(lm, *groups.tp, batch, items, pad, device, token_lp);
+    score_batch(*loaded.lm, *groups.tp, batch, items, pad, device, token_lp);
   }
   if (groups.dp->size() > 1) {
     token_lp = token_lp.to(device);

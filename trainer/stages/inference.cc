@@ -145,16 +145,7 @@ nlohmann::ordered_json run_eval(StageEnv& env, const config::StageConfig& stage)
   spdlog::info("[{}] '{}' on {}: eval/loss {:.4f}, eval/ppl {:.3f} over {} tokens{}", stage.name, stage.policy,
                stage.data.eval, e.loss, std::exp(e.loss), e.tokens,
                em ? fmt::format("; exact match {}/{} = {:.3f}", em->matched, em->total, em->accuracy) : "");
-  nlohmann::ordered_json s;
-  s["kind"] = "eval";
-  s["steps"] = nullptr;
-  s["train_loss_first"] = nullptr;
-  s["train_loss_last"] = nullptr;
-  s["eval_loss_before"] = nullptr;
-  s["eval_loss_after"] = e.loss;
-  if (em) s["eval_accuracy_after"] = em->accuracy;
-  s["seconds"] = seconds_since(t0);
-  return s;
+  return eval_summary(e.loss, em ? std::optional<double>(em->accuracy) : std::nullopt, seconds_since(t0));
 }
 
 }  // namespace aligntrain::stages

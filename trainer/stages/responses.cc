@@ -357,16 +357,11 @@ StageResult run_response_stage(StageEnv& env, const config::StageConfig& stage, 
     env.metrics.truncate_after(stage.name, -1);
     env.metrics.write(line);
     spdlog::info("[{}] '{}' on {}:{}", stage.name, stage.policy, train_set.path, shown);
-    nlohmann::ordered_json s;
-    s["kind"] = "eval";
-    s["steps"] = nullptr;
-    s["train_loss_first"] = nullptr;
-    s["train_loss_last"] = nullptr;
-    s["eval_loss_before"] = nullptr;
-    s["eval_loss_after"] = line.value("eval/loss", 0.0);
-    if (line.contains("eval/rewards/accuracies")) s["eval_accuracy_after"] = line["eval/rewards/accuracies"];
-    s["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    return {s, false};
+    const std::optional<double> accuracy =
+        line.contains("eval/rewards/accuracies") ? std::optional<double>(line["eval/rewards/accuracies"]) : std::nullopt;
+    return {eval_summary(line.value("eval/loss", 0.0), accuracy,
+                         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()),
+            false};
   }
   auto loaded = load_model(policy, env.groups, env.device, policy_dtype(env.recipe));
   loaded.lm->set_activation_checkpointing(stage.activation_checkpointing);

@@ -26,6 +26,19 @@ nlohmann::ordered_json summary_of(const config::StageConfig& stage, const TrainO
   return s;
 }
 
+nlohmann::ordered_json eval_summary(double loss, std::optional<double> accuracy, double seconds) {
+  nlohmann::ordered_json s;
+  s["kind"] = "eval";
+  s["steps"] = nullptr;
+  s["train_loss_first"] = nullptr;
+  s["train_loss_last"] = nullptr;
+  s["eval_loss_before"] = nullptr;
+  s["eval_loss_after"] = loss;
+  if (accuracy) s["eval_accuracy_after"] = *accuracy;
+  s["seconds"] = seconds;
+  return s;
+}
+
 data::CollateOptions collate_options(const data::Tokenizer& tok, const config::StageConfig& stage) {
   data::CollateOptions c;
   c.pad_id = tok.pad_id().value_or(tok.eos_id().value_or(0));

@@ -4,6 +4,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "config/schema.h"
 #include "data/collate.h"
@@ -30,6 +31,9 @@ struct StageResult {
 
 // The summary row of a training stage.
 nlohmann::ordered_json summary_of(const config::StageConfig& stage, const TrainOutcome& outcome);
+
+// The summary row of an eval stage: its held-out loss and, when it has one, accuracy.
+nlohmann::ordered_json eval_summary(double loss, std::optional<double> accuracy, double seconds);
 
 // Padding id and prompt masking for a stage's batches.
 data::CollateOptions collate_options(const data::Tokenizer& tok, const config::StageConfig& stage);
