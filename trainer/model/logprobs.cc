@@ -2,6 +2,7 @@
 #include "trainer/model/logprobs.h"
 
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <algorithm>
@@ -70,7 +71,20 @@ int64_t default_chunk_positions(int64_t vocab) {
 
 at::Tensor fused_token_logprobs(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& labels,
                                 int64_t chunk) {
-  return FusedTokenLogprobs::apply(hidden, weight, labels, chunk);
+  if (at::GradMode::is_enabled() && (hidden.requires_grad() || weight.requires_grad()))
+    return FusedTokenLogprobs::apply(hidden, weight, labels, chunk);
+  // Nothing to differentiate (a frozen reference, an evaluation, a metric): only the positions with a label, one
+  // chunk of logits at a time, nothing kept.
+  at::NoGradGuard no_grad;
+  const auto rows = labels.ne(kIgnoreIndex).nonzero().squeeze(1);
+  const auto h = hidden.index_select(0, rows), l = labels.index_select(0, rows).unsqueeze(1);
+  auto picked = at::empty({rows.size(0)}, hidden.options().dtype(at::kFloat));
+  for (int64_t start = 0; start < rows.size(0); start += chunk) {
+    const int64_t c = std::min(chunk, rows.size(0) - start);
+    const auto lp = at::log_softmax(at::matmul(h.narrow(0, start, c), weight.t()), 1, at::kFloat);
+    picked.narrow(0, start, c).copy_(lp.gather(1, l.narrow(0, start, c)).squeeze(1));
+  }
+  return at::zeros({hidden.size(0)}, picked.options()).index_copy_(0, rows, picked);
 }
 
 at::Tensor token_logprobs(CausalLM& model, const at::Tensor& hidden, const at::Tensor& labels, int64_t chunk) {

@@ -17,8 +17,9 @@ inline constexpr int64_t kIgnoreIndex = -100;
 // Labels are already shifted: labels[b, t] is the token that position t predicts. Differentiable with respect to
 // the hidden states and the LM head's weight through one fused autograd function: the forward keeps one fp32
 // log-softmax block per chunk, the backward turns each block into its gradient in place, so no other
-// vocabulary-sized tensor is allocated (bench/RESULTS.md). chunk_positions 0 picks chunks of about 32 MiB of logits,
-// which the allocator reuses instead of mapping fresh pages each step.
+// vocabulary-sized tensor is allocated (bench/RESULTS.md). With nothing to differentiate (grad mode off, or neither
+// input requiring grad) only positions with a label are computed and no block is kept. chunk_positions 0 picks
+// chunks of about 32 MiB of logits, which the allocator reuses instead of mapping fresh pages each step.
 at::Tensor token_logprobs(CausalLM& model, const at::Tensor& hidden, const at::Tensor& labels,
                           int64_t chunk_positions = 0);
 

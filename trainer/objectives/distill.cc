@@ -100,8 +100,9 @@ class ChunkedLoss : public torch::autograd::Function<ChunkedLoss> {
     const auto gh = ctx->saved_data["grad_hidden"].toTensor(), gw = ctx->saved_data["grad_weight"].toTensor();
     ctx->saved_data.clear();
     const auto& g = grad_out[0];
-    return {gh.defined() ? gh * g.to(gh.scalar_type()) : at::Tensor(),
-            gw.defined() ? gw * g.to(gw.scalar_type()) : at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    // The buffers are this node's alone (saved_data is cleared): scaled in place, not copied.
+    return {gh.defined() ? gh.mul_(g.to(gh.scalar_type())) : at::Tensor(),
+            gw.defined() ? gw.mul_(g.to(gw.scalar_type())) : at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
@@ -265,7 +266,7 @@ at::Tensor aligndistil(const at::Tensor& student_logits, const at::Tensor& dpo_l
 }
 
 at::Tensor chunked_token_loss(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& weights,
-                              const ChunkTerm& term, Communicator& g, int64_t chunk) {
+                              const ChunkGradTerm& term, Communicator& g, int64_t chunk) {
   constexpr const char* fn = "chunked_token_loss";
   require(hidden.defined() && hidden.dim() == 2, fn, "hidden must be [N, H], got " + shape(hidden));
   require(weight.defined() && weight.dim() == 2 && weight.size(1) == hidden.size(1), fn,
@@ -285,24 +286,25 @@ at::Tensor chunked_token_loss(const at::Tensor& hidden, const at::Tensor& weight
   at::Tensor grad_hidden = need_grad && grad_h ? at::zeros_like(h, at::MemoryFormat::Contiguous) : at::Tensor();
   at::Tensor grad_weight = need_grad && grad_w ? at::zeros_like(w, at::MemoryFormat::Contiguous) : at::Tensor();
 
+  // One logits buffer for every chunk: no chunk-sized allocation per chunk for the heap to fragment on.
+  at::Tensor buffer;
+  if (w.scalar_type() == logits_type) buffer = at::empty({std::min(chunk, n), w.size(0)}, w.options());
   for (int64_t start = 0; start < n; start += chunk) {
     const int64_t c = std::min(chunk, n - start);
     const auto h_chunk = h.narrow(0, start, c);
-    if (!need_grad) {
-      at::NoGradGuard no_grad;
-      const auto logits = at::matmul(h_chunk, w.t()).to(logits_type);
-      total.add_((factors.narrow(0, start, c) * term(logits, start, c)).sum());
-      continue;
+    const auto f = factors.narrow(0, start, c);
+    // The term turns the logits into d(Σ f·term)/d(logits) in place.
+    at::Tensor logits;
+    if (buffer.defined()) {
+      logits = buffer.narrow(0, 0, c);
+      at::mm_out(logits, h_chunk, w.t());
+    } else {
+      logits = at::matmul(h_chunk, w.t()).to(logits_type).contiguous();
     }
-    // This chunk's small graph: logits (a leaf) → term → Σ w·term, differentiated at once and freed.
-    const auto logits = at::matmul(h_chunk, w.t()).to(logits_type).requires_grad_(true);
-    const auto value = (factors.narrow(0, start, c) * term(logits, start, c)).sum();
-    total.add_(value.detach());
-    if (!value.requires_grad()) continue;  // the term does not depend on the student
-    auto d_logits = torch::autograd::grad({value}, {logits}, {}, /*retain_graph=*/false, /*create_graph=*/false,
-                                          /*allow_unused=*/true)[0];
-    if (!d_logits.defined()) continue;
-    d_logits = d_logits.to(w.scalar_type());
+    const auto value = term(logits, need_grad ? f : at::Tensor(), start, c);
+    total.add_((f * value.detach()).sum());
+    if (!need_grad || !logits.defined()) continue;
+    const auto d_logits = logits.to(w.scalar_type());
     if (grad_hidden.defined()) grad_hidden.narrow(0, start, c).copy_(at::matmul(d_logits, w));
     if (grad_weight.defined()) grad_weight.addmm_(d_logits.t(), h_chunk);
   }
@@ -312,8 +314,34 @@ at::Tensor chunked_token_loss(const at::Tensor& hidden, const at::Tensor& weight
   return ChunkedLoss::apply(hidden, weight, total, grad_hidden, grad_weight);
 }
 
+at::Tensor chunked_token_loss(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& weights,
+                              const ChunkTerm& term, Communicator& g, int64_t chunk) {
+  require(static_cast<bool>(term), "chunked_token_loss", "term is empty");
+  // Autograd on each chunk's small graph: the logits as a leaf → term → Σ f·term, differentiated at once and freed.
+  const ChunkGradTerm by_autograd = [&term](at::Tensor& logits, const at::Tensor& f, int64_t start, int64_t n) {
+    if (!f.defined()) {
+      at::NoGradGuard no_grad;
+      return term(logits, start, n);
+    }
+    const auto leaf = logits.detach().requires_grad_(true);
+    const auto value = term(leaf, start, n);
+    at::Tensor d;
+    if (value.requires_grad())  // otherwise the term does not depend on the student
+      d = torch::autograd::grad({(f * value).sum()}, {leaf}, {}, /*retain_graph=*/false, /*create_graph=*/false,
+                                /*allow_unused=*/true)[0];
+    logits = d;
+    return value.detach();
+  };
+  return chunked_token_loss(hidden, weight, weights, by_autograd, g, chunk);
+}
+
 at::Tensor chunked_token_loss(const at::Tensor& hidden, model::LmHead& head, const at::Tensor& weights,
                               const ChunkTerm& term, Communicator& g, int64_t chunk) {
+  return chunked_token_loss(hidden, head.weight(), weights, term, g, chunk);
+}
+
+at::Tensor chunked_token_loss(const at::Tensor& hidden, model::LmHead& head, const at::Tensor& weights,
+                              const ChunkGradTerm& term, Communicator& g, int64_t chunk) {
   return chunked_token_loss(hidden, head.weight(), weights, term, g, chunk);
 }
 

@@ -18,18 +18,16 @@
 #include <cstdint>
 #include <functional>
 
+#include "kernels/kd_divergence.h"
 #include "trainer/model/projection.h"
 #include "trainer/runtime/communicator.h"
 
 namespace aligntrain::objectives {
 
 // ---- Token-level KD divergences (§D.1), p = softmax(teacher/τ), q = softmax(student/τ) -----------------------------
-enum class Divergence {
-  forward_kl,  // Σ p (log p − log q)
-  reverse_kl,  // Σ q (log q − log p)
-  jsd,         // β·KL(p‖m) + (1−β)·KL(q‖m), m = β·p + (1−β)·q; TRL GKD: β = 0 is exactly forward KL, β = 1 reverse KL
-  tvd,         // ½ Σ |p − q|
-};
+// forward_kl Σ p (log p − log q), reverse_kl Σ q (log q − log p), jsd β·KL(p‖m) + (1−β)·KL(q‖m) with
+// m = β·p + (1−β)·q (TRL GKD: β = 0 is exactly forward KL, β = 1 reverse KL), tvd ½ Σ |p − q|.
+using Divergence = kernels::Divergence;
 
 // [N] per-position divergence over the full vocabulary. jsd_beta in [0, 1] (read for jsd only), temperature > 0
 // divides both teacher and student logits.
@@ -100,20 +98,30 @@ at::Tensor aligndistil(const at::Tensor& student_logits, const at::Tensor& dpo_l
 // ---- Chunked fused token loss -----------------------------------------------------------------------------------
 // The per-position term of one chunk: student logits [n, V/p] (fp32, or fp64 for fp64 inputs) of positions
 // [start, start + n) → [n]. The caller computes the teacher's logits of the same positions inside it, so teacher and
-// student logits exist for one chunk at a time. It must not keep references to its argument.
+// student logits exist for one chunk at a time. It must not keep references to its argument. Differentiated by
+// autograd on the chunk's small graph.
 using ChunkTerm = std::function<at::Tensor(const at::Tensor& student_logits_chunk, int64_t start, int64_t n)>;
+// A term that differentiates itself (e.g. kernels::kd_divergence_rows): returns [n] for the chunk's student logits,
+// and when grad_weights [n] is defined overwrites them with ∂(Σ grad_weights·term)/∂logits, or sets them to an
+// undefined tensor when the term does not depend on the student. No autograd graph, no copy of the logits.
+using ChunkGradTerm = std::function<at::Tensor(at::Tensor& student_logits_chunk, const at::Tensor& grad_weights,
+                                               int64_t start, int64_t n)>;
 
 // Σ_n weights[n]·term(n) (a scalar) with student logits = hidden·Wᵀ computed chunk by chunk (chunk_positions ≤ 0:
 // model::default_chunk_positions; the product runs in the weight's dtype and is cast to fp32, as in
 // model::fused_token_logprobs). hidden [N, H] are the replicated final hidden states, weight [V/p, H] this rank's
 // LM head rows (bias-free; a tied head's weight is the embedding parameter itself), weights [N] per-position factors
 // (e.g. mask / token count; not differentiated). Differentiable with respect to hidden and weight: each chunk's
-// d(Σ w·term)/d(logits) is taken at once on that chunk's small graph and folded into grad_hidden (all-reduced over
-// the group) and grad_W (local); the backward scales them by the incoming gradient. With neither hidden nor weight
-// requiring grad (or grad mode off) no gradient work is done. Every rank must call it with the same N and chunking.
+// d(Σ w·term)/d(logits) is taken at once and folded into grad_hidden (all-reduced over the group) and grad_W
+// (local); the backward scales them by the incoming gradient. With neither hidden nor weight requiring grad (or
+// grad mode off) no gradient work is done. Every rank must call it with the same N and chunking.
+at::Tensor chunked_token_loss(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& weights,
+                              const ChunkGradTerm& term, runtime::Communicator& group, int64_t chunk_positions = 0);
 at::Tensor chunked_token_loss(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& weights,
                               const ChunkTerm& term, runtime::Communicator& group, int64_t chunk_positions = 0);
 at::Tensor chunked_token_loss(const at::Tensor& hidden, model::LmHead& head, const at::Tensor& weights,
                               const ChunkTerm& term, runtime::Communicator& group, int64_t chunk_positions = 0);
+at::Tensor chunked_token_loss(const at::Tensor& hidden, model::LmHead& head, const at::Tensor& weights,
+                              const ChunkGradTerm& term, runtime::Communicator& group, int64_t chunk_positions = 0);
 
 }  // namespace aligntrain::objectives

@@ -14,6 +14,7 @@
 
 #include "data/collate.h"
 #include "data/example.h"
+#include "kernels/kd_divergence.h"
 #include "trainer/errors.h"
 #include "trainer/generation/generator.h"
 #include "trainer/generation/completions.h"
@@ -498,12 +499,19 @@ class DistillObjective : public TrainObjective {
       const auto& l = stage_.loss;
       const int64_t vocab = lm_.config().vocab_size;
       objectives::ChunkTerm term;
+      objectives::ChunkGradTerm fused_term;  // kd: the fused kernel writes its own gradient
       switch (method_) {
         case Method::kd: {
           const auto div = static_cast<objectives::Divergence>(static_cast<int>(l.divergence));
-          term = [&, div](const at::Tensor& q, int64_t start, int64_t n) {
-            const auto p = teacher_.lm->lm_head_forward(t_sel.narrow(0, start, n));
-            return objectives::kd_divergence(p, q, div, l.jsd_beta, l.temperature, tp);
+          // The teacher's logits of every chunk go into one buffer (a frozen head: a plain product of its rows).
+          const auto t_weight = teacher_.lm->lm_head->weight().detach();
+          const int64_t rows = std::min(model::default_chunk_positions(lm_.lm_head->weight().size(0)), t_sel.size(0));
+          const auto t_buffer = at::empty({rows, t_weight.size(0)}, t_weight.options());
+          fused_term = [&, div, t_weight, t_buffer](at::Tensor& q, const at::Tensor& grad_weights, int64_t start,
+                                                    int64_t n) {
+            auto p = n <= t_buffer.size(0) ? t_buffer.narrow(0, 0, n) : at::empty({n, t_weight.size(0)}, t_weight.options());
+            at::mm_out(p, t_sel.narrow(0, start, n).to(t_weight.scalar_type()), t_weight.t());
+            return kernels::kd_divergence_rows(p, q, grad_weights, div, l.jsd_beta, l.temperature, tp);
           };
           break;
         }
@@ -533,7 +541,8 @@ class DistillObjective : public TrainObjective {
           break;
         }
       }
-      const auto d = objectives::chunked_token_loss(h_sel, *lm_.lm_head, weights, term, tp);
+      const auto d = fused_term ? objectives::chunked_token_loss(h_sel, *lm_.lm_head, weights, fused_term, tp)
+                                : objectives::chunked_token_loss(h_sel, *lm_.lm_head, weights, term, tp);
       (c == 0 ? sums.distill0 : sums.distill1) += d.item<double>();
       if (w_dist > 0) total = total + w_dist * d;
     }
