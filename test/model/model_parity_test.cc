@@ -1,12 +1,14 @@
 // Parity of the LibTorch decoder with Hugging Face transformers on tiny random models of every supported family:
 // logits (with and without padding), gradients of a summed log-prob w.r.t. every parameter, sharded checkpoints,
-// activation checkpointing, and the save → transformers load round trip. References come from
+// activation checkpointing, the padding-free forward of padded batches, and the save → transformers load round trip. References come from
 // scripts/parity/hf_models.py, run once per test binary.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <map>
+#include <vector>
 
 #include "test/util/test_env.h"
 #include "trainer/model/checkpoint_io.h"
@@ -101,6 +103,50 @@ TEST_P(ModelParity, ActivationCheckpointingGivesSameGradients) {
   auto model = load(dir() / "model", factory);
   model->set_activation_checkpointing(true);
   expect_gradients_match(*model, expected);
+}
+
+// A batch with padding runs padding-free (position-wise ops on the real tokens only): its log-probs and parameter
+// gradients equal running each row alone without padding, with and without activation checkpointing, and its
+// hidden states are 0 at padding positions.
+TEST_P(ModelParity, PaddingFreeForwardEqualsRowsAlone) {
+  auto expected = read_all(dir() / "expected.safetensors");
+  const auto ids = expected["input_ids"];
+  const int64_t b = ids.size(0), t = ids.size(1);
+  ASSERT_GE(t, 4);
+  auto mask = at::ones_like(ids);
+  std::vector<int64_t> lengths;
+  for (int64_t i = 0; i < b; ++i) {
+    lengths.push_back(t - (i * 3) % (t - 2));  // right padding of 0, 3, 6, ... positions
+    mask[i].narrow(0, lengths.back(), t - lengths.back()).fill_(0);
+  }
+  ASSERT_LT(mask.sum().item<int64_t>(), mask.numel());
+  for (bool checkpointing : {false, true}) {
+    auto padded = load(dir() / "model", factory);
+    auto alone = load(dir() / "model", factory);
+    padded->set_activation_checkpointing(checkpointing);
+    alone->set_activation_checkpointing(checkpointing);
+    const auto hidden = padded->hidden_states({ids, mask});
+    const auto lp = token_logprobs(*padded, hidden, shift_labels(ids, mask), /*chunk_positions=*/5);
+    lp.sum().backward();
+    EXPECT_EQ(hidden.masked_select(mask.logical_not().unsqueeze(-1).expand_as(hidden)).abs().max().item<double>(),
+              0.0);
+    double max_lp_diff = 0;
+    for (int64_t i = 0; i < b; ++i) {
+      const auto row = ids[i].narrow(0, 0, lengths[i]).unsqueeze(0);
+      const auto row_lp = token_logprobs(*alone, alone->hidden_states({row}),
+                                         shift_labels(row, at::ones_like(row)), /*chunk_positions=*/5);
+      row_lp.sum().backward();
+      max_lp_diff = std::max(max_lp_diff, max_abs_diff(lp[i].narrow(0, 0, lengths[i]), row_lp[0]));
+    }
+    EXPECT_LE(max_lp_diff, 1e-5) << "checkpointing " << checkpointing;
+    const auto want = alone->named_parameters(true);
+    for (const auto& [name, param] : padded->named_parameters(true).pairs()) {
+      const auto& g = want[name].grad();
+      ASSERT_TRUE(param.grad().defined() && g.defined()) << name;
+      const double scale = std::max(g.abs().max().item<double>(), 1e-6);
+      EXPECT_LE(max_abs_diff(param.grad(), g) / scale, 1e-5) << name << " checkpointing " << checkpointing;
+    }
+  }
 }
 
 TEST_P(ModelParity, ShardedCheckpointLoadsTheSameWeights) {

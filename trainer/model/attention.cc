@@ -28,10 +28,17 @@ Attention::Attention(const ModelConfig& c, LayerFactory& f) : head_dim_(c.head_d
 }
 
 at::Tensor Attention::forward(const at::Tensor& x, const AttentionContext& ctx) {
-  const int64_t b = x.size(0), t = x.size(1);
-  auto q = q_proj->forward(x).view({b, t, local_heads_, head_dim_});
-  auto k = k_proj->forward(x).view({b, t, local_kv_heads_, head_dim_});
-  auto v = v_proj->forward(x).view({b, t, local_kv_heads_, head_dim_}).transpose(1, 2);
+  const bool unpadded = ctx.tokens.has_value();
+  const int64_t b = unpadded ? ctx.batch : x.size(0), t = unpadded ? ctx.length : x.size(1);
+  // Padding-free input [N, hidden]: the projections ran on real tokens only; attention works on [B, T] (padding
+  // slots zero, masked as keys, their query rows dropped again below).
+  const auto padded = [&](const at::Tensor& y) {
+    if (!unpadded) return y;
+    return at::zeros({b * t, y.size(-1)}, y.options()).index_copy(0, *ctx.tokens, y);
+  };
+  auto q = padded(q_proj->forward(x)).view({b, t, local_heads_, head_dim_});
+  auto k = padded(k_proj->forward(x)).view({b, t, local_kv_heads_, head_dim_});
+  auto v = padded(v_proj->forward(x)).view({b, t, local_kv_heads_, head_dim_}).transpose(1, 2);
   if (q_norm) {
     q = q_norm->forward(q);
     k = k_norm->forward(k);
@@ -49,7 +56,9 @@ at::Tensor Attention::forward(const at::Tensor& x, const AttentionContext& ctx) 
   const bool gqa = local_heads_ != local_kv_heads_;
   auto out = ctx.mask ? at::scaled_dot_product_attention(q, k, v, ctx.mask, 0.0, false, std::nullopt, gqa)
                       : at::scaled_dot_product_attention(q, k, v, std::nullopt, 0.0, ctx.causal, std::nullopt, gqa);
-  return o_proj->forward(out.transpose(1, 2).reshape({b, t, local_heads_ * head_dim_}));
+  auto merged = out.transpose(1, 2).reshape({b, t, local_heads_ * head_dim_});
+  if (unpadded) merged = merged.view({b * t, local_heads_ * head_dim_}).index_select(0, *ctx.tokens);
+  return o_proj->forward(merged);
 }
 
 }  // namespace aligntrain::model

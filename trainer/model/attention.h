@@ -34,6 +34,10 @@ struct AttentionContext {
   std::optional<at::Tensor> mask;  // bool [B, 1, T, S], true = may attend; none = plain causal
   bool causal = true;              // used only without a mask
   KvCache* cache = nullptr;        // incremental decoding (then `mask` covers the S = length + T cached keys)
+  // Padding-free forward: the flat indices [N] of the real tokens of the [batch, length] input; the layers' input
+  // and output are then [N, hidden], and attention scatters q, k, v back into the padded layout it masks.
+  std::optional<at::Tensor> tokens;
+  int64_t batch = 0, length = 0;
 };
 
 class Attention : public torch::nn::Module {

@@ -90,6 +90,11 @@ class CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
     ctx->saved_data["sin"] = actx.rope.sin;
     ctx->saved_data["causal"] = actx.causal;
     if (actx.mask) ctx->saved_data["mask"] = *actx.mask;
+    if (actx.tokens) {
+      ctx->saved_data["tokens"] = *actx.tokens;
+      ctx->saved_data["batch"] = actx.batch;
+      ctx->saved_data["length"] = actx.length;
+    }
     ctx->save_for_backward({x});
     return {layer->forward(x, actx)};
   }
@@ -101,6 +106,11 @@ class CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
     actx.rope = {ctx->saved_data["cos"].toTensor(), ctx->saved_data["sin"].toTensor()};
     actx.causal = ctx->saved_data["causal"].toBool();
     if (ctx->saved_data.count("mask")) actx.mask = ctx->saved_data["mask"].toTensor();
+    if (ctx->saved_data.count("tokens")) {
+      actx.tokens = ctx->saved_data["tokens"].toTensor();
+      actx.batch = ctx->saved_data["batch"].toInt();
+      actx.length = ctx->saved_data["length"].toInt();
+    }
     const auto x = ctx->get_saved_variables()[0].detach().requires_grad_(true);
     const auto params = layer->parameters();
     at::Tensor y;
@@ -125,8 +135,21 @@ class CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
 }  // namespace
 
 at::Tensor CausalLM::hidden_states(const ForwardInput& in) {
-  auto h = model->embed_tokens->forward(in.input_ids);
-  const AttentionContext ctx = make_context(in, h);
+  const int64_t b = in.input_ids.size(0), t = in.input_ids.size(1);
+  // Padding-free when the batch has padding: embedding, norms, projections and MLPs (nearly all the work) run on
+  // the real tokens only; attention restores the padded layout it masks. Padding positions come out as zeros.
+  std::optional<at::Tensor> tokens;
+  if (in.attention_mask) {
+    const auto real = in.attention_mask->reshape({-1}).to(at::kBool);
+    if (real.sum().item<int64_t>() < real.numel()) tokens = real.nonzero().squeeze(1);
+  }
+  auto h = model->embed_tokens->forward(tokens ? in.input_ids.reshape({-1}).index_select(0, *tokens) : in.input_ids);
+  AttentionContext ctx = make_context(in, h);
+  if (tokens) {
+    ctx.tokens = tokens;
+    ctx.batch = b;
+    ctx.length = t;
+  }
   const bool recompute = checkpointing_ && at::GradMode::is_enabled();
   for (auto& layer : model->layer_list) {
     if (recompute) {
@@ -136,7 +159,9 @@ at::Tensor CausalLM::hidden_states(const ForwardInput& in) {
       h = layer->forward(h, ctx);
     }
   }
-  return model->norm->forward(h);
+  h = model->norm->forward(h);
+  if (!tokens) return h;
+  return at::zeros({b * t, h.size(-1)}, h.options()).index_copy(0, *tokens, h).view({b, t, h.size(-1)});
 }
 
 }  // namespace aligntrain::model

@@ -59,7 +59,8 @@ class CausalLM : public torch::nn::Module {
  public:
   CausalLM(const ModelConfig& config, LayerFactory& factory);
 
-  // Final normalised hidden states [B, T, hidden].
+  // Final normalised hidden states [B, T, hidden]. With padding in attention_mask the forward is padding-free
+  // (every position-wise op on the real tokens only) and padding positions are 0.
   at::Tensor hidden_states(const ForwardInput& in);
   // Logits for hidden states (this rank's vocabulary shard under tensor parallelism), in the model's dtype.
   at::Tensor lm_head_forward(const at::Tensor& hidden) { return lm_head->forward(hidden); }
