@@ -31,7 +31,7 @@ enum class DataFormat { auto_, prompt_completion, messages };
 enum class Truncate { left, right, drop };
 enum class Decay { constant, linear, cosine };
 enum class Divergence { forward_kl, reverse_kl, jsd, tvd };
-enum class AlignDistilMode { published, theorem1, contrast };
+enum class AlignDistilMode { published, theorem1, contrast, theorem1_adaptive };
 enum class AlignDistilMask { standard, faithful };
 enum class SelectMethod { zip_fit, isa };
 enum class LossType {
@@ -67,7 +67,8 @@ ALIGNTRAIN_ENUM_NAMES(Decay, {Decay::constant, "constant"}, {Decay::linear, "lin
 ALIGNTRAIN_ENUM_NAMES(Divergence, {Divergence::forward_kl, "forward_kl"}, {Divergence::reverse_kl, "reverse_kl"},
                       {Divergence::jsd, "jsd"}, {Divergence::tvd, "tvd"});
 ALIGNTRAIN_ENUM_NAMES(AlignDistilMode, {AlignDistilMode::published, "published"},
-                      {AlignDistilMode::theorem1, "theorem1"}, {AlignDistilMode::contrast, "contrast"});
+                      {AlignDistilMode::theorem1, "theorem1"}, {AlignDistilMode::contrast, "contrast"},
+                      {AlignDistilMode::theorem1_adaptive, "theorem1_adaptive"});
 ALIGNTRAIN_ENUM_NAMES(AlignDistilMask, {AlignDistilMask::standard, "standard"}, {AlignDistilMask::faithful, "faithful"});
 ALIGNTRAIN_ENUM_NAMES(SelectMethod, {SelectMethod::zip_fit, "zip_fit"}, {SelectMethod::isa, "isa"});
 ALIGNTRAIN_ENUM_NAMES(LossType, {LossType::sft, "sft"}, {LossType::dpo, "dpo"}, {LossType::cdpo, "cdpo"},

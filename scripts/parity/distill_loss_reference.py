@@ -8,7 +8,7 @@ and the formulas of METHODS.md (§A.2–A.4, §B.2, §D.1) in float64.
 METHOD: kd | dckd | adpa | aligndistil. The global batch is the whole DATA file (one optimizer step). Prints the loss
 with 10 decimals. Options (defaults as aligntrain's): divergence=forward_kl|reverse_kl|jsd|tvd jsd_beta=0.5
 temperature=1 kd_ratio=1 top_k=50 sft_weight=1 chosen_distil_weight=0.1 rejected_distil_weight=0.1 adpa_weight=1.6
-beta=0.1 beta2=10 mode=published|theorem1|contrast len_norm=1.
+beta=0.1 beta2=10 mode=published|theorem1|contrast|theorem1_adaptive len_norm=1.
 Responses: kd/aligndistil the "completion" (or "chosen"); dckd chosen and rejected; adpa chosen (NLL) and
 "completion" (the student's response ŷ). Tokenisation is logprobs_reference.py's ([BOS] + prompt + response + [EOS]).
 """
@@ -101,6 +101,10 @@ def aligndistil(s, zd, zr, mode, beta, beta2, temp):
     elif mode == "theorem1":
         w = beta / beta2
         zs, coef = w * zd + (1 - w) * zr, beta2
+    elif mode == "theorem1_adaptive":  # the released code's adaptive w_t as the theorem1 interpolation weight
+        d = (torch.softmax(zd, -1) - torch.softmax(zr, -1)).abs().sum(-1, keepdim=True)
+        w = beta2 * d + 1e-3
+        zs, coef = w * zd + (1 - w) * zr, beta / w.squeeze(-1)
     else:
         zs, coef = zd + (beta / beta2) * (zd - zr), beta2
     lt = torch.log_softmax(zs / temp, -1)

@@ -72,6 +72,7 @@ CASES=(
   "align|{type: aligndistil}|sft|tref|aligndistil"
   "theorem1|{type: aligndistil, aligndistil_mode: theorem1, beta: 0.2, kd_ratio: 0.7}|sft|tref|aligndistil mode=theorem1 beta=0.2 kd_ratio=0.7"
   "contrast|{type: aligndistil, aligndistil_mode: contrast, aligndistil_len_norm: false}|sft|tref|aligndistil mode=contrast len_norm=0"
+  "adaptive|{type: aligndistil, aligndistil_mode: theorem1_adaptive}|sft|tref|aligndistil mode=theorem1_adaptive"
 )
 : > "$TMP/ref_in.txt"
 for c in "${CASES[@]}"; do

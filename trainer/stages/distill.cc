@@ -528,9 +528,14 @@ class DistillObjective : public TrainObjective {
           break;
         case Method::aligndistil: {
           objectives::AlignDistilOptions o;
-          o.mode = l.aligndistil_mode == config::AlignDistilMode::theorem1 ? objectives::AlignDistilMode::theorem1
-                   : l.aligndistil_mode == config::AlignDistilMode::contrast ? objectives::AlignDistilMode::theorem1_contrast
-                                                                             : objectives::AlignDistilMode::aligndistil;
+          switch (l.aligndistil_mode) {
+            case config::AlignDistilMode::published: o.mode = objectives::AlignDistilMode::aligndistil; break;
+            case config::AlignDistilMode::theorem1: o.mode = objectives::AlignDistilMode::theorem1; break;
+            case config::AlignDistilMode::contrast: o.mode = objectives::AlignDistilMode::theorem1_contrast; break;
+            case config::AlignDistilMode::theorem1_adaptive:
+              o.mode = objectives::AlignDistilMode::theorem1_adaptive;
+              break;
+          }
           o.beta = l.beta.value_or(0.1);
           o.beta2 = l.aligndistil_beta2;
           o.temperature = l.temperature;
