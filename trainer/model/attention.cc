@@ -27,15 +27,16 @@ Attention::Attention(const ModelConfig& c, LayerFactory& f) : head_dim_(c.head_d
   }
 }
 
+at::Tensor pad_tokens(const at::Tensor& rows, const at::Tensor& tokens, int64_t positions) {
+  return at::zeros({positions, rows.size(-1)}, rows.options()).index_copy(0, tokens, rows);
+}
+
 at::Tensor Attention::forward(const at::Tensor& x, const AttentionContext& ctx) {
   const bool unpadded = ctx.tokens.has_value();
   const int64_t b = unpadded ? ctx.batch : x.size(0), t = unpadded ? ctx.length : x.size(1);
   // Padding-free input [N, hidden]: the projections ran on real tokens only; attention works on [B, T] (padding
   // slots zero, masked as keys, their query rows dropped again below).
-  const auto padded = [&](const at::Tensor& y) {
-    if (!unpadded) return y;
-    return at::zeros({b * t, y.size(-1)}, y.options()).index_copy(0, *ctx.tokens, y);
-  };
+  const auto padded = [&](const at::Tensor& y) { return unpadded ? pad_tokens(y, *ctx.tokens, b * t) : y; };
   auto q = padded(q_proj->forward(x)).view({b, t, local_heads_, head_dim_});
   auto k = padded(k_proj->forward(x)).view({b, t, local_kv_heads_, head_dim_});
   auto v = padded(v_proj->forward(x)).view({b, t, local_kv_heads_, head_dim_}).transpose(1, 2);

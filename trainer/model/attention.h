@@ -40,6 +40,10 @@ struct AttentionContext {
   int64_t batch = 0, length = 0;
 };
 
+// Rows [N, F] of the real tokens `tokens` (flat indices into batch·length positions) put back into the padded
+// layout [batch·length, F], zeros at padding: what the padding-free forward does before attention and at its end.
+at::Tensor pad_tokens(const at::Tensor& rows, const at::Tensor& tokens, int64_t positions);
+
 class Attention : public torch::nn::Module {
  public:
   Attention(const ModelConfig& config, LayerFactory& factory);

@@ -140,8 +140,8 @@ at::Tensor CausalLM::hidden_states(const ForwardInput& in) {
   // the real tokens only; attention restores the padded layout it masks. Padding positions come out as zeros.
   std::optional<at::Tensor> tokens;
   if (in.attention_mask) {
-    const auto real = in.attention_mask->reshape({-1}).to(at::kBool);
-    if (real.sum().item<int64_t>() < real.numel()) tokens = real.nonzero().squeeze(1);
+    const auto real = in.attention_mask->reshape({-1}).nonzero().squeeze(1);
+    if (real.size(0) < in.attention_mask->numel()) tokens = real;
   }
   auto h = model->embed_tokens->forward(tokens ? in.input_ids.reshape({-1}).index_select(0, *tokens) : in.input_ids);
   AttentionContext ctx = make_context(in, h);
@@ -161,7 +161,7 @@ at::Tensor CausalLM::hidden_states(const ForwardInput& in) {
   }
   h = model->norm->forward(h);
   if (!tokens) return h;
-  return at::zeros({b * t, h.size(-1)}, h.options()).index_copy(0, *tokens, h).view({b, t, h.size(-1)});
+  return pad_tokens(h, *tokens, b * t).view({b, t, h.size(-1)});
 }
 
 }  // namespace aligntrain::model
