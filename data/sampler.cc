@@ -1,21 +1,11 @@
 #include "data/sampler.h"
 
+#include "data/dealing.h"
+
 #include <algorithm>
 #include <stdexcept>
 
 namespace aligntrain::data {
-
-namespace {
-
-// splitmix64: a small, well-mixed generator whose output is fixed by its seed on every platform.
-uint64_t splitmix64(uint64_t& state) {
-  uint64_t z = (state += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
-}  // namespace
 
 Sampler::Sampler(int64_t num_examples, uint64_t seed) : n_(num_examples), seed_(seed) {
   if (n_ <= 0) throw std::invalid_argument("Sampler: no examples");

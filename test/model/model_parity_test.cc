@@ -160,7 +160,7 @@ TEST_P(ModelParity, SavedModelLoadsInTransformersWithSameLogits) {
   auto expected = read_all(dir() / "expected.safetensors");
   auto model = load(dir() / "model", factory);
   const auto out = aligntrain::testing::scratch_dir("saved_" + GetParam());
-  save_hf_model((out / "model").string(), model->config(), named_tensors(*model), "");
+  save_hf_model((out / "model").string(), model->config(), model->parameter_set().named_tensors(), "");
   const auto ids_path = out / "ids.safetensors";
   const auto ids = expected["input_ids"].contiguous();
   save_safetensors(ids_path.string(), {{"input_ids", ids}});

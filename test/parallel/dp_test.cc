@@ -25,7 +25,7 @@ at::Tensor loss_on(model::CausalLM& m, const at::Tensor& ids, const at::Tensor& 
 void step(model::CausalLM& m, runtime::Communicator& dp, int64_t bucket_bytes) {
   runtime::SelfCommunicator one;  // tp = 1
   parallel::GradientAverager(m.parameters(), dp, bucket_bytes).average();
-  parallel::clip_grad_norm(parallel::norm_params(m), one, 0.5);
+  parallel::clip_grad_norm(parallel::norm_params(m.parameter_set()), one, 0.5);
   // Adam's first step is about lr·sign(g): for gradients near zero the fp32 rounding of two partial sums versus
   // one full sum shows up as lr·O(1e-4); lr 1e-3 keeps that below the 1e-6 tolerance.
   torch::optim::AdamW opt(m.parameters(), torch::optim::AdamWOptions(1e-3).weight_decay(0.1));

@@ -66,7 +66,7 @@ TEST_P(TensorParallel, ShardedModelEqualsDenseModel) {
     for (auto& p : dense.parameters()) p.add_(at::normal(0.0, 0.05, p.sizes(), gen));
   }
   const std::string dir = scratch("tp_" + GetParam());
-  model::save_hf_model(dir, config, model::named_tensors(dense), "");
+  model::save_hf_model(dir, config, dense.parameter_set().named_tensors(), "");
 
   auto tp_factory = parallel::tensor_parallel_layer_factory(tp_group);
   model::CausalLM sharded(config, *tp_factory);
@@ -88,8 +88,8 @@ TEST_P(TensorParallel, ShardedModelEqualsDenseModel) {
   lp_tp.sum().backward();
 
   runtime::SelfCommunicator one;
-  const double norm_dense = parallel::global_grad_norm(parallel::norm_params(dense), one);
-  EXPECT_NEAR(parallel::global_grad_norm(parallel::norm_params(sharded), tp_group), norm_dense, 1e-5 * norm_dense);
+  const double norm_dense = parallel::global_grad_norm(parallel::norm_params(dense.parameter_set()), one);
+  EXPECT_NEAR(parallel::global_grad_norm(parallel::norm_params(sharded.parameter_set()), tp_group), norm_dense, 1e-5 * norm_dense);
 
   auto dense_params = dense.named_parameters(true);
   auto tp_params = sharded.named_parameters(true);

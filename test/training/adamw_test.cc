@@ -35,10 +35,10 @@ std::map<std::string, at::Tensor> by_name(const std::vector<std::pair<std::strin
 constexpr double kLrs[] = {1e-2, 3e-3, 5e-2, 2e-2, 1e-3, 4e-2};
 
 TEST(AdamW, DecaysByDefaultOnlyMatrices) {
-  EXPECT_TRUE(decays_by_default(at::zeros({3, 4})));
-  EXPECT_TRUE(decays_by_default(at::zeros({2, 3, 4})));
-  EXPECT_FALSE(decays_by_default(at::zeros({4})));
-  EXPECT_FALSE(decays_by_default(at::zeros({})));
+  EXPECT_TRUE(model::default_decay({3, 4}));
+  EXPECT_TRUE(model::default_decay({2, 3, 4}));
+  EXPECT_FALSE(model::default_decay({4}));
+  EXPECT_FALSE(model::default_decay({}));
 }
 
 // Several steps with a varying learning rate and fresh gradients each step, against torch::optim::AdamW with two

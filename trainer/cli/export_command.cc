@@ -49,9 +49,9 @@ int export_checkpoint(const runtime::World& world, const ExportArgs& args) {
         throw DataError((dir / checkpoint::rank_file_name(r)).string() + ": no tensor model." + spec.name);
       }
       parts.push_back(it->second);
-      if (spec.split == model::Split::kReplicated) break;
+      if (model::split_dim(spec.split) < 0) break;
     }
-    at::Tensor t = parts.size() == 1 ? parts[0] : at::cat(parts, spec.split == model::Split::kRows ? 0 : 1);
+    at::Tensor t = parts.size() == 1 ? parts[0] : at::cat(parts, model::split_dim(spec.split));
     if (t.sizes().vec() != spec.shape) throw DataError(dir.string() + ": " + spec.name + " has the wrong shape");
     full.emplace_back(spec.name, t);
   }

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "data/dealing.h"
 #include "data/encode.h"
 #include "data/example.h"
 #include "data/tokenizer.h"
@@ -62,7 +63,7 @@ int init_model(const runtime::World& world, const InitModelArgs& args) {
   auto factory = model::dense_layer_factory();
   model::CausalLM lm(config, *factory);
   model::init_weights(lm, static_cast<uint64_t>(args.seed), 0, 1);
-  model::save_hf_model(args.out, config, model::named_tensors(lm), tokenizer_dir);
+  model::save_hf_model(args.out, config, lm.parameter_set().named_tensors(), tokenizer_dir);
   if (!scratch.empty()) fs::remove_all(scratch);
   spdlog::info("wrote {} model ({} parameters, {} layers, hidden {}) to {}", config.model_type(),
                model::parameter_count(config), config.num_layers, config.hidden_size, args.out);
@@ -141,10 +142,9 @@ int logprobs(const runtime::World& world, const LogprobsArgs& args) {
   int64_t max_len = 0;
   for (const auto& it : items) max_len = std::max<int64_t>(max_len, it.enc.ids.size() - it.enc.prompt_len);
   at::Tensor token_lp = at::zeros({static_cast<int64_t>(items.size()), max_len}, at::kDouble);
-  std::vector<size_t> mine;
-  for (size_t i = groups.layout.dp_rank; i < items.size(); i += groups.layout.dp) mine.push_back(i);
-  for (size_t start = 0; start < mine.size(); start += args.batch_size) {
-    const std::vector<size_t> batch(mine.begin() + start, mine.begin() + std::min(mine.size(), start + args.batch_size));
+  for (const auto& rows : data::rank_batches(static_cast<int64_t>(items.size()), groups.layout.dp_rank,
+                                             groups.layout.dp, args.batch_size)) {
+    const std::vector<size_t> batch(rows.begin(), rows.end());
     score_batch(*loaded.lm, *groups.tp, batch, items, pad, device, token_lp);
   }
   if (groups.dp->size() > 1) {

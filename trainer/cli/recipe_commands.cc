@@ -12,7 +12,7 @@
 
 #include "config/recipe.h"
 #include "trainer/cli/commands.h"
-#include "trainer/cli/recipe_models.h"
+#include "trainer/model/recipe_models.h"
 #include "trainer/model/model_config.h"
 #include "trainer/runtime/logging.h"
 #include "trainer/stages/pipeline.h"
@@ -31,7 +31,7 @@ std::optional<config::Recipe> load_checked(const runtime::World& world, const Re
   try {
     recipe = config::load_recipe(args.recipe, args.overrides);
     diags = config::check_world(*recipe, world_size);
-    for (auto& d : check_models(*recipe)) diags.push_back(std::move(d));
+    for (auto& d : model::check_models(*recipe)) diags.push_back(std::move(d));
   } catch (const config::RecipeError& e) {
     diags = e.diagnostics();
   }
@@ -106,7 +106,7 @@ int plan(const runtime::World& world, const RecipeArgs& args, int world_size) {
   }
   // Parameter counts: a stage's model is the declared model it descends from (training keeps the architecture).
   std::map<std::string, int64_t> params;
-  for (const auto& [name, spec] : recipe->models.items) params[name] = model::parameter_count(model_config_of(spec));
+  for (const auto& [name, spec] : recipe->models.items) params[name] = model::parameter_count(model::model_config_of(spec));
   for (const auto& s : recipe->stages) params[s.name] = params[s.policy];
   const double mib = 1024.0 * 1024.0;
   const bool bf16 = recipe->run.precision == config::Precision::bf16;
@@ -117,7 +117,7 @@ int plan(const runtime::World& world, const RecipeArgs& args, int world_size) {
   const double ring_dp = dp > 1 ? 2.0 * (dp - 1) / dp : 0.0, ring_tp = tp > 1 ? 2.0 * (tp - 1) / tp : 0.0;
   const double act_bytes = bf16 ? 2.0 : 4.0;
   std::map<std::string, model::ModelConfig> arch;
-  for (const auto& [name, spec] : recipe->models.items) arch[name] = model_config_of(spec);
+  for (const auto& [name, spec] : recipe->models.items) arch[name] = model::model_config_of(spec);
   for (const auto& s : recipe->stages) arch[s.name] = arch[s.policy];
   std::printf("\n%-18s %-10s %-14s %10s %7s %6s %6s %8s %12s %12s %10s %10s\n", "stage", "kind", "starts from",
               "params", "global", "micro", "accum", "max_len", "train MiB", "frozen MiB", "DP MiB", "TP MiB");

@@ -1,6 +1,8 @@
 // See generator.h.
 #include "trainer/generation/generator.h"
 
+#include "data/dealing.h"
+
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 
@@ -10,14 +12,6 @@
 namespace aligntrain::generation {
 
 namespace {
-
-// splitmix64: decorrelates the per-request seeds.
-uint64_t mix(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ULL;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
-  return x ^ (x >> 31);
-}
 
 // One batch of requests (indices into `requests`), decoded together.
 void decode_batch(model::CausalLM& lm, runtime::Communicator& tp, const std::vector<Request>& requests,
@@ -46,7 +40,7 @@ void decode_batch(model::CausalLM& lm, runtime::Communicator& tp, const std::vec
   const int64_t vocab = lm.config().vocab_size;
   std::vector<at::Generator> gens;
   if (sampled) {
-    for (size_t i : batch) gens.push_back(at::make_generator<at::CPUGeneratorImpl>(mix(o.seed ^ mix(requests[i].stream))));
+    for (size_t i : batch) gens.push_back(at::make_generator<at::CPUGeneratorImpl>(data::splitmix64_of(o.seed ^ data::splitmix64_of(requests[i].stream))));
   }
   auto draw = [&]() {
     if (!sampled) return at::Tensor();
@@ -107,7 +101,8 @@ std::vector<Generated> generate_sharded(model::CausalLM& lm, runtime::Groups& gr
   const auto dp = static_cast<size_t>(groups.layout.dp), me = static_cast<size_t>(groups.layout.dp_rank);
   if (dp == 1) return generate(lm, *groups.tp, requests, o, device, progress);
   std::vector<Request> mine;
-  for (size_t i = me; i < requests.size(); i += dp) mine.push_back(requests[i]);
+  for (int64_t i : data::rank_share(static_cast<int64_t>(requests.size()), static_cast<int>(me), static_cast<int>(dp)))
+    mine.push_back(requests[static_cast<size_t>(i)]);
   const auto local = generate(lm, *groups.tp, mine, o, device, [&](size_t done, size_t) {
     if (progress) progress(std::min(requests.size(), done * dp), requests.size());
   });

@@ -16,12 +16,12 @@ Attention::Attention(const ModelConfig& c, LayerFactory& f) : head_dim_(c.head_d
   }
   local_heads_ = c.num_heads / tp;
   local_kv_heads_ = c.num_kv_heads / tp;
-  const bool qkv_bias = c.attention_bias || c.qkv_bias;
+  const bool qkv_bias = c.qkv_bias();
   q_proj = register_module("q_proj", f.column(c.hidden_size, c.num_heads * c.head_dim, qkv_bias));
   k_proj = register_module("k_proj", f.column(c.hidden_size, c.num_kv_heads * c.head_dim, qkv_bias));
   v_proj = register_module("v_proj", f.column(c.hidden_size, c.num_kv_heads * c.head_dim, qkv_bias));
   o_proj = register_module("o_proj", f.row(c.num_heads * c.head_dim, c.hidden_size, c.attention_bias));
-  if (c.qk_norm) {
+  if (c.qk_norm()) {
     q_norm = register_module("q_norm", f.head_norm(c.head_dim, c.rms_norm_eps));
     k_norm = register_module("k_norm", f.head_norm(c.head_dim, c.rms_norm_eps));
   }

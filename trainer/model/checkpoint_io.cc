@@ -11,9 +11,9 @@
 #include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
-#include <set>
 #include <unistd.h>
 
+#include "data/dealing.h"
 #include "trainer/errors.h"
 #include "trainer/model/hf_names.h"
 #include "trainer/model/safetensors.h"
@@ -33,31 +33,23 @@ std::string shape_str(at::IntArrayRef shape) {
 
 // This rank's slice of a full tensor.
 at::Tensor shard(const at::Tensor& full, const TensorSpec& spec, int64_t rank, int64_t tp) {
-  if (tp == 1 || spec.split == Split::kReplicated) return full;
-  const int64_t dim = spec.split == Split::kRows ? 0 : 1;
+  const int dim = split_dim(spec.split);
+  if (tp == 1 || dim < 0) return full;
   const int64_t n = full.size(dim) / tp;
   return full.narrow(dim, rank * n, n);
 }
 
-// Walks the name table and copies `full(spec)`'s slice into each parameter. Every parameter of the model must be
-// covered by the table (a mismatch is a bug, reported as such).
+// Walks the model's parameter set and copies `full(spec)`'s slice into each parameter.
 void fill_parameters(CausalLM& model, int64_t rank, int64_t tp, const std::function<at::Tensor(const TensorSpec&)>& full) {
-  auto params = model.named_parameters(/*recurse=*/true);
-  const auto table = hf_tensor_table(model.config());
-  if (table.size() != params.size()) {
-    throw std::logic_error("model has " + std::to_string(params.size()) + " parameters but the name table lists " +
-                           std::to_string(table.size()));
-  }
   at::NoGradGuard no_grad;
-  for (const auto& spec : table) {
-    at::Tensor* param = params.find(spec.name);
-    if (param == nullptr) throw std::logic_error("model has no parameter " + spec.name);
-    const auto slice = shard(full(spec), spec, rank, tp);
-    if (slice.sizes() != param->sizes()) {
-      throw std::logic_error(spec.name + ": slice " + shape_str(slice.sizes()) + " vs parameter " +
-                             shape_str(param->sizes()));
+  for (const auto& p : model.parameter_set()) {
+    const auto slice = shard(full(p.spec), p.spec, rank, tp);
+    if (slice.sizes() != p.tensor.sizes()) {
+      throw std::logic_error(p.name() + ": slice " + shape_str(slice.sizes()) + " vs parameter " +
+                             shape_str(p.tensor.sizes()));
     }
-    param->copy_(slice);
+    at::Tensor dst = p.tensor;
+    dst.copy_(slice);
   }
 }
 
@@ -72,10 +64,8 @@ void write_text(const fs::path& path, const std::string& text) {
 void load_hf_weights(CausalLM& model, const std::string& dir, int64_t rank, int64_t tp) {
   const auto files = SafetensorsDir::open(dir);
   const ModelConfig& config = model.config();
-  std::set<std::string> expected;
-  for (const auto& spec : hf_tensor_table(config)) expected.insert(spec.name);
   for (const auto& name : files.names()) {
-    if (!expected.count(name) && !is_ignorable_extra(name, config)) {
+    if (!model.parameter_set().find(name) && !is_ignorable_extra(name, config)) {
       throw DataError(dir + ": unexpected tensor \"" + name + "\" (not part of a " + config.model_type() +
                       " model with this config.json)");
     }
@@ -98,9 +88,8 @@ void load_hf_weights(CausalLM& model, const std::string& dir, int64_t rank, int6
 
 void init_weights(CausalLM& model, uint64_t seed, int64_t rank, int64_t tp) {
   const double std = model.config().initializer_range;
-  const auto table = hf_tensor_table(model.config());
   std::map<std::string, uint64_t> index;
-  for (size_t i = 0; i < table.size(); ++i) index[table[i].name] = i;
+  for (const auto& p : model.parameter_set()) index.emplace(p.name(), index.size());
   fill_parameters(model, rank, tp, [&](const TensorSpec& spec) {
     switch (spec.init) {
       case Init::kOnes: return at::ones(spec.shape);
@@ -108,19 +97,10 @@ void init_weights(CausalLM& model, uint64_t seed, int64_t rank, int64_t tp) {
       case Init::kNormal: break;
     }
     // SplitMix-style mixing so neighbouring seeds and indices give unrelated streams.
-    uint64_t s = seed * 0x9E3779B97F4A7C15ull + index.at(spec.name) + 1;
-    s = (s ^ (s >> 30)) * 0xBF58476D1CE4E5B9ull;
-    s = (s ^ (s >> 27)) * 0x94D049BB133111EBull;
-    auto gen = at::make_generator<at::CPUGeneratorImpl>(s ^ (s >> 31));
+    const uint64_t s = data::mix64(seed * 0x9E3779B97F4A7C15ull + index.at(spec.name) + 1);
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(s);
     return at::normal(0.0, std, spec.shape, gen);
   });
-}
-
-std::vector<std::pair<std::string, at::Tensor>> named_tensors(CausalLM& model) {
-  auto params = model.named_parameters(true);
-  std::vector<std::pair<std::string, at::Tensor>> out;
-  for (const auto& spec : hf_tensor_table(model.config())) out.emplace_back(spec.name, params[spec.name]);
-  return out;
 }
 
 const std::vector<std::string>& tokenizer_file_names() {

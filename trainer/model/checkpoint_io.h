@@ -16,16 +16,14 @@
 
 namespace aligntrain::model {
 
-// Fills the model's parameters (this rank's slices) from the checkpoint in `dir`.
+// Fills every parameter of the model's parameter set (this rank's slices) from the checkpoint in `dir`; a tensor in
+// `dir` that is not in the set is an error (unless hf_names.h calls it an ignorable extra).
 void load_hf_weights(CausalLM& model, const std::string& dir, int64_t tp_rank, int64_t tp_size);
 
 // Random initialisation as transformers does it (normal(0, initializer_range) for linear and embedding weights, ones
 // for norms, zeros for biases), from `seed`. Each full tensor is drawn from its own generator seeded by (seed, its
-// index in the name table) and then sliced, so every tensor-parallel layout gives the same model.
+// index in the parameter set) and then sliced, so every tensor-parallel layout gives the same model.
 void init_weights(CausalLM& model, uint64_t seed, int64_t tp_rank, int64_t tp_size);
-
-// The model's tensors by HF name in table order (tp = 1: the full tensors).
-std::vector<std::pair<std::string, at::Tensor>> named_tensors(CausalLM& model);
 
 // Writes an HF model folder that transformers loads as is: config.json, generation_config.json,
 // model.safetensors (sharded above `max_shard_bytes`), and the tokenizer files found in `tokenizer_dir` (if not

@@ -8,7 +8,7 @@ namespace aligntrain::model {
 std::vector<TensorSpec> hf_tensor_table(const ModelConfig& c) {
   const int64_t h = c.hidden_size, q = c.num_heads * c.head_dim, kv = c.num_kv_heads * c.head_dim,
                 m = c.intermediate_size;
-  const bool qkv_bias = c.attention_bias || c.qkv_bias;
+  const bool qkv_bias = c.qkv_bias();
   std::vector<TensorSpec> t;
   t.push_back({"model.embed_tokens.weight", {c.vocab_size, h}, Split::kRows, Init::kNormal});
   for (int64_t i = 0; i < c.num_layers; ++i) {
@@ -22,7 +22,7 @@ std::vector<TensorSpec> hf_tensor_table(const ModelConfig& c) {
     if (qkv_bias) t.push_back({p + "self_attn.v_proj.bias", {kv}, Split::kRows, Init::kZeros});
     t.push_back({p + "self_attn.o_proj.weight", {h, q}, Split::kColumns, Init::kNormal});
     if (c.attention_bias) t.push_back({p + "self_attn.o_proj.bias", {h}, Split::kReplicated, Init::kZeros});
-    if (c.qk_norm) {
+    if (c.qk_norm()) {
       t.push_back({p + "self_attn.q_norm.weight", {c.head_dim}, Split::kReplicated, Init::kOnes});
       t.push_back({p + "self_attn.k_norm.weight", {c.head_dim}, Split::kReplicated, Init::kOnes});
     }
@@ -47,9 +47,11 @@ bool is_ignorable_extra(const std::string& name, const ModelConfig& c) {
   return c.tie_word_embeddings && name == "lm_head.weight";
 }
 
+int split_dim(Split split) { return split == Split::kRows ? 0 : split == Split::kColumns ? 1 : -1; }
+
 std::vector<int64_t> local_shape(const TensorSpec& spec, int64_t tp) {
   auto shape = spec.shape;
-  const int dim = spec.split == Split::kRows ? 0 : spec.split == Split::kColumns ? 1 : -1;
+  const int dim = split_dim(spec.split);
   if (dim < 0 || tp == 1) return shape;
   if (shape[dim] % tp != 0) {
     throw UsageError(spec.name + ": dimension " + std::to_string(dim) + " (" + std::to_string(shape[dim]) +

@@ -35,6 +35,9 @@ std::vector<TensorSpec> hf_tensor_table(const ModelConfig& config);
 // lm_head.weight when the embeddings are tied (some exporters write it anyway).
 bool is_ignorable_extra(const std::string& name, const ModelConfig& config);
 
+// The dimension a split divides (0 for kRows, 1 for kColumns), or -1 for a replicated tensor.
+int split_dim(Split split);
+
 // This rank's shape of a tensor under `tp` ranks (the full shape for replicated tensors).
 std::vector<int64_t> local_shape(const TensorSpec& spec, int64_t tp);
 

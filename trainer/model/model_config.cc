@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "trainer/errors.h"
+#include "trainer/model/architectures.h"
 
 namespace aligntrain::model {
 
@@ -48,13 +49,20 @@ std::vector<int64_t> token_ids(const json& j, const char* key, const std::string
   fail(label, key, "expected an integer or a list of integers");
 }
 
-Arch parse_arch(const json& j, const std::string& label) {
+const Architecture& parse_arch(const json& j, const std::string& label) {
   const std::string type = get<std::string>(j, "model_type", label);
-  if (type == "llama") return Arch::kLlama;
-  if (type == "mistral") return Arch::kMistral;
-  if (type == "qwen2") return Arch::kQwen2;
-  if (type == "qwen3") return Arch::kQwen3;
-  fail(label, "model_type", "unsupported architecture `" + type + "` (supported: llama, mistral, qwen2, qwen3)");
+  if (const Architecture* a = find_architecture(type)) return *a;
+  fail(label, "model_type", "unsupported architecture `" + type + "` (supported: " + architecture_names() + ")");
+}
+
+Activation parse_activation(const json& j, const std::string& label) {
+  const std::string act = get_or<std::string>(j, "hidden_act", "silu", label);
+  std::string names;
+  for (const auto& a : activations()) {
+    if (act == a.hf_name) return a.activation;
+    names += (names.empty() ? "" : ", ") + std::string(a.hf_name);
+  }
+  fail(label, "hidden_act", "unsupported activation `" + act + "` (supported: " + names + ")");
 }
 
 // Rotary parameters: transformers 5 writes `rope_parameters` {rope_type, rope_theta, ...}; transformers 4 wrote
@@ -95,15 +103,9 @@ void parse_rope(const json& j, ModelConfig& c, const std::string& label) {
 
 }  // namespace
 
-std::string ModelConfig::model_type() const {
-  switch (arch) {
-    case Arch::kLlama: return "llama";
-    case Arch::kMistral: return "mistral";
-    case Arch::kQwen2: return "qwen2";
-    case Arch::kQwen3: return "qwen3";
-  }
-  return "llama";
-}
+std::string ModelConfig::model_type() const { return architecture(arch).model_type; }
+bool ModelConfig::qkv_bias() const { return architecture(arch).qkv_bias || attention_bias; }
+bool ModelConfig::qk_norm() const { return architecture(arch).qk_norm; }
 
 ModelConfig parse_model_config(const std::string& text, const std::string& label) {
   json j;
@@ -114,7 +116,8 @@ ModelConfig parse_model_config(const std::string& text, const std::string& label
   }
   if (!j.is_object()) throw DataError(label + ": expected a JSON object");
   ModelConfig c;
-  c.arch = parse_arch(j, label);
+  const Architecture& family = parse_arch(j, label);
+  c.arch = family.arch;
   c.vocab_size = get<int64_t>(j, "vocab_size", label);
   c.hidden_size = get<int64_t>(j, "hidden_size", label);
   c.intermediate_size = get<int64_t>(j, "intermediate_size", label);
@@ -136,32 +139,22 @@ ModelConfig parse_model_config(const std::string& text, const std::string& label
   if (j.contains("pad_token_id") && j.at("pad_token_id").is_number_integer()) c.pad_token_id = j.at("pad_token_id").get<int64_t>();
   parse_rope(j, c, label);
 
-  const std::string act = get_or<std::string>(j, "hidden_act", "silu", label);
-  if (act != "silu") fail(label, "hidden_act", "unsupported activation `" + act + "` (supported: silu)");
+  c.activation = parse_activation(j, label);
   if (j.contains("quantization_config")) fail(label, "quantization_config", "quantized checkpoints are not supported");
   if (get_or<int64_t>(j, "pretraining_tp", 1, label) != 1) fail(label, "pretraining_tp", "only 1 is supported");
 
-  switch (c.arch) {
-    case Arch::kLlama:
-      c.attention_bias = get_or<bool>(j, "attention_bias", false, label);
-      c.mlp_bias = get_or<bool>(j, "mlp_bias", false, label);
-      break;
-    case Arch::kMistral:
+  if (family.attention_bias) c.attention_bias = get_or<bool>(j, "attention_bias", false, label);
+  if (family.mlp_bias) c.mlp_bias = get_or<bool>(j, "mlp_bias", false, label);
+  switch (family.window) {
+    case WindowField::kNone: break;
+    case WindowField::kSlidingWindow:
       if (j.contains("sliding_window") && j.at("sliding_window").is_number_integer()) {
         c.sliding_window = j.at("sliding_window").get<int64_t>();
       }
       break;
-    case Arch::kQwen2:
-      c.qkv_bias = true;
+    case WindowField::kUseSlidingWindow:
       if (get_or<bool>(j, "use_sliding_window", false, label)) {
-        fail(label, "use_sliding_window", "Qwen2 sliding-window attention is not supported");
-      }
-      break;
-    case Arch::kQwen3:
-      c.attention_bias = get_or<bool>(j, "attention_bias", false, label);
-      c.qk_norm = true;
-      if (get_or<bool>(j, "use_sliding_window", false, label)) {
-        fail(label, "use_sliding_window", "Qwen3 sliding-window attention is not supported");
+        fail(label, "use_sliding_window", std::string(family.model_type) + " sliding-window attention is not supported");
       }
       break;
   }
@@ -200,10 +193,9 @@ void check_model_config(const ModelConfig& c, const std::string& label) {
 }
 
 std::string model_config_to_json(const ModelConfig& c) {
-  static const char* kArchClass[] = {"LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM",
-                                     "Qwen3ForCausalLM"};
+  const Architecture& family = architecture(c.arch);
   json j;
-  j["architectures"] = {kArchClass[static_cast<int>(c.arch)]};
+  j["architectures"] = {family.hf_class};
   j["model_type"] = c.model_type();
   j["vocab_size"] = c.vocab_size;
   j["hidden_size"] = c.hidden_size;
@@ -212,7 +204,7 @@ std::string model_config_to_json(const ModelConfig& c) {
   j["num_attention_heads"] = c.num_heads;
   j["num_key_value_heads"] = c.num_kv_heads;
   j["head_dim"] = c.head_dim;
-  j["hidden_act"] = "silu";
+  j["hidden_act"] = activation_name(c.activation);
   j["rms_norm_eps"] = c.rms_norm_eps;
   j["rope_theta"] = c.rope_theta;
   if (c.rope_scaling.type == "default") {
@@ -230,21 +222,12 @@ std::string model_config_to_json(const ModelConfig& c) {
   j["tie_word_embeddings"] = c.tie_word_embeddings;
   j["initializer_range"] = c.initializer_range;
   j["torch_dtype"] = c.torch_dtype;
-  switch (c.arch) {
-    case Arch::kLlama:
-      j["attention_bias"] = c.attention_bias;
-      j["mlp_bias"] = c.mlp_bias;
-      break;
-    case Arch::kMistral:
-      j["sliding_window"] = c.sliding_window ? json(*c.sliding_window) : json(nullptr);
-      break;
-    case Arch::kQwen2:
-      j["use_sliding_window"] = false;
-      break;
-    case Arch::kQwen3:
-      j["attention_bias"] = c.attention_bias;
-      j["use_sliding_window"] = false;
-      break;
+  if (family.attention_bias) j["attention_bias"] = c.attention_bias;
+  if (family.mlp_bias) j["mlp_bias"] = c.mlp_bias;
+  switch (family.window) {
+    case WindowField::kNone: break;
+    case WindowField::kSlidingWindow: j["sliding_window"] = c.sliding_window ? json(*c.sliding_window) : json(nullptr); break;
+    case WindowField::kUseSlidingWindow: j["use_sliding_window"] = false; break;
   }
   auto ids = [](const std::vector<int64_t>& v) {
     if (v.empty()) return json(nullptr);
@@ -259,8 +242,8 @@ std::string model_config_to_json(const ModelConfig& c) {
 
 int64_t parameter_count(const ModelConfig& c) {
   const int64_t h = c.hidden_size, d = c.head_dim, q = c.num_heads * d, kv = c.num_kv_heads * d;
-  const int64_t bias_qkv = (c.attention_bias || c.qkv_bias) ? q + 2 * kv : 0;
-  const int64_t attn = h * q + 2 * h * kv + q * h + bias_qkv + (c.attention_bias ? h : 0) + (c.qk_norm ? 2 * d : 0);
+  const int64_t bias_qkv = c.qkv_bias() ? q + 2 * kv : 0;
+  const int64_t attn = h * q + 2 * h * kv + q * h + bias_qkv + (c.attention_bias ? h : 0) + (c.qk_norm() ? 2 * d : 0);
   const int64_t mlp = 3 * h * c.intermediate_size + (c.mlp_bias ? 2 * c.intermediate_size + h : 0);
   const int64_t layer = attn + mlp + 2 * h;
   const int64_t embed = c.vocab_size * h;

@@ -10,7 +10,9 @@
 
 namespace aligntrain::model {
 
+// The families and activations themselves are described in architectures.h.
 enum class Arch { kLlama, kMistral, kQwen2, kQwen3 };
+enum class Activation { kSilu };
 
 struct RopeScaling {
   std::string type = "default";  // default | linear | llama3
@@ -29,15 +31,14 @@ struct ModelConfig {
   int64_t num_heads = 0;
   int64_t num_kv_heads = 0;
   int64_t head_dim = 0;  // hidden_size / num_heads unless config.json says otherwise
+  Activation activation = Activation::kSilu;  // config.json "hidden_act"
   double rms_norm_eps = 1e-6;
   double rope_theta = 10000.0;
   RopeScaling rope_scaling;
   int64_t max_position_embeddings = 2048;
   bool tie_word_embeddings = false;
   bool attention_bias = false;  // bias on q, k, v, o (Llama/Qwen3 `attention_bias`)
-  bool qkv_bias = false;        // bias on q, k, v only (Qwen2 always)
   bool mlp_bias = false;        // Llama `mlp_bias`
-  bool qk_norm = false;         // per-head RMSNorm on q and k before rotary (Qwen3)
   std::optional<int64_t> sliding_window;  // Mistral; attention restricted to the last N keys
   std::string torch_dtype = "float32";    // float32 | bfloat16 | float16 (the stored weights)
   std::vector<int64_t> bos_token_ids, eos_token_ids;
@@ -45,6 +46,9 @@ struct ModelConfig {
   double initializer_range = 0.02;
 
   std::string model_type() const;  // llama | mistral | qwen2 | qwen3
+  // Family traits (architectures.h) combined with the config's own switches:
+  bool qkv_bias() const;  // biases on q, k and v (Qwen2 always; attention_bias)
+  bool qk_norm() const;   // per-head RMSNorm on q and k before rotary (Qwen3)
 };
 
 // Reads `config.json`; `label` names the file in errors.

@@ -39,14 +39,12 @@ const std::map<std::string, std::function<ModelConfig()>>& presets() {
       {"tiny-qwen2",
        [] {
          auto c = tiny(Arch::kQwen2, 2);
-         c.qkv_bias = true;
          c.tie_word_embeddings = false;
          return c;
        }},
       {"tiny-qwen3",
        [] {
          auto c = tiny(Arch::kQwen3, 2);
-         c.qk_norm = true;
          c.head_dim = 32;
          return c;
        }},

@@ -12,14 +12,21 @@
 
 namespace aligntrain::model {
 
-Mlp::Mlp(const ModelConfig& c, LayerFactory& f) {
+at::Tensor activate(Activation activation, const at::Tensor& x) {
+  switch (activation) {
+    case Activation::kSilu: return at::silu(x);
+  }
+  throw std::logic_error("unknown activation");
+}
+
+Mlp::Mlp(const ModelConfig& c, LayerFactory& f) : activation_(c.activation) {
   gate_proj = register_module("gate_proj", f.column(c.hidden_size, c.intermediate_size, c.mlp_bias));
   up_proj = register_module("up_proj", f.column(c.hidden_size, c.intermediate_size, c.mlp_bias));
   down_proj = register_module("down_proj", f.row(c.intermediate_size, c.hidden_size, c.mlp_bias));
 }
 
 at::Tensor Mlp::forward(const at::Tensor& x) {
-  return down_proj->forward(at::silu(gate_proj->forward(x)) * up_proj->forward(x));
+  return down_proj->forward(activate(activation_, gate_proj->forward(x)) * up_proj->forward(x));
 }
 
 DecoderLayer::DecoderLayer(const ModelConfig& c, LayerFactory& f) {
@@ -50,6 +57,28 @@ CausalLM::CausalLM(const ModelConfig& c, LayerFactory& f) : config_(c), inv_freq
   model = register_module("model", std::make_shared<DecoderModel>(c, f));
   lm_head = register_module(
       "lm_head", f.lm_head(c.hidden_size, c.vocab_size, c.tie_word_embeddings ? model->embed_tokens : nullptr));
+  // The parameter set follows the name table; every module parameter must be in it exactly once.
+  auto named = named_parameters(/*recurse=*/true);
+  const auto table = hf_tensor_table(c);
+  if (table.size() != named.size()) {
+    throw std::logic_error("model has " + std::to_string(named.size()) + " parameters but the name table lists " +
+                           std::to_string(table.size()));
+  }
+  for (const auto& spec : table) {
+    const at::Tensor* t = named.find(spec.name);
+    if (t == nullptr) throw std::logic_error("model has no parameter " + spec.name);
+    params_.add({spec, *t, /*trainable=*/true, default_decay(spec.shape)});
+  }
+}
+
+at::Tensor CausalLM::add_parameter(const TensorSpec& spec, const at::Tensor& local, bool trainable) {
+  if (params_.find(spec.name)) throw std::logic_error("parameter " + spec.name + " is registered twice");
+  std::string key = "extra_" + spec.name;  // module keys may not contain dots
+  for (char& ch : key)
+    if (ch == '.') ch = '_';
+  at::Tensor t = register_parameter(key, local, /*requires_grad=*/trainable);
+  params_.add({spec, t, trainable, default_decay(spec.shape)});
+  return t;
 }
 
 at::ScalarType CausalLM::dtype() const { return model->norm->weight.scalar_type(); }

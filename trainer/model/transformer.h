@@ -16,6 +16,7 @@
 #include "trainer/model/attention.h"
 #include "trainer/model/layers.h"
 #include "trainer/model/model_config.h"
+#include "trainer/model/parameters.h"
 #include "trainer/model/projection.h"
 
 namespace aligntrain::model {
@@ -27,12 +28,18 @@ struct ForwardInput {
   std::optional<at::Tensor> segment_ids;      // int64 [B, T]: packed documents; attention stays inside a segment
 };
 
-// SwiGLU: down(silu(gate(x)) * up(x)).
+// The MLP activation (config.activation; architectures.h lists the names).
+at::Tensor activate(Activation activation, const at::Tensor& x);
+
+// Gated MLP: down(act(gate(x)) * up(x)) (SwiGLU with SiLU).
 class Mlp : public torch::nn::Module {
  public:
   Mlp(const ModelConfig& config, LayerFactory& factory);
   at::Tensor forward(const at::Tensor& x);
   std::shared_ptr<Projection> gate_proj, up_proj, down_proj;
+
+ private:
+  Activation activation_;
 };
 
 // Pre-norm residual block: x + attn(norm(x)), then + mlp(norm(·)).
@@ -81,6 +88,14 @@ class CausalLM : public torch::nn::Module {
   at::ScalarType dtype() const;
   const ModelConfig& config() const { return config_; }
 
+  // Every parameter of the model, in name-table order (see parameters.h). Load, save, optimizer and checkpoints
+  // walk this list; freeze parameters through it.
+  ParameterSet& parameter_set() { return params_; }
+  const ParameterSet& parameter_set() const { return params_; }
+  // Registers a parameter beyond the architecture's table (`local` is this rank's shard of `spec`): it is then
+  // loaded, saved, checkpointed and trained like the others. Returns the registered tensor.
+  at::Tensor add_parameter(const TensorSpec& spec, const at::Tensor& local, bool trainable = true);
+
   std::shared_ptr<DecoderModel> model;
   std::shared_ptr<LmHead> lm_head;
 
@@ -88,6 +103,7 @@ class CausalLM : public torch::nn::Module {
   AttentionContext make_context(const ForwardInput& in, const at::Tensor& hidden) const;
 
   ModelConfig config_;
+  ParameterSet params_;
   at::Tensor inv_freq_;  // fp32 CPU; not a parameter (HF's non-persistent buffer)
   bool checkpointing_ = false;
 };

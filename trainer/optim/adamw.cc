@@ -11,7 +11,11 @@
 
 namespace aligntrain::optim {
 
-bool decays_by_default(const at::Tensor& param) { return param.dim() >= 2; }
+std::vector<ParamGroupEntry> trainable_entries(const model::ParameterSet& params) {
+  std::vector<ParamGroupEntry> out;
+  for (const auto* p : params.trainable()) out.push_back({p->name(), p->tensor, p->decay});
+  return out;
+}
 
 AdamW::AdamW(std::vector<ParamGroupEntry> params, AdamWOptions options, runtime::Communicator* zero_group)
     : options_(options), zero_(zero_group && zero_group->size() > 1 ? zero_group : nullptr) {

@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "trainer/model/parameters.h"
 #include "trainer/runtime/communicator.h"
 
 namespace aligntrain::optim {
@@ -33,8 +34,9 @@ struct ParamGroupEntry {
   bool decay = true;  // weight decay applies (false for norms and biases by default)
 };
 
-// True for tensors that get weight decay by default: matrices (not norms, not biases).
-bool decays_by_default(const at::Tensor& param);
+// The trainable parameters of a set, with their weight-decay groups: what AdamW optimises. Frozen parameters are
+// not in it, so they get no optimizer state and no weight decay.
+std::vector<ParamGroupEntry> trainable_entries(const model::ParameterSet& params);
 
 class AdamW {
  public:

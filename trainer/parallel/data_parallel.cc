@@ -47,12 +47,9 @@ void GradientAverager::average() {
   }
 }
 
-std::vector<NormParam> norm_params(model::CausalLM& m) {
-  auto named = m.named_parameters(true);
+std::vector<NormParam> norm_params(const model::ParameterSet& params) {
   std::vector<NormParam> out;
-  for (const auto& spec : model::hf_tensor_table(m.config())) {
-    out.push_back({named[spec.name], spec.split != model::Split::kReplicated});
-  }
+  for (const auto* p : params.trainable()) out.push_back({p->tensor, p->spec.split != model::Split::kReplicated});
   return out;
 }
 

@@ -14,7 +14,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "trainer/model/transformer.h"
+#include "trainer/model/parameters.h"
 #include "trainer/runtime/communicator.h"
 
 namespace aligntrain::parallel {
@@ -37,8 +37,8 @@ struct NormParam {
   bool sharded = false;  // split over the tensor-parallel group
 };
 
-// The model's parameters with their sharding (from hf_names.h's table), for the two functions below.
-std::vector<NormParam> norm_params(model::CausalLM& model);
+// The trainable parameters of a parameter set with their sharding, for the two functions below.
+std::vector<NormParam> norm_params(const model::ParameterSet& params);
 
 // Collective over `tp_group`. Returns the global 2-norm of the gradients (fp64 accumulation).
 double global_grad_norm(const std::vector<NormParam>& params, runtime::Communicator& tp_group);

@@ -3,7 +3,7 @@
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
 
-#include "trainer/cli/recipe_models.h"
+#include "trainer/model/recipe_models.h"
 #include "trainer/errors.h"
 #include "trainer/model/checkpoint_io.h"
 #include "trainer/model/hf_names.h"
@@ -27,7 +27,7 @@ ModelSource resolve_model(const config::Recipe& recipe, const std::string& name)
   ModelSource src;
   src.name = name;
   if (const config::ModelSpec* spec = recipe.models.find(name)) {
-    src.config = cli::model_config_of(*spec);
+    src.config = model::model_config_of(*spec);
     src.weights_dir = spec->init ? "" : spec->path;
     src.init = spec->init;
     src.tokenizer_dir = spec->tokenizer == config::kByteTokenizer ? byte_tokenizer_dir(recipe).string() : spec->tokenizer;
@@ -76,18 +76,22 @@ LoadedModel load_model(const ModelSource& source, runtime::Groups& groups, const
   return out;
 }
 
+LoadedModel load_frozen_model(const ModelSource& source, runtime::Groups& groups, const at::Device& device,
+                              at::ScalarType dtype) {
+  LoadedModel out = load_model(source, groups, device, dtype);
+  out.lm->parameter_set().set_trainable([](const model::Parameter&) { return true; }, false);
+  return out;
+}
+
 void save_model(model::CausalLM& lm, runtime::Groups& groups, const fs::path& dir, const std::string& tokenizer_dir) {
-  const auto table = model::hf_tensor_table(lm.config());
-  auto local = model::named_tensors(lm);
   std::vector<std::pair<std::string, at::Tensor>> full;
   if (groups.layout.dp_rank == 0) {
     at::NoGradGuard no_grad;
-    for (size_t i = 0; i < local.size(); ++i) {
-      at::Tensor t = local[i].second.detach();
-      if (groups.layout.tp > 1 && table.at(i).split != model::Split::kReplicated) {
-        t = groups.tp->all_gather(t.contiguous(), table[i].split == model::Split::kRows ? 0 : 1);
-      }
-      full.emplace_back(local[i].first, t.to(at::kCPU));
+    for (const auto& p : lm.parameter_set()) {
+      at::Tensor t = p.tensor.detach();
+      const int dim = model::split_dim(p.spec.split);
+      if (groups.layout.tp > 1 && dim >= 0) t = groups.tp->all_gather(t.contiguous(), dim);
+      full.emplace_back(p.name(), t.to(at::kCPU));
     }
   }
   if (groups.layout.rank == 0) model::save_hf_model(dir.string(), lm.config(), full, tokenizer_dir);

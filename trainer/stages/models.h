@@ -47,6 +47,11 @@ struct LoadedModel {
 LoadedModel load_model(const ModelSource& source, runtime::Groups& groups, const at::Device& device,
                        at::ScalarType dtype);
 
+// load_model for a model that is not trained (a reference, a teacher): every parameter frozen through its parameter
+// set, so it holds no gradients.
+LoadedModel load_frozen_model(const ModelSource& source, runtime::Groups& groups, const at::Device& device,
+                              at::ScalarType dtype);
+
 // Gathers the model's shards over groups.tp and writes an HF model dir (world rank 0). Collective over the world.
 void save_model(model::CausalLM& lm, runtime::Groups& groups, const std::filesystem::path& dir,
                 const std::string& tokenizer_dir);

@@ -4,6 +4,8 @@
 #include <ATen/core/grad_mode.h>
 #include <spdlog/spdlog.h>
 
+#include <limits>
+
 #include <map>
 #include <nlohmann/json.hpp>
 
@@ -110,9 +112,11 @@ StageResult run_preference(StageEnv& env, const config::StageConfig& stage) {
   if (!eval_only && !stage.data.eval.empty()) {
     eval = load_pair_data(stage.data.eval, stage, *l.tokenizer, l.policy.chat_template, l.policy.weights_dir);
   }
-  const double beta = stage.loss.beta.value_or(0.1);
-  spdlog::info("[{}] {} training pair(s){}; policy '{}', loss {} (beta {})", stage.name, train_set.size(),
-               eval ? fmt::format(", {} eval pair(s)", eval->size()) : "", stage.policy, loss_names(stage), beta);
+  // config::resolve fills β for every loss type that uses it; orpo and sft alone have none (and read none: NaN).
+  const double beta = stage.loss.beta.value_or(std::numeric_limits<double>::quiet_NaN());
+  spdlog::info("[{}] {} training pair(s){}; policy '{}', loss {}{}", stage.name, train_set.size(),
+               eval ? fmt::format(", {} eval pair(s)", eval->size()) : "", stage.policy, loss_names(stage),
+               stage.loss.beta ? fmt::format(" (beta {})", *stage.loss.beta) : "");
   Reference reference = make_reference(env, stage, l.policy, train_set, eval ? &*eval : nullptr, l.pad);
   bool full = false;
   for (auto t : stage.loss.type) full = full || (t == config::LossType::orpo && stage.loss.orpo_prompt_in_nll);
@@ -172,7 +176,7 @@ StageResult run_unpaired(StageEnv& env, const config::StageConfig& stage) {
   if (!stage.data.eval.empty()) {
     eval = load_unpaired(stage.data.eval, stage, *l.tokenizer, l.policy.chat_template, l.policy.weights_dir);
   }
-  const double beta = stage.loss.beta.value_or(0.1);
+  const double beta = stage.loss.beta.value();  // filled by config::resolve for every loss type that uses it
   const config::LossType type = stage.loss.type.at(0);
   if (stage.loss.type.size() != 1) throw UsageError("stage '" + stage.name + "': an unpaired stage takes one loss type");
   // BCO's underlying-distribution matching: per-example weights of the training and eval sets, computed (and the
@@ -250,19 +254,17 @@ StageResult run_unpaired(StageEnv& env, const config::StageConfig& stage) {
       if (j.contains("bco_delta")) *delta = {j["bco_delta"].get<double>(), j["bco_count"].get<double>()};
     };
   }
-  // The KTO pre-pass needs the policy, which run_response_stage owns; it is handed over through this hook.
-  std::shared_ptr<model::CausalLM*> lm_slot = std::make_shared<model::CausalLM*>(nullptr);
   if (type == config::LossType::kto) {
     const ReferenceFn& ref_fn = reference.train;
     const ResponseSet* set = &train_set;
-    loss.before_step = [z0, lm_slot, groups, device, pad, &ref_fn, set](
-                           const std::vector<std::vector<std::vector<int64_t>>>& micro_batches) {
+    loss.before_step = [z0, groups, device, pad, &ref_fn, set](
+                           model::CausalLM& policy, const std::vector<std::vector<std::vector<int64_t>>>& micro_batches) {
       at::NoGradGuard no_grad;
       double sum = 0, count = 0;
       for (const auto& rows : micro_batches) {
         std::vector<int64_t> index;
         for (const auto& r : rows) index.insert(index.end(), r.begin(), r.end());
-        const auto p = sequence_logps(**lm_slot, *groups->tp, device, *set, index, {1}, pad).sum.select(1, 0);
+        const auto p = sequence_logps(policy, *groups->tp, device, *set, index, {1}, pad).sum.select(1, 0);
         const auto r = ref_fn(*set, index, {1}).select(1, 0);
         sum += (p - r).to(at::kDouble).sum().item<double>();
         count += static_cast<double>(index.size());
@@ -272,7 +274,6 @@ StageResult run_unpaired(StageEnv& env, const config::StageConfig& stage) {
       t = t.to(at::kCPU);
       *z0 = objectives::kto_z0(t[0].item<double>(), t[1].item<double>());
     };
-    loss.attach_policy = [lm_slot](model::CausalLM& lm) { *lm_slot = &lm; };
   }
   return run_response_stage(env, stage, l.policy, train_set, eval ? &*eval : nullptr, reference, loss, l.pad);
 }
@@ -322,7 +323,7 @@ StageResult run_negatives(StageEnv& env, const config::StageConfig& stage) {
   auto [train_set, k] = load(stage.data.train, stage.data.num_samples.value_or(0));
   std::optional<ResponseSet> eval;
   if (!stage.data.eval.empty()) eval = load(stage.data.eval, k).first;
-  const double beta = stage.loss.beta.value_or(0.1);
+  const double beta = stage.loss.beta.value();  // filled by config::resolve for every loss type that uses it
   spdlog::info("[{}] {} training prompt(s) with a rejected response and {} sample(s) each; policy '{}', loss {} "
                "(beta {}, alpha {})", stage.name, train_set.size(), k, stage.policy, loss_names(stage), beta,
                stage.loss.d2o_alpha);

@@ -11,6 +11,7 @@
 #include <filesystem>
 
 #include "data/collate.h"
+#include "data/dealing.h"
 #include "trainer/checkpoint/fingerprint.h"
 #include "trainer/errors.h"
 #include "trainer/model/checkpoint_io.h"
@@ -18,24 +19,13 @@
 #include "trainer/model/safetensors_torch.h"
 #include "trainer/parallel/vocab_parallel.h"
 #include "trainer/stages/train_loop.h"
+#include "trainer/stages/training_stage.h"
 
 namespace aligntrain::stages {
 
 namespace fs = std::filesystem;
 
-data::Truncate truncate_of(config::Truncate t) {
-  switch (t) {
-    case config::Truncate::left: return data::Truncate::kLeft;
-    case config::Truncate::drop: return data::Truncate::kDrop;
-    default: return data::Truncate::kRight;
-  }
-}
-
 namespace {
-
-at::Tensor as_tensor(const std::vector<int64_t>& v, int64_t rows, int64_t length, const at::Device& device) {
-  return at::tensor(v, at::kLong).view({rows, length}).to(device);
-}
 
 std::vector<int64_t> all_columns(const ResponseSet& set) {
   std::vector<int64_t> c(static_cast<size_t>(set.width));
@@ -46,15 +36,7 @@ std::vector<int64_t> all_columns(const ResponseSet& set) {
 // Examples dealt round-robin over the DP group, in micro-batches: calls `f` with each of this rank's batches.
 template <class F>
 void for_my_batches(const ResponseSet& set, runtime::Groups& groups, int64_t micro, F f) {
-  std::vector<int64_t> mine;
-  for (int64_t i = groups.layout.dp_rank; i < set.size(); i += groups.layout.dp) {
-    mine.push_back(i);
-    if (static_cast<int64_t>(mine.size()) == micro) {
-      f(mine);
-      mine.clear();
-    }
-  }
-  if (!mine.empty()) f(mine);
+  for (const auto& batch : data::rank_batches(set.size(), groups.layout.dp_rank, groups.layout.dp, micro)) f(batch);
 }
 
 // [N, R] fp64 CPU table of reference log-probs, computed over the DP group.
@@ -144,8 +126,10 @@ SeqLogps sequence_logps(model::CausalLM& lm, runtime::Communicator& tp, const at
                         const ResponseSet& set, const std::vector<int64_t>& index, const std::vector<int64_t>& columns,
                         int32_t pad_id) {
   std::vector<std::vector<const data::Encoded*>> rows;
-  for (int64_t c : columns)
-    for (int64_t i : index) rows.push_back({&set.at(i, c)});
+  for (int64_t c : columns) {
+    auto column = set.rows(index, c);
+    rows.insert(rows.end(), column.begin(), column.end());
+  }
   data::CollateOptions co;
   co.pad_id = pad_id;
   co.train_on_prompt = true;  // labels on every token; the response mask below selects the sums
@@ -157,11 +141,8 @@ SeqLogps sequence_logps(model::CausalLM& lm, runtime::Communicator& tp, const at
     const auto n = static_cast<int64_t>(e.ids.size());
     for (int64_t j = std::max<int64_t>(1, e.prompt_len); j < n; ++j) response[r * b.length + j - 1] = 1.f;
   }
-  const auto ids = as_tensor(b.input_ids, b.rows, b.length, device);
-  model::ForwardInput in{ids, std::nullopt, std::nullopt, std::nullopt};
-  if (b.tokens < b.rows * b.length) in.attention_mask = as_tensor(b.attention_mask, b.rows, b.length, device);
-  const auto labels = model::shift_labels(ids, as_tensor(b.loss_mask, b.rows, b.length, device));
-  const auto lp = parallel::token_logprobs(lm, lm.hidden_states(in), labels, tp);  // [B·C, T] fp32, 0 where ignored
+  const auto mb = model_batch(b, device);
+  const auto lp = parallel::token_logprobs(lm, lm.hidden_states(mb.input), mb.labels, tp);  // [B·C, T] fp32, 0 where ignored
   // Sequence sums in fp64: a response's log-prob is a sum of many fp32 terms, and the losses of differences of
   // such sums (IPO, raw IPO) amplify its rounding.
   const auto lp64 = lp.to(at::kDouble);
@@ -171,7 +152,7 @@ SeqLogps sequence_logps(model::CausalLM& lm, runtime::Communicator& tp, const at
   out.sum = (lp64 * mask).sum(1).view({C, B}).t();
   out.len = mask.sum(1).view({C, B}).t();
   out.full_sum = lp64.narrow(0, 0, B).sum(1);
-  out.full_len = (labels.narrow(0, 0, B) != model::kIgnoreIndex).sum(1).to(at::kDouble);
+  out.full_len = (mb.labels.narrow(0, 0, B) != model::kIgnoreIndex).sum(1).to(at::kDouble);
   out.tokens = b.tokens;
   return out;
 }
@@ -188,8 +169,7 @@ Reference make_reference(StageEnv& env, const config::StageConfig& stage, const 
                      std::to_string(policy.config.vocab_size) + " (they must share a tokenizer)");
   }
   if (!stage.reference->precompute) {
-    out.live = load_model(ref_src, env.groups, env.device, dtype);
-    for (auto& p : out.live->lm->parameters()) p.set_requires_grad(false);
+    out.live = load_frozen_model(ref_src, env.groups, env.device, dtype);
     model::CausalLM* lm = out.live->lm.get();
     runtime::Groups* groups = &env.groups;
     const at::Device device = env.device;
@@ -210,10 +190,7 @@ Reference make_reference(StageEnv& env, const config::StageConfig& stage, const 
       spdlog::info("[{}] reference log-probs of {} from cache {}", stage.name, set.path, file.string());
       return *read_cache(file, set.size(), set.width);
     }
-    if (!model) {
-      model = load_model(ref_src, env.groups, env.device, dtype);
-      for (auto& p : model->lm->parameters()) p.set_requires_grad(false);
-    }
+    if (!model) model = load_frozen_model(ref_src, env.groups, env.device, dtype);
     spdlog::info("[{}] precomputing reference log-probs of {} examples of {} with '{}'", stage.name, set.size(),
                  set.path, ref_src.name);
     auto table = reference_table(*model->lm, env.groups, env.device, set, stage.batch.micro, pad);
@@ -284,7 +261,7 @@ class ResponseObjective : public TrainObjective {
       for (int64_t i : row)
         for (int64_t c : loss_.train_columns) tokens_ += static_cast<int64_t>(set_.at(i, c).ids.size());
     sums_ = MetricSums{};
-    if (loss_.before_step) loss_.before_step(data::micro_batches(step, groups_.layout.dp_rank, groups_.layout.dp, micro_));
+    if (loss_.before_step) loss_.before_step(lm_, data::micro_batches(step, groups_.layout.dp_rank, groups_.layout.dp, micro_));
   }
   void micro_step(const std::vector<std::vector<int64_t>>& rows) override {
     std::vector<int64_t> index;
@@ -342,7 +319,6 @@ StageResult run_response_stage(StageEnv& env, const config::StageConfig& stage, 
                                ResponseLoss& loss, int32_t pad) {
   if (stage.kind == config::StageKind::eval) {  // evaluation only: `train_set` is the stage's data.eval
     auto loaded = load_model(policy, env.groups, env.device, frozen_dtype(env.recipe, stage.policy));
-    if (loss.attach_policy) loss.attach_policy(*loaded.lm);
     const auto t0 = std::chrono::steady_clock::now();
     const StepMetrics m = evaluate_responses(*loaded.lm, env.groups, env.device, train_set, reference.train, loss,
                                              stage.batch.micro, pad);
@@ -363,23 +339,17 @@ StageResult run_response_stage(StageEnv& env, const config::StageConfig& stage, 
                          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()),
             false};
   }
-  auto loaded = load_model(policy, env.groups, env.device, policy_dtype(env.recipe));
-  loaded.lm->set_activation_checkpointing(stage.activation_checkpointing);
-  if (loss.attach_policy) loss.attach_policy(*loaded.lm);
-  ResponseObjective objective(*loaded.lm, env.groups, env.device, train_set, reference.train, loss, pad,
-                              stage.batch.micro);
-  TrainContext ctx{env.recipe, stage, env.groups, env.device, env.metrics, *loaded.lm, policy.tokenizer_dir, {}};
-  if (eval) {
-    ctx.evaluate = [&]() -> StepMetrics {
-      return evaluate_responses(*loaded.lm, env.groups, env.device, *eval, reference.eval, loss, stage.batch.micro,
-                                pad);
-    };
-  }
-  const TrainOutcome outcome = train(ctx, objective);
-  if (outcome.stopped) return {{}, true};
-  save_model(*loaded.lm, env.groups, stage_model_dir(env.recipe, stage.name), policy.tokenizer_dir);
-  spdlog::info("[{}] model saved to {}", stage.name, stage_model_dir(env.recipe, stage.name).string());
-  return {summary_of(stage, outcome), false};
+  return run_training_stage(env, stage, policy, [&](model::CausalLM& lm) {
+    StageTraining t;
+    t.objective = std::make_unique<ResponseObjective>(lm, env.groups, env.device, train_set, reference.train, loss, pad,
+                                                      stage.batch.micro);
+    if (eval) {
+      t.evaluate = [&env, &lm, eval, &reference, &loss, &stage, pad]() -> StepMetrics {
+        return evaluate_responses(lm, env.groups, env.device, *eval, reference.eval, loss, stage.batch.micro, pad);
+      };
+    }
+    return t;
+  });
 }
 
 }  // namespace aligntrain::stages

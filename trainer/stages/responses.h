@@ -38,6 +38,12 @@ struct ResponseSet {
 
   int64_t size() const { return static_cast<int64_t>(lines.size()); }
   const data::Encoded& at(int64_t i, int64_t r) const { return items.at(static_cast<size_t>(i * width + r)); }
+  // Response r of examples `index`, one collate row each.
+  std::vector<std::vector<const data::Encoded*>> rows(const std::vector<int64_t>& index, int64_t r) const {
+    std::vector<std::vector<const data::Encoded*>> out;
+    for (int64_t i : index) out.push_back({&at(i, r)});
+    return out;
+  }
 };
 
 // Sequence log-probs of responses `columns` of examples `index`, from one forward over B·C rows.
@@ -87,11 +93,10 @@ using LossFn = std::function<objectives::LossTerms(const LossInput&)>;
 struct ResponseLoss {
   std::vector<int64_t> train_columns, eval_columns;  // responses the loss reads, in training and evaluation
   LossFn loss;
-  // Optional: before each training step, with this rank's micro-batches of the step (e.g. KTO's z0).
-  std::function<void(const std::vector<std::vector<std::vector<int64_t>>>&)> before_step;
+  // Optional: before each training step, with the policy and this rank's micro-batches of the step (e.g. KTO's z0).
+  std::function<void(model::CausalLM& policy, const std::vector<std::vector<std::vector<int64_t>>>&)> before_step;
   std::function<nlohmann::json()> state;                  // optional: objective state for checkpoints
   std::function<void(const nlohmann::json&)> load_state;  // optional
-  std::function<void(model::CausalLM&)> attach_policy;    // optional: told the policy model once it is loaded
 };
 
 // Trains `policy` on `train` with `loss`; evaluates on `eval` at the start, every eval.every_steps and at the end;
@@ -100,7 +105,6 @@ StageResult run_response_stage(StageEnv& env, const config::StageConfig& stage, 
                                const ResponseSet& train, const ResponseSet* eval, Reference& reference,
                                ResponseLoss& loss, int32_t pad_id);
 
-data::Truncate truncate_of(config::Truncate t);
 
 // A digest of everything a frozen model's per-example outputs on `set` depend on: the model (weight file contents,
 // or its init), tokenizer files, data file contents, max_length, truncation, template, dtype, TP degree and layout,

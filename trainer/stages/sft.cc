@@ -6,25 +6,15 @@
 
 #include <cmath>
 
+#include "data/dealing.h"
 #include "trainer/errors.h"
 #include "trainer/model/logprobs.h"
 #include "trainer/parallel/vocab_parallel.h"
+#include "trainer/stages/training_stage.h"
 
 namespace aligntrain::stages {
 
 namespace {
-
-data::Truncate truncate_of(config::Truncate t) {
-  switch (t) {
-    case config::Truncate::left: return data::Truncate::kLeft;
-    case config::Truncate::drop: return data::Truncate::kDrop;
-    default: return data::Truncate::kRight;
-  }
-}
-
-at::Tensor as_tensor(const std::vector<int64_t>& v, int64_t rows, int64_t length, const at::Device& device) {
-  return at::tensor(v, at::kLong).view({rows, length}).to(device);
-}
 
 std::vector<std::vector<const data::Encoded*>> rows_of(const SftData& data, const std::vector<std::vector<int64_t>>& rows) {
   std::vector<std::vector<const data::Encoded*>> out;
@@ -77,37 +67,24 @@ SftData load_sft_data(const std::string& path, const config::StageConfig& stage,
 }
 
 at::Tensor sum_nll(model::CausalLM& lm, const data::Batch& b, runtime::Communicator& tp, const at::Device& device) {
-  const auto ids = as_tensor(b.input_ids, b.rows, b.length, device);
-  model::ForwardInput in{ids, std::nullopt, std::nullopt, std::nullopt};
-  if (b.tokens < b.rows * b.length) in.attention_mask = as_tensor(b.attention_mask, b.rows, b.length, device);
-  if (b.packed) {
-    in.position_ids = as_tensor(b.position_ids, b.rows, b.length, device);
-    in.segment_ids = as_tensor(b.segment_ids, b.rows, b.length, device);
-  }
-  const auto labels = model::shift_labels(ids, as_tensor(b.loss_mask, b.rows, b.length, device));
-  const auto lp = parallel::token_logprobs(lm, lm.hidden_states(in), labels, tp);
+  const auto mb = model_batch(b, device);
+  const auto lp = parallel::token_logprobs(lm, lm.hidden_states(mb.input), mb.labels, tp);
   return -lp.sum();
 }
 
 EvalLoss evaluate_sft(model::CausalLM& lm, runtime::Groups& groups, const at::Device& device, const SftData& data,
                       int64_t micro, const data::CollateOptions& collate) {
   at::NoGradGuard no_grad;
-  const int dp = groups.layout.dp, r = groups.layout.dp_rank;
-  std::vector<std::vector<int64_t>> mine;
   double nll = 0;
   int64_t tokens = 0;
-  auto flush = [&] {
-    if (mine.empty()) return;
-    const auto b = data::collate(rows_of(data, mine), collate);
+  for (const auto& batch :
+       data::rank_batches(static_cast<int64_t>(data.examples.size()), groups.layout.dp_rank, groups.layout.dp, micro)) {
+    std::vector<std::vector<int64_t>> rows;
+    for (int64_t i : batch) rows.push_back({i});
+    const auto b = data::collate(rows_of(data, rows), collate);
     nll += sum_nll(lm, b, *groups.tp, device).item<double>();
     tokens += b.loss_tokens;
-    mine.clear();
-  };
-  for (int64_t i = r; i < static_cast<int64_t>(data.examples.size()); i += dp) {
-    mine.push_back({i});
-    if (static_cast<int64_t>(mine.size()) == micro) flush();
   }
-  flush();
   auto t = at::tensor({nll, static_cast<double>(tokens)}, at::kDouble).to(device);
   groups.dp->all_reduce(t, runtime::ReduceOp::kSum);
   t = t.to(at::kCPU);
@@ -147,6 +124,28 @@ StepMetrics SftObjective::end_step() {
   groups_.dp->all_reduce(t, runtime::ReduceOp::kSum);
   const double loss = t.to(at::kCPU).item<double>() / static_cast<double>(loss_tokens_);
   return {{"loss", loss}, {"ppl", std::exp(loss)}};
+}
+
+StageResult run_sft(StageEnv& env, const config::StageConfig& stage) {
+  const ModelSource src = resolve_model(env.recipe, stage.policy);
+  const auto tok = data::load_tokenizer(src.tokenizer_dir);
+  const SftData train_data = load_sft_data(stage.data.train, stage, *tok, src.chat_template, src.weights_dir);
+  std::optional<SftData> eval;
+  if (!stage.data.eval.empty()) eval = load_sft_data(stage.data.eval, stage, *tok, src.chat_template, src.weights_dir);
+  spdlog::info("[{}] {} training example(s){}; policy '{}'", stage.name, train_data.examples.size(),
+               eval ? fmt::format(", {} eval example(s)", eval->examples.size()) : "", stage.policy);
+  const auto collate = collate_options(*tok, stage);
+  return run_training_stage(env, stage, src, [&](model::CausalLM& lm) {
+    StageTraining t;
+    t.objective = std::make_unique<SftObjective>(lm, env.groups, env.device, train_data, collate, stage.data.packing);
+    if (eval) {
+      t.evaluate = [&env, &lm, &eval, &stage, collate]() -> StepMetrics {
+        const auto e = evaluate_sft(lm, env.groups, env.device, *eval, stage.batch.micro, collate);
+        return {{"eval/loss", e.loss}, {"eval/ppl", std::exp(e.loss)}, {"eval/tokens", static_cast<double>(e.tokens)}};
+      };
+    }
+    return t;
+  });
 }
 
 }  // namespace aligntrain::stages

@@ -15,6 +15,7 @@
 #include "trainer/model/transformer.h"
 #include "trainer/runtime/communicators.h"
 #include "trainer/stages/objective.h"
+#include "trainer/stages/stage_env.h"
 
 namespace aligntrain::stages {
 
@@ -65,5 +66,8 @@ class SftObjective : public TrainObjective {
   int64_t loss_tokens_ = 0, step_tokens_ = 0;
   double nll_sum_ = 0;
 };
+
+// kind: sft — the stage runner.
+StageResult run_sft(StageEnv& env, const config::StageConfig& stage);
 
 }  // namespace aligntrain::stages

@@ -2,6 +2,8 @@
 
 #include <ATen/ATen.h>
 
+#include "trainer/model/logprobs.h"
+
 namespace aligntrain::stages {
 
 nlohmann::ordered_json summary_of(const config::StageConfig& stage, const TrainOutcome& o) {
@@ -37,6 +39,29 @@ nlohmann::ordered_json eval_summary(double loss, std::optional<double> accuracy,
   if (accuracy) s["eval_accuracy_after"] = *accuracy;
   s["seconds"] = seconds;
   return s;
+}
+
+data::Truncate truncate_of(config::Truncate t) {
+  switch (t) {
+    case config::Truncate::left: return data::Truncate::kLeft;
+    case config::Truncate::drop: return data::Truncate::kDrop;
+    case config::Truncate::right: return data::Truncate::kRight;
+  }
+  return data::Truncate::kRight;
+}
+
+ModelBatch model_batch(const data::Batch& b, const at::Device& device) {
+  auto as_tensor = [&](const std::vector<int64_t>& v) { return at::tensor(v, at::kLong).view({b.rows, b.length}).to(device); };
+  ModelBatch out;
+  out.input.input_ids = as_tensor(b.input_ids);
+  if (b.tokens < b.rows * b.length) out.input.attention_mask = as_tensor(b.attention_mask);
+  if (b.packed) {
+    out.input.position_ids = as_tensor(b.position_ids);
+    out.input.segment_ids = as_tensor(b.segment_ids);
+  }
+  out.loss_mask = as_tensor(b.loss_mask);
+  out.labels = model::shift_labels(out.input.input_ids, out.loss_mask);
+  return out;
 }
 
 data::CollateOptions collate_options(const data::Tokenizer& tok, const config::StageConfig& stage) {

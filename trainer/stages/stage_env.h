@@ -8,7 +8,9 @@
 
 #include "config/schema.h"
 #include "data/collate.h"
+#include "data/encode.h"
 #include "data/tokenizer.h"
+#include "trainer/model/transformer.h"
 #include "trainer/metrics/metrics.h"
 #include "trainer/runtime/communicators.h"
 #include "trainer/runtime/world.h"
@@ -34,6 +36,17 @@ nlohmann::ordered_json summary_of(const config::StageConfig& stage, const TrainO
 
 // The summary row of an eval stage: its held-out loss and, when it has one, accuracy.
 nlohmann::ordered_json eval_summary(double loss, std::optional<double> accuracy, double seconds);
+
+// The data layer's truncation side for a recipe's data.truncate.
+data::Truncate truncate_of(config::Truncate t);
+
+// A collated batch as model input on `device`: ids, attention mask (only when there is padding), positions and
+// segments (packed rows), the 0/1 loss mask and the labels (next token where the loss mask is 1, -100 elsewhere).
+struct ModelBatch {
+  model::ForwardInput input;
+  at::Tensor loss_mask, labels;
+};
+ModelBatch model_batch(const data::Batch& batch, const at::Device& device);
 
 // Padding id and prompt masking for a stage's batches.
 data::CollateOptions collate_options(const data::Tokenizer& tok, const config::StageConfig& stage);

@@ -15,6 +15,7 @@
 #include "trainer/optim/schedule.h"
 #include "trainer/parallel/data_parallel.h"
 #include "trainer/runtime/signals.h"
+#include "trainer/stages/stage_state.h"
 
 namespace aligntrain::stages {
 
@@ -68,11 +69,10 @@ TrainOutcome train(TrainContext& ctx, TrainObjective& objective) {
   TrainOutcome out;
   out.total = total_steps(stage, objective, seed);
 
-  // Parameters: decay for matrices only; norms for clipping know their TP sharding.
-  std::vector<optim::ParamGroupEntry> params;
-  for (const auto& item : ctx.lm.named_parameters()) {
-    params.push_back({item.key(), item.value(), optim::decays_by_default(item.value())});
-  }
+  // The trainable parameters of the policy's parameter set (frozen ones get no gradient and no optimizer state);
+  // norms for clipping know their TP sharding.
+  const model::ParameterSet& param_set = ctx.lm.parameter_set();
+  std::vector<optim::ParamGroupEntry> params = optim::trainable_entries(param_set);
   optim::AdamWOptions ao;
   ao.weight_decay = stage.optimizer.weight_decay;
   ao.beta1 = stage.optimizer.betas[0];
@@ -82,7 +82,7 @@ TrainOutcome train(TrainContext& ctx, TrainObjective& objective) {
   std::vector<at::Tensor> param_tensors;
   for (const auto& p : params) param_tensors.push_back(p.param);
   parallel::GradientAverager averager(param_tensors, *groups.dp, int64_t{ctx.recipe.parallel.bucket_mb} << 20);
-  const auto norm_params = parallel::norm_params(ctx.lm);
+  const auto norm_params = parallel::norm_params(param_set);
   const double base_lr = stage.optimizer.lr.value_or(config::default_lr(stage.kind));
 
   // Resume from the newest complete checkpoint of this stage, if the recipe still describes the same training.
@@ -91,12 +91,8 @@ TrainOutcome train(TrainContext& ctx, TrainObjective& objective) {
   int64_t step = 0, cursor = 0;
   if (const auto latest = checkpoint::latest_complete(ckpt_dir)) {
     const auto state = checkpoint::read_state(*latest);
-    if (const auto diff = checkpoint::fingerprint_difference(state.fingerprint, fingerprint)) {
-      throw UsageError("cannot resume stage '" + stage.name + "' from " + latest->string() +
-                       ": the recipe changed in a field that changes results (" + *diff +
-                       "). Restore it, or run with --fresh to start over");
-    }
-    const auto optim_state = checkpoint::load_rank(*latest, groups.layout.rank, model::named_tensors(ctx.lm));
+    require_same_recipe(stage.name, *latest, state.fingerprint, fingerprint);
+    const auto optim_state = checkpoint::load_rank(*latest, groups.layout.rank, param_set.named_tensors());
     optimizer.load_state(optim_state, state.step);
     objective.load_state(state.objective);
     step = state.step;
@@ -119,7 +115,7 @@ TrainOutcome train(TrainContext& ctx, TrainObjective& objective) {
     st.dp = groups.layout.dp;
     st.fingerprint = fingerprint;
     st.objective = objective.state();
-    const auto w = checkpoint::write_checkpoint(ckpt_dir, st, {model::named_tensors(ctx.lm), optimizer.state_tensors()},
+    const auto w = checkpoint::write_checkpoint(ckpt_dir, st, {param_set.named_tensors(), optimizer.state_tensors()},
                                                 ctx.lm.config(), ctx.tokenizer_dir, *groups.world,
                                                 stage.checkpoint.keep_last);
     spdlog::info("[{}] checkpoint step {} written to {} in {:.1f}s", stage.name, step, w.dir.string(), w.seconds);

@@ -6,6 +6,7 @@
 
 #include <map>
 
+#include "data/dealing.h"
 #include "data/encode.h"
 #include "data/example.h"
 #include "trainer/errors.h"
@@ -44,11 +45,10 @@ at::Tensor embed_prompts(StageEnv& env, model::CausalLM& lm, const std::vector<s
     out.index_copy_(0, at::tensor(mine, at::kLong), mean);
     mine.clear();
   };
-  for (int64_t i = env.groups.layout.dp_rank; i < n; i += dp) {
-    mine.push_back(i);
-    if (static_cast<int64_t>(mine.size()) == micro) flush();
+  for (const auto& batch : data::rank_batches(n, env.groups.layout.dp_rank, dp, micro)) {
+    mine = batch;
+    flush();
   }
-  flush();
   if (dp > 1) {
     auto d = out.to(env.device);
     env.groups.dp->all_reduce(d, runtime::ReduceOp::kSum);

@@ -1,17 +1,17 @@
 // See recipe_models.h.
-#include "trainer/cli/recipe_models.h"
+#include "trainer/model/recipe_models.h"
 
 #include <filesystem>
 
 #include "trainer/errors.h"
 #include "trainer/model/presets.h"
 
-namespace aligntrain::cli {
+namespace aligntrain::model {
 
-model::ModelConfig model_config_of(const config::ModelSpec& spec) {
-  if (!spec.init) return model::load_model_config((std::filesystem::path(spec.path) / "config.json").string());
+ModelConfig model_config_of(const config::ModelSpec& spec) {
+  if (!spec.init) return load_model_config((std::filesystem::path(spec.path) / "config.json").string());
   const config::InitSpec& init = *spec.init;
-  model::ModelConfig c = model::preset_config(init.preset);
+  ModelConfig c = preset_config(init.preset);
   if (init.hidden_size) c.hidden_size = *init.hidden_size;
   if (init.num_layers) c.num_layers = *init.num_layers;
   if (init.num_heads) c.num_heads = *init.num_heads;
@@ -21,7 +21,7 @@ model::ModelConfig model_config_of(const config::ModelSpec& spec) {
   if (init.max_position_embeddings) c.max_position_embeddings = *init.max_position_embeddings;
   if (init.tie_word_embeddings) c.tie_word_embeddings = *init.tie_word_embeddings;
   if (init.hidden_size || init.num_heads) c.head_dim = c.hidden_size / c.num_heads;
-  model::check_model_config(c, "models: init");
+  check_model_config(c, "models: init");
   return c;
 }
 
@@ -33,7 +33,7 @@ config::Diagnostics check_models(const config::Recipe& recipe) {
     auto report = [&](const std::string& key, const std::string& message) {
       out.push_back(config::Diagnostic{where.file, where.line, where.column, key, message});
     };
-    model::ModelConfig c;
+    ModelConfig c;
     try {
       c = model_config_of(spec);
     } catch (const std::exception& e) {
@@ -49,4 +49,4 @@ config::Diagnostics check_models(const config::Recipe& recipe) {
   return out;
 }
 
-}  // namespace aligntrain::cli
+}  // namespace aligntrain::model

@@ -6,12 +6,12 @@
 #include "config/recipe.h"
 #include "trainer/model/model_config.h"
 
-namespace aligntrain::cli {
+namespace aligntrain::model {
 
 // Throws UsageError (unknown preset) or DataError (unreadable or unsupported config.json).
-model::ModelConfig model_config_of(const config::ModelSpec& spec);
+ModelConfig model_config_of(const config::ModelSpec& spec);
 
 // One diagnostic per model whose architecture cannot be read, or does not divide by parallel.tensor.
 config::Diagnostics check_models(const config::Recipe& recipe);
 
-}  // namespace aligntrain::cli
+}  // namespace aligntrain::model

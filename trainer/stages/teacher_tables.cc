@@ -1,0 +1,119 @@
+// See teacher_tables.h.
+#include "trainer/stages/teacher_tables.h"
+
+#include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <filesystem>
+
+#include "data/collate.h"
+#include "data/dealing.h"
+#include "trainer/model/logprobs.h"
+#include "trainer/model/safetensors_torch.h"
+
+namespace aligntrain::stages {
+
+namespace fs = std::filesystem;
+
+std::vector<int64_t> table_offsets(const ResponseSet& set, const std::vector<int64_t>& columns) {
+  std::vector<int64_t> off(static_cast<size_t>(set.size() * set.width + 1), 0);
+  for (int64_t i = 0; i < set.size(); ++i) {
+    for (int64_t c = 0; c < set.width; ++c) {
+      const auto& e = set.at(i, c);
+      const bool used = std::find(columns.begin(), columns.end(), c) != columns.end();
+      const size_t k = static_cast<size_t>(i * set.width + c);
+      off[k + 1] = off[k] + (used ? static_cast<int64_t>(e.ids.size()) - e.prompt_len : 0);
+    }
+  }
+  return off;
+}
+
+at::Tensor table_rows(const std::vector<int64_t>& offsets, const ResponseSet& set, const std::vector<int64_t>& index,
+                      int64_t c) {
+  std::vector<int64_t> rows;
+  for (int64_t i : index) {
+    const size_t k = static_cast<size_t>(i * set.width + c);
+    for (int64_t r = offsets[k]; r < offsets[k + 1]; ++r) rows.push_back(r);
+  }
+  return at::tensor(rows, at::kLong);
+}
+
+TableStore precompute_tables(StageEnv& env, const config::StageConfig& stage, const ModelSource& teacher_src,
+                             const ResponseSet& set, const std::vector<int64_t>& columns, int32_t pad) {
+  TableStore t;
+  t.offsets = table_offsets(set, columns);
+  const int64_t rows = t.offsets.back(), k = stage.loss.top_k;
+  const auto dtype = frozen_dtype(env.recipe, teacher_src.name);
+  std::string cols;
+  for (int64_t c : columns) cols += std::to_string(c) + ",";
+  const std::string key = frozen_outputs_key(env.recipe, stage, teacher_src, set, dtype,
+                                             "teacher-table|k:" + std::to_string(k) + "|columns:" + cols);
+  const fs::path file = fs::path(env.recipe.run.output_dir) / "cache" / ("teacher-" + key + ".safetensors");
+  auto read = [&]() -> bool {
+    if (!fs::exists(file)) return false;
+    try {
+      for (const auto& [name, x] : model::load_safetensors(file.string())) {
+        if (name == "indices") t.indices = x.to(at::kLong);
+        if (name == "probs") t.probs = x.to(at::kFloat);
+        if (name == "remaining") t.remaining = x.to(at::kFloat);
+      }
+    } catch (const std::exception& e) {
+      spdlog::warn("ignoring unreadable teacher table cache {}: {}", file.string(), e.what());
+      return false;
+    }
+    return t.indices.defined() && t.probs.defined() && t.remaining.defined() && t.indices.size(0) == rows &&
+           t.indices.size(1) == k && t.probs.sizes() == t.indices.sizes() && t.remaining.size(0) == rows;
+  };
+  if (env.world.all_ok(read())) {
+    spdlog::info("[{}] top-{} tables of '{}' on {} from cache {}", stage.name, k, teacher_src.name, set.path,
+                 file.string());
+    return t;
+  }
+  spdlog::info("[{}] precomputing top-{} tables of '{}' on {} ({} positions)", stage.name, k, teacher_src.name, set.path,
+               rows);
+  auto loaded = load_frozen_model(teacher_src, env.groups, env.device, dtype);
+  at::NoGradGuard no_grad;
+  t.indices = at::zeros({rows, k}, at::kLong);
+  t.probs = at::zeros({rows, k}, at::kFloat);
+  t.remaining = at::zeros({rows}, at::kFloat);
+  const int dp = env.groups.layout.dp;
+  std::vector<int64_t> mine;
+  auto flush = [&] {
+    for (int64_t c : columns) {
+      if (mine.empty()) break;
+      const auto b = data::collate(set.rows(mine, c), data::CollateOptions{pad, false});
+      const auto mb = model_batch(b, env.device);
+      const auto sel = mb.labels.ne(model::kIgnoreIndex).reshape({-1}).nonzero().squeeze(-1);
+      const auto h = loaded.lm->hidden_states(mb.input);
+      const auto h_sel = h.reshape({-1, h.size(-1)}).index_select(0, sel);
+      const auto dest = table_rows(t.offsets, set, mine, c);
+      const auto table = objectives::teacher_table(loaded.lm->lm_head_forward(h_sel), k, *env.groups.tp);
+      t.indices.index_copy_(0, dest, table.indices.to(at::kCPU));
+      t.probs.index_copy_(0, dest, table.probs.to(at::kCPU, at::kFloat));
+      t.remaining.index_copy_(0, dest, table.remaining.to(at::kCPU, at::kFloat));
+    }
+    mine.clear();
+  };
+  for (const auto& batch : data::rank_batches(set.size(), env.groups.layout.dp_rank, dp, stage.batch.micro)) {
+    mine = batch;
+    flush();
+  }
+  if (dp > 1) {  // every row was computed by exactly one replica
+    for (at::Tensor* x : {&t.indices, &t.probs, &t.remaining}) {
+      auto d = x->to(env.device);
+      env.groups.dp->all_reduce(d, runtime::ReduceOp::kSum);
+      *x = d.to(at::kCPU);
+    }
+  }
+  if (env.world.is_root()) {
+    fs::create_directories(file.parent_path());
+    model::save_safetensors(file.string(), {{"indices", t.indices}, {"probs", t.probs}, {"remaining", t.remaining}},
+                            {{"key", key}, {"data", set.path}, {"teacher", teacher_src.name}});
+  }
+  env.world.barrier();
+  return t;  // the teacher model is freed here
+}
+
+}  // namespace aligntrain::stages

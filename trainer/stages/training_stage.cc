@@ -1,0 +1,25 @@
+// See training_stage.h.
+#include "trainer/stages/training_stage.h"
+
+#include <spdlog/spdlog.h>
+
+#include "trainer/stages/train_loop.h"
+
+namespace aligntrain::stages {
+
+StageResult run_training_stage(StageEnv& env, const config::StageConfig& stage, const ModelSource& policy,
+                               const BuildTraining& build) {
+  auto loaded = load_model(policy, env.groups, env.device, policy_dtype(env.recipe));
+  loaded.lm->set_activation_checkpointing(stage.activation_checkpointing);
+  StageTraining training = build(*loaded.lm);
+  TrainContext ctx{env.recipe, stage, env.groups, env.device, env.metrics, *loaded.lm, policy.tokenizer_dir,
+                   training.evaluate};
+  const TrainOutcome outcome = train(ctx, *training.objective);
+  if (outcome.stopped) return {{}, true};
+  const auto dir = stage_model_dir(env.recipe, stage.name);
+  save_model(*loaded.lm, env.groups, dir, policy.tokenizer_dir);
+  spdlog::info("[{}] model saved to {}", stage.name, dir.string());
+  return {summary_of(stage, outcome), false};
+}
+
+}  // namespace aligntrain::stages
