@@ -13,24 +13,21 @@ namespace aligntrain::kernels {
 
 namespace {
 
-using runtime::Communicator;
-using runtime::ReduceOp;
-
 void require(bool ok, const std::string& what) {
   if (!ok) throw std::invalid_argument("kd_divergence_rows: " + what);
 }
 
 std::string shape(const at::Tensor& t) { return t.defined() ? c10::str(t.sizes()) : "undefined"; }
 
-void all_reduce(at::Tensor& t, ReduceOp op, Communicator& g) {
-  if (g.size() > 1) g.all_reduce(t, op);
+void combine(at::Tensor& t, const std::function<void(at::Tensor&)>& op) {
+  if (op) op(t);
 }
 
 }  // namespace
 
 at::Tensor kd_divergence_rows(const at::Tensor& teacher_logits, at::Tensor& student_logits,
                               const at::Tensor& grad_weights, Divergence divergence, double jsd_beta,
-                              double temperature, Communicator& g, int64_t block_rows) {
+                              double temperature, const ShardReduce& g, int64_t block_rows) {
   require(teacher_logits.defined() && teacher_logits.dim() == 2 && teacher_logits.size(1) > 0,
           "teacher_logits must be [N, V/p], got " + shape(teacher_logits));
   require(student_logits.defined() && student_logits.sizes() == teacher_logits.sizes(),
@@ -62,9 +59,9 @@ at::Tensor kd_divergence_rows(const at::Tensor& teacher_logits, at::Tensor& stud
     auto lp = teacher_logits.narrow(0, start, r).to(type).div(temperature);
     auto lq = student_logits.narrow(0, start, r).to(type).div(temperature);
     auto m = at::stack({std::get<0>(lp.max(-1)), std::get<0>(lq.max(-1))});  // [2, r]
-    all_reduce(m, ReduceOp::kMax, g);
+    combine(m, g.max);
     auto s = at::stack({(lp - m[0].unsqueeze(-1)).exp_().sum(-1), (lq - m[1].unsqueeze(-1)).exp_().sum(-1)});
-    all_reduce(s, ReduceOp::kSum, g);
+    combine(s, g.sum);
     s.log_();
     lp.sub_(m[0].unsqueeze(-1)).sub_(s[0].unsqueeze(-1));
     lq.sub_(m[1].unsqueeze(-1)).sub_(s[1].unsqueeze(-1));
@@ -96,7 +93,7 @@ at::Tensor kd_divergence_rows(const at::Tensor& teacher_logits, at::Tensor& stud
       }
     }
     auto sums = grad && gq.defined() ? at::stack({value, (q * gq).sum(-1)}) : value.unsqueeze(0);
-    all_reduce(sums, ReduceOp::kSum, g);
+    combine(sums, g.sum);
     out.narrow(0, start, r).copy_(sums[0]);
     if (!grad) continue;
     const auto scale = grad_weights.narrow(0, start, r).to(type).div(temperature).unsqueeze(-1);

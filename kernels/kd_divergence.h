@@ -11,10 +11,16 @@
 #include <ATen/ATen.h>
 
 #include <cstdint>
-
-#include "trainer/runtime/communicator.h"
+#include <functional>
 
 namespace aligntrain::kernels {
+
+// How a kernel combines per-row statistics over the vocabulary shards of a tensor-parallel group: an in-place max
+// and an in-place sum over the group's ranks. Kernels do no communication of their own; the caller adapts its
+// communicator (parallel::shard_reduce). Empty functions: one rank, nothing to combine.
+struct ShardReduce {
+  std::function<void(at::Tensor&)> max, sum;
+};
 
 // p = softmax(teacher/τ), q = softmax(student/τ).
 enum class Divergence {
@@ -24,8 +30,8 @@ enum class Divergence {
   tvd,         // ½ Σ |p − q|
 };
 
-// D_n(p ‖ q) for every position n of teacher_logits and student_logits [N, V/p] (this rank's vocabulary columns; the
-// group all-reduces the row statistics), returned as [N] in the compute dtype (fp64 for fp64 students, else fp32).
+// D_n(p ‖ q) for every position n of teacher_logits and student_logits [N, V/p] (this rank's vocabulary columns;
+// `shards` combines the row statistics over the group), returned as [N] in the compute dtype (fp64 for fp64 students, else fp32).
 // jsd_beta in [0, 1] (read for jsd only), temperature > 0. No autograd: the teacher is a constant.
 // When grad_weights [N] is defined, student_logits (contiguous, already in the compute dtype, the caller's own
 // buffer) is overwritten with ∂(Σ_n grad_weights[n]·D_n)/∂student_logits, i.e. with q ⊙ (G − ⟨q, G⟩)·w/τ where
@@ -33,6 +39,6 @@ enum class Divergence {
 // Every rank of the group must call it with the same N and block_rows.
 at::Tensor kd_divergence_rows(const at::Tensor& teacher_logits, at::Tensor& student_logits,
                               const at::Tensor& grad_weights, Divergence divergence, double jsd_beta,
-                              double temperature, runtime::Communicator& group, int64_t block_rows = 0);
+                              double temperature, const ShardReduce& shards, int64_t block_rows = 0);
 
 }  // namespace aligntrain::kernels

@@ -16,6 +16,7 @@
 #include "kernels/kd_divergence.h"
 #include "test/util/mpi_test_main.h"
 #include "trainer/objectives/distill.h"
+#include "trainer/parallel/vocab_parallel.h"
 #include "trainer/runtime/communicator_self.h"
 #include "trainer/runtime/communicators.h"
 
@@ -62,6 +63,7 @@ class KdDivergenceRows : public ::testing::TestWithParam<at::ScalarType> {
  protected:
   static constexpr int64_t kN = 7, kV = 16, kH = 5;
   runtime::Communicator& g = *groups().tp;
+  const ShardReduce shards = parallel::shard_reduce(g);
   runtime::SelfCommunicator one;
   at::ScalarType dtype = GetParam();
   double tol = dtype == at::kDouble ? 1e-12 : 1e-6;
@@ -93,13 +95,13 @@ TEST_P(KdDivergenceRows, EqualsAutogradOfTheFormulas) {
           const std::string what = std::string(c.name) + " T=" + std::to_string(temperature) + " scale " +
                                    std::to_string(scale) + " block " + std::to_string(block);
           auto logits = mine(s);
-          const auto value = kd_divergence_rows(mine(t), logits, w, c.divergence, c.beta, temperature, g, block);
+          const auto value = kd_divergence_rows(mine(t), logits, w, c.divergence, c.beta, temperature, shards, block);
           expect_as_accurate(value, want, truth, tol, what + " value");
           expect_as_accurate(logits, mine(full.grad()), mine(full64.grad()), tol, what + " gradient");
           EXPECT_EQ(value.scalar_type(), dtype) << what;
           // Without weights: the same values, the logits untouched.
           auto untouched = mine(s);
-          const auto plain = kd_divergence_rows(mine(t), untouched, {}, c.divergence, c.beta, temperature, g, block);
+          const auto plain = kd_divergence_rows(mine(t), untouched, {}, c.divergence, c.beta, temperature, shards, block);
           EXPECT_TRUE(plain.equal(value)) << what;
           EXPECT_TRUE(untouched.equal(mine(s))) << what;
         }
@@ -112,7 +114,7 @@ TEST_P(KdDivergenceRows, ZeroForEqualDistributions) {
   const auto t = normal({kN, kV}, 1.0, 4);
   for (const auto& c : kCases) {
     auto logits = mine(t + 3.0);  // a constant shift is the same distribution
-    const auto value = kd_divergence_rows(mine(t), logits, at::ones({kN}, t.options()), c.divergence, c.beta, 1.0, g);
+    const auto value = kd_divergence_rows(mine(t), logits, at::ones({kN}, t.options()), c.divergence, c.beta, 1.0, shards);
     EXPECT_LE(value.abs().max().item<double>(), tol) << c.name;
     // TVD's |p − q| has a kink at p = q: rounding picks a side, so its (sub)gradient is not 0 there.
     if (c.divergence != Divergence::tvd) EXPECT_LE(logits.abs().max().item<double>(), tol) << c.name;
@@ -134,7 +136,7 @@ TEST_P(KdDivergenceRows, ChunkedTokenLossWithTheKernelEqualsAutograd) {
       return objectives::kd_divergence(teacher_logits(tw, start, n), logits, c.divergence, c.beta, 2.0, one);
     };
     const objectives::ChunkGradTerm fused = [&](at::Tensor& logits, const at::Tensor& f, int64_t start, int64_t n) {
-      return kd_divergence_rows(teacher_logits(rows(tw), start, n), logits, f, c.divergence, c.beta, 2.0, g);
+      return kd_divergence_rows(teacher_logits(rows(tw), start, n), logits, f, c.divergence, c.beta, 2.0, shards);
     };
     const auto h1 = hidden.clone().requires_grad_(true), w1 = w.clone().requires_grad_(true);
     const auto want = objectives::chunked_token_loss(h1, w1, weights, spec, one, 3);
@@ -156,16 +158,16 @@ TEST_P(KdDivergenceRows, RefusesBadArguments) {
   auto s = mine(normal({kN, kV}, 1.0, 2));
   const auto w = at::ones({kN}, t.options());
   auto narrow = s.narrow(1, 0, 1).contiguous();
-  EXPECT_THROW(kd_divergence_rows(t, narrow, w, Divergence::forward_kl, 0, 1, g), std::invalid_argument);
-  EXPECT_THROW(kd_divergence_rows(t, s, w, Divergence::forward_kl, 0, 0.0, g), std::invalid_argument);
-  EXPECT_THROW(kd_divergence_rows(t, s, w, Divergence::jsd, 1.5, 1, g), std::invalid_argument);
-  EXPECT_THROW(kd_divergence_rows(t, s, w.narrow(0, 0, 2), Divergence::tvd, 0, 1, g), std::invalid_argument);
+  EXPECT_THROW(kd_divergence_rows(t, narrow, w, Divergence::forward_kl, 0, 1, shards), std::invalid_argument);
+  EXPECT_THROW(kd_divergence_rows(t, s, w, Divergence::forward_kl, 0, 0.0, shards), std::invalid_argument);
+  EXPECT_THROW(kd_divergence_rows(t, s, w, Divergence::jsd, 1.5, 1, shards), std::invalid_argument);
+  EXPECT_THROW(kd_divergence_rows(t, s, w.narrow(0, 0, 2), Divergence::tvd, 0, 1, shards), std::invalid_argument);
   auto strided = normal({local, kN}, 1.0, 3).t();
-  EXPECT_THROW(kd_divergence_rows(t, strided, w, Divergence::tvd, 0, 1, g), std::invalid_argument);
+  EXPECT_THROW(kd_divergence_rows(t, strided, w, Divergence::tvd, 0, 1, shards), std::invalid_argument);
   auto half = s.to(at::kBFloat16);
-  EXPECT_THROW(kd_divergence_rows(t, half, w, Divergence::tvd, 0, 1, g), std::invalid_argument);
+  EXPECT_THROW(kd_divergence_rows(t, half, w, Divergence::tvd, 0, 1, shards), std::invalid_argument);
   // Without a gradient a bf16 student is fine (computed in fp32).
-  EXPECT_EQ(kd_divergence_rows(t, half, {}, Divergence::tvd, 0, 1, g).scalar_type(), at::kFloat);
+  EXPECT_EQ(kd_divergence_rows(t, half, {}, Divergence::tvd, 0, 1, shards).scalar_type(), at::kFloat);
 }
 
 INSTANTIATE_TEST_SUITE_P(Dtypes, KdDivergenceRows, ::testing::Values(at::kFloat, at::kDouble),

@@ -10,6 +10,13 @@
 
 namespace aligntrain::parallel {
 
+kernels::ShardReduce shard_reduce(runtime::Communicator& group) {
+  if (group.size() == 1) return {};
+  runtime::Communicator* g = &group;
+  return {[g](at::Tensor& t) { g->all_reduce(t, runtime::ReduceOp::kMax); },
+          [g](at::Tensor& t) { g->all_reduce(t, runtime::ReduceOp::kSum); }};
+}
+
 namespace {
 
 // log Σ_v exp(z_v) over the full vocabulary: [N, 1]. The max is a detached constant shift.

@@ -9,10 +9,14 @@
 
 #include <cstdint>
 
+#include "kernels/kd_divergence.h"
 #include "trainer/model/transformer.h"
 #include "trainer/runtime/communicator.h"
 
 namespace aligntrain::parallel {
+
+// A kernel's shard reduction (kernels::ShardReduce) over `group`: all-reduce max and sum (nothing for one rank).
+kernels::ShardReduce shard_reduce(runtime::Communicator& group);
 
 // log softmax of the full vocabulary, this rank's columns: [N, V/p] fp32.
 at::Tensor log_softmax(const at::Tensor& local_logits, runtime::Communicator& group);

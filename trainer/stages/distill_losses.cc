@@ -8,6 +8,7 @@
 
 #include "kernels/kd_divergence.h"
 #include "trainer/model/logprobs.h"
+#include "trainer/parallel/vocab_parallel.h"
 
 namespace aligntrain::stages {
 
@@ -49,12 +50,12 @@ class Kd : public DistillLoss {
         std::min(model::default_chunk_positions(in.student_head.weight().size(0)), in.teacher_hidden.size(0));
     const auto t_buffer = at::empty({rows, t_weight.size(0)}, t_weight.options());
     const auto& t_sel = in.teacher_hidden;
-    auto& tp = in.tp;
+    const kernels::ShardReduce shards = parallel::shard_reduce(in.tp);
     const objectives::ChunkGradTerm term = [&, div, t_weight, t_buffer](at::Tensor& q, const at::Tensor& grad_weights,
                                                                          int64_t start, int64_t n) {
       auto p = n <= t_buffer.size(0) ? t_buffer.narrow(0, 0, n) : at::empty({n, t_weight.size(0)}, t_weight.options());
       at::mm_out(p, t_sel.narrow(0, start, n).to(t_weight.scalar_type()), t_weight.t());
-      return kernels::kd_divergence_rows(p, q, grad_weights, div, l_.jsd_beta, l_.temperature, tp);
+      return kernels::kd_divergence_rows(p, q, grad_weights, div, l_.jsd_beta, l_.temperature, shards);
     };
     return objectives::chunked_token_loss(in.student_hidden, in.student_head, in.weights, term, in.tp);
   }
