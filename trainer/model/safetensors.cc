@@ -289,36 +289,45 @@ Metadata parse_metadata(const Json& value, const std::string& file) {
   return metadata;
 }
 
-// Every tensor (sorted by offset) must lie inside the data buffer, and together they must cover it exactly.
+// Every tensor must lie inside the data buffer, and together (sorted by offset) they must cover it exactly. Each
+// tensor's own offsets are checked first (parse_entry has checked begin <= end and the size), so that a tensor whose
+// offsets point past the buffer is reported by name rather than as a hole where its data should have been. A hole or
+// trailing bytes belong to no tensor (a header entry is missing, or some offsets are wrong): the message names the
+// tensors around it without blaming either.
 void check_layout(const std::vector<TensorInfo>& tensors, uint64_t data_size, const std::string& file) {
+  for (const TensorInfo& t : tensors) {
+    if (t.end > data_size) {
+      fail(file, t.name,
+           "data_offsets " + range_string(t.begin, t.end) + " end past the data buffer, which has " +
+               std::to_string(data_size) + " bytes (truncated file or wrong offsets)");
+    }
+  }
+  const std::string missing = "; is a tensor's entry missing from the header, or are some data_offsets wrong?";
   uint64_t covered = 0;  // the data buffer [0, covered) is accounted for
   const TensorInfo* previous = nullptr;
   for (const TensorInfo& t : tensors) {
-    const std::string offsets = "data_offsets " + range_string(t.begin, t.end);
-    if (t.end > data_size) {
-      fail(file, t.name,
-           offsets + " end past the data buffer, which has " + std::to_string(data_size) +
-               " bytes (truncated file or wrong offsets)");
-    }
     if (t.begin < covered) {
       fail(file, t.name,
-           offsets + " overlap tensor " + in_quotes(previous->name) + " at " + range_string(previous->begin, previous->end));
+           "data_offsets " + range_string(t.begin, t.end) + " overlap tensor " + in_quotes(previous->name) + " at " +
+               range_string(previous->begin, previous->end));
     }
     if (t.begin > covered) {
-      fail(file, t.name,
-           offsets + " leave a hole: data bytes [" + std::to_string(covered) + ", " + std::to_string(t.begin) +
-               ") belong to no tensor" +
-               (previous ? " (the previous tensor, " + in_quotes(previous->name) + ", ends at " +
-                               std::to_string(previous->end) + ")"
-                         : ""));
+      fail(file, "",
+           "data bytes [" + std::to_string(covered) + ", " + std::to_string(t.begin) + ") belong to no tensor (" +
+               (previous ? "between tensor " + in_quotes(previous->name) + ", which ends at " +
+                               std::to_string(previous->end) + ", and "
+                         : "before ") +
+               "tensor " + in_quotes(t.name) + ", which starts at " + std::to_string(t.begin) + ")" + missing);
     }
     covered = t.end;
     previous = &t;
   }
   if (covered != data_size) {
-    const std::string problem = "the data buffer has " + std::to_string(data_size - covered) +
-                                " bytes after the last tensor's data (holes are not allowed)";
-    fail(file, previous ? previous->name : "", previous ? problem : "the header lists no tensors but " + problem);
+    const std::string trailing = "the data buffer has " + std::to_string(data_size - covered) + " bytes after ";
+    if (!previous) fail(file, "", "the header lists no tensors but " + trailing + "the header");
+    fail(file, "",
+         trailing + "the last tensor's data (tensor " + in_quotes(previous->name) + " ends at " +
+             std::to_string(previous->end) + " of " + std::to_string(data_size) + ")" + missing);
   }
 }
 
