@@ -20,6 +20,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "trainer/atomic_file.h"
+
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "safetensors data is little-endian; this reader hands out raw bytes and needs a little-endian host"
 #endif
@@ -401,65 +403,15 @@ std::string json_ints(const std::vector<Int>& values) {
   return out + "]";
 }
 
-// A file written to PATH.tmp and renamed over PATH by commit(); removed if commit() is never reached.
-class AtomicFile {
- public:
-  explicit AtomicFile(std::string path) : path_(std::move(path)), tmp_(path_ + ".tmp") {
-    fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd_ < 0) fail_errno(path_, "cannot create " + tmp_);
+// Writes through the shared durable writer (trainer/atomic_file.h), its failures reported as SafetensorsError
+// (exit code 3) like every other error of this file.
+template <typename Write>
+void write_durably(Write&& write) {
+  try {
+    write();
+  } catch (const FileWriteError& e) {
+    fail(e.path(), "", e.problem());
   }
-  AtomicFile(const AtomicFile&) = delete;
-  AtomicFile& operator=(const AtomicFile&) = delete;
-  ~AtomicFile() {
-    if (fd_ >= 0) ::close(fd_);
-    if (!committed_) ::unlink(tmp_.c_str());
-  }
-
-  void write(const void* data, size_t size) {
-    const auto* p = static_cast<const char*>(data);
-    while (size > 0) {
-      const size_t chunk = std::min<size_t>(size, size_t{1} << 30);
-      const ssize_t n = ::write(fd_, p, chunk);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) fail_errno(path_, "cannot write " + tmp_);
-      p += n;
-      size -= static_cast<size_t>(n);
-    }
-  }
-
-  void commit() {
-    if (::fsync(fd_) != 0) fail_errno(path_, "cannot fsync " + tmp_);
-    const int fd = fd_;
-    fd_ = -1;
-    if (::close(fd) != 0) fail_errno(path_, "cannot close " + tmp_);
-    if (::rename(tmp_.c_str(), path_.c_str()) != 0) fail_errno(path_, "cannot rename " + tmp_ + " to it");
-    committed_ = true;
-    sync_parent_dir();
-  }
-
- private:
-  // Makes the rename durable. Some file systems cannot fsync a folder (EINVAL); that is not an error.
-  void sync_parent_dir() const {
-    const std::string parent = parent_dir(path_);
-    const int dir = ::open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dir < 0) fail_errno(path_, "cannot open folder " + parent + " to fsync it");
-    const int rc = ::fsync(dir);
-    const int saved = errno;
-    ::close(dir);
-    errno = saved;
-    if (rc != 0 && errno != EINVAL) fail_errno(path_, "cannot fsync folder " + parent);
-  }
-
-  std::string path_;
-  std::string tmp_;
-  int fd_ = -1;
-  bool committed_ = false;
-};
-
-void write_text_atomic(const std::string& path, const std::string& text) {
-  AtomicFile out(path);
-  out.write(text.data(), text.size());
-  out.commit();
 }
 
 std::string read_small_file(const std::string& path, uint64_t max_bytes) {
@@ -730,13 +682,15 @@ void check_data_pointers(const std::vector<TensorView>& tensors, const std::stri
 void write_safetensors(const std::string& path, const std::vector<TensorView>& tensors, const Metadata& metadata) {
   const EncodedHeader header = encode_header(tensors, metadata, path);
   check_data_pointers(tensors, path);
-  AtomicFile out(path);
-  out.write(header.bytes.data(), header.bytes.size());
-  for (size_t i : header.order) {
-    const TensorView& t = tensors[i];
-    out.write(t.data, static_cast<size_t>(*checked_byte_size(t.shape, t.dtype)));
-  }
-  out.commit();
+  write_durably([&] {
+    AtomicFile out(path);
+    out.write(header.bytes.data(), header.bytes.size());
+    for (size_t i : header.order) {
+      const TensorView& t = tensors[i];
+      out.write(t.data, static_cast<size_t>(*checked_byte_size(t.shape, t.dtype)));
+    }
+    out.commit();
+  });
 }
 
 std::string shard_file_name(size_t shard, size_t num_shards) {
@@ -804,7 +758,7 @@ std::vector<std::string> write_safetensors_dir(const std::string& dir, const std
   }
   const Json index = {{"metadata", {{"total_parameters", total_parameters}, {"total_size", total_bytes}}},
                       {"weight_map", weight_map}};
-  write_text_atomic(join_path(dir, kSafetensorsIndexName), index.dump(2) + "\n");
+  write_durably([&] { write_file_atomic(join_path(dir, kSafetensorsIndexName), index.dump(2) + "\n"); });
   written.push_back(kSafetensorsIndexName);
   remove_stale_files(dir, {kSafetensorsFileName}, {written.begin(), written.end()});
   return written;
