@@ -36,8 +36,8 @@ namespace {
 using Json = nlohmann::json;
 
 // ---- fixtures and helpers -------------------------------------------------------------------------------------------
-// POSIX rather than std::filesystem: in a binary linked with libtorch.so (torch 2.11 wheel), std::filesystem calls
-// resolve to libtorch's own old copy, whose remove_all crashes on a non-empty folder.
+// (POSIX calls, from when std::filesystem calls in binaries linked with LibTorch bound to the wheel's own copy and
+// remove_all crashed; the build now binds them to the system libstdc++, as filesystem_test checks.)
 
 bool exists(const std::string& path) {
   struct stat st {};

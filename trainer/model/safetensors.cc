@@ -1,10 +1,9 @@
 // The safetensors reader, writer and sharded-folder support declared in safetensors.h. Parsing is pure (bytes in,
-// Header out) so that it can be fuzzed; only MappedFile, the writers and SafetensorsDir touch the file system, through
-// POSIX calls: std::filesystem is avoided because libtorch.so (torch 2.11 wheel) exports its own old copy of it, which
-// binaries linked with LibTorch end up calling (its remove_all crashes on a non-empty folder).
+// Header out) so that it can be fuzzed; only MappedFile (POSIX mmap), the writers (trainer/atomic_file.h) and
+// SafetensorsDir touch the file system. (std::filesystem is safe here: the build binds it to the system libstdc++
+// rather than LibTorch's exported copy, which test/model/filesystem_test checks.)
 #include "trainer/model/safetensors.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -14,6 +13,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <limits>
 #include <numeric>
 #include <set>
@@ -30,6 +30,7 @@ namespace aligntrain::model {
 namespace {
 
 using Json = nlohmann::json;
+namespace fs = std::filesystem;
 
 constexpr size_t kLengthPrefixBytes = 8;
 constexpr uint64_t kMaxHeaderBytes = 100'000'000;  // the Rust crate's MAX_HEADER_SIZE
@@ -354,44 +355,30 @@ std::string json_string(const std::string& text, const std::string& file, const 
   }
 }
 
-// ---- paths (POSIX; see the note at the top about std::filesystem) ---------------------------------------------------
+// ---- paths -----------------------------------------------------------------------------------------------------
 
-std::string join_path(const std::string& dir, const std::string& name) {
-  if (dir.empty()) return name;
-  return dir.back() == '/' ? dir + name : dir + "/" + name;
-}
-
-// The folder part of `path`: "a/b" -> "a", "b" -> ".", "/b" -> "/".
-std::string parent_dir(const std::string& path) {
-  const size_t slash = path.find_last_of('/');
-  if (slash == std::string::npos) return ".";
-  return slash == 0 ? "/" : path.substr(0, slash);
-}
+std::string join_path(const std::string& dir, const std::string& name) { return (fs::path(dir) / name).string(); }
 
 bool path_exists(const std::string& path) {
-  struct stat st {};
-  return ::stat(path.c_str(), &st) == 0;
+  std::error_code ec;
+  return fs::exists(path, ec);
 }
 
 // mkdir -p.
 void make_dirs(const std::string& dir) {
-  for (size_t slash = dir.find('/', 1);; slash = dir.find('/', slash + 1)) {
-    const std::string prefix = dir.substr(0, slash);
-    if (!prefix.empty() && ::mkdir(prefix.c_str(), 0755) != 0 && errno != EEXIST) {
-      fail_errno(dir, "cannot create folder " + prefix);
-    }
-    if (slash == std::string::npos) break;
-  }
-  struct stat st {};
-  if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) fail(dir, "", "is not a folder");
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) fail(dir, "", "cannot create folder: " + ec.message());
+  if (!fs::is_directory(dir, ec)) fail(dir, "", "is not a folder");
 }
 
 std::vector<std::string> list_dir(const std::string& dir) {
-  DIR* d = ::opendir(dir.c_str());
-  if (d == nullptr) fail_errno(dir, "cannot list folder");
+  std::error_code ec;
   std::vector<std::string> names;
-  while (const dirent* entry = ::readdir(d)) names.emplace_back(entry->d_name);
-  ::closedir(d);
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    names.push_back(it->path().filename().string());
+  }
+  if (ec) fail(dir, "", "cannot list folder: " + ec.message());
   return names;
 }
 
@@ -435,7 +422,9 @@ bool is_shard_file_name(const std::string& name) {
 }
 
 void remove_file(const std::string& path) {
-  if (::unlink(path.c_str()) != 0 && errno != ENOENT) fail_errno(path, "cannot remove stale file");
+  std::error_code ec;
+  fs::remove(path, ec);  // a missing file is no error
+  if (ec) fail(path, "", "cannot remove stale file: " + ec.message());
 }
 
 // Removes what an earlier save in another layout left in `dir`: every file in `stale` and every shard file not in
@@ -813,7 +802,7 @@ SafetensorsDir SafetensorsDir::open_index(const std::string& index_path) {
   }
 
   // weight_map: tensor -> shard file name; then open each shard once, in file-name order.
-  const std::string folder = parent_dir(index_path);
+  const std::string folder = fs::path(index_path).parent_path().string();
   std::map<std::string, std::string> weight_map;
   std::map<std::string, std::string> first_tensor_of;  // shard -> a tensor listed for it, for messages
   for (const auto& item : index.at("weight_map").items()) {
