@@ -5,6 +5,9 @@
 
 #include <cctype>
 #include <filesystem>
+#include <limits>
+#include <stdexcept>
+#include <string>
 
 namespace aligntrain::config {
 namespace fs = std::filesystem;
@@ -130,5 +133,16 @@ class Resolver {
 }  // namespace
 
 void resolve(Recipe& recipe) { Resolver(recipe).run(); }
+
+double resolved_beta(const LossConfig& loss) {
+  if (loss.beta) return *loss.beta;
+  for (LossType t : loss.type) {
+    if (default_beta(t)) {
+      throw std::logic_error("loss.beta is unset although loss type " + std::string(name_of(t)) +
+                             " uses it: the recipe has not been resolved (config::resolve)");
+    }
+  }
+  return std::numeric_limits<double>::quiet_NaN();
+}
 
 }  // namespace aligntrain::config

@@ -12,6 +12,12 @@ namespace aligntrain::config {
 
 void resolve(Recipe& recipe);
 
+// The β a stage's losses use: loss.beta as resolve() filled it (the recipe's value, else default_beta of the first
+// loss type that uses β), never a fallback of its own. Throws std::logic_error when one of the types uses β but
+// loss.beta is unset (a recipe that has not been through resolve()). A stage none of whose types uses β (orpo, sft,
+// kd, dckd, adpa alone) has none: quiet NaN, which no loss reads and which poisons any loss that would.
+double resolved_beta(const LossConfig& loss);
+
 // The earlier stage named `name` (index < before), or nullptr.
 const StageConfig* earlier_stage(const Recipe& recipe, size_t before, const std::string& name);
 

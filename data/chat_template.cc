@@ -9,6 +9,7 @@
 
 #include "data/tokenizer_json.h"
 #include "data/tokenizer_unicode.h"
+#include "trainer/errors.h"
 
 namespace aligntrain::data {
 namespace {
@@ -40,8 +41,9 @@ bool contains(std::string_view haystack, std::string_view needle) {
   return haystack.find(needle) != std::string_view::npos;
 }
 
-[[noreturn]] void unsupported_template(const std::string& what) {
-  throw std::runtime_error("chat template: " + what + "." + kSetTemplateHint);
+// A recipe error: the user can name a built-in template instead (exit code 2).
+[[noreturn]] void unsupported_template(std::string_view source, const std::string& what) {
+  throw UsageError(std::string(source) + ": " + what + "." + kSetTemplateHint);
 }
 
 std::string unescape_jinja_literal(std::string_view text) {
@@ -82,7 +84,7 @@ std::string chatml_default_system(std::string_view jinja) {
 
 std::string read_text_file(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error(path.string() + ": cannot open file");
+  if (!in) throw DataError(path.string() + ": cannot open file");
   std::stringstream buffer;
   buffer << in.rdbuf();
   return buffer.str();
@@ -94,6 +96,8 @@ const std::vector<std::string>& chat_template_names() {
   static const std::vector<std::string> names = {"chatml", "llama3", "plain"};
   return names;
 }
+
+bool is_chat_role(std::string_view role) { return role == "system" || role == "user" || role == "assistant"; }
 
 ChatTemplate::ChatTemplate(std::string_view name, std::string bos_token, std::string eos_token,
                            std::string default_system)
@@ -154,9 +158,9 @@ std::string ChatTemplate::render(const std::vector<ChatMessage>& messages, bool 
     out += open_turn("system") + default_system_ + close_turn("system");
   }
   for (const ChatMessage& message : messages) {
-    if (message.role != "system" && message.role != "user" && message.role != "assistant") {
-      throw std::invalid_argument("chat template " + name_ + ": unknown role '" + message.role +
-                                  "' (expected system, user or assistant)");
+    if (!is_chat_role(message.role)) {
+      throw DataError("chat template " + name_ + ": unknown role '" + message.role +
+                      "' (expected system, user or assistant)");
     }
     out += open_turn(message.role) + content_of(message) + close_turn(message.role);
   }
@@ -174,31 +178,34 @@ PromptCompletion ChatTemplate::render_for_training(const std::vector<ChatMessage
   return {render(context, true), content_of(messages.back()) + close_turn("assistant")};
 }
 
-RecognisedTemplate recognise_template(std::string_view jinja) {
+RecognisedTemplate recognise_template(std::string_view jinja, std::string_view source) {
   if (contains(jinja, "aligntrain:plain")) return {"plain", ""};
   const bool chatml = contains(jinja, "<|im_start|>") && contains(jinja, "<|im_end|>");
   const bool llama3 = contains(jinja, "<|start_header_id|>") && contains(jinja, "<|end_header_id|>") &&
                       contains(jinja, "<|eot_id|>");
-  if (chatml && llama3) unsupported_template("it has both ChatML and Llama-3 markers");
+  if (chatml && llama3) unsupported_template(source, "it has both ChatML and Llama-3 markers");
   if (chatml) {
     if (contains(jinja, "<think>")) {
-      unsupported_template("it is a reasoning template (<think> blocks), which chatml does not reproduce");
+      unsupported_template(source, "it is a reasoning template (<think> blocks), which chatml does not reproduce");
     }
     std::string system = chatml_default_system(jinja);
     if (system.empty() && contains(jinja, "messages[0]")) {
-      unsupported_template("it treats the first message specially (a default system message?) in a way "
-                           "aligntrain cannot read");
+      unsupported_template(source,
+                           "it treats the first message specially (a default system message?) in a way aligntrain "
+                           "cannot read");
     }
     return {"chatml", std::move(system)};
   }
   if (llama3) {
     if (contains(jinja, "Cutting Knowledge Date")) {
-      unsupported_template("it is a Llama 3.1+ template whose dated system preamble (\"Cutting Knowledge Date\") "
+      unsupported_template(source,
+                           "it is a Llama 3.1+ template whose dated system preamble (\"Cutting Knowledge Date\") "
                            "llama3 does not reproduce");
     }
     return {"llama3", ""};
   }
-  unsupported_template("not recognised as ChatML (<|im_start|>, <|im_end|>) or Llama-3 (<|start_header_id|>, "
+  unsupported_template(source,
+                       "not recognised as ChatML (<|im_start|>, <|im_end|>) or Llama-3 (<|start_header_id|>, "
                        "<|end_header_id|>, <|eot_id|>)");
 }
 

@@ -35,6 +35,10 @@ struct PromptCompletion {
 // "chatml", "llama3", "plain".
 const std::vector<std::string>& chat_template_names();
 
+// Whether `role` is one the templates render: system, user or assistant. (The data reader rejects any other role
+// on the line that has it, so an unknown role is reported as FILE:LINE before anything is rendered.)
+bool is_chat_role(std::string_view role);
+
 class ChatTemplate {
  public:
   // `bos_token` / `eos_token`: the tokenizer's BOS and EOS text ("" if it has none); only `plain` uses them, and it
@@ -45,7 +49,8 @@ class ChatTemplate {
   const std::string& name() const { return name_; }
 
   // The conversation as the model sees it, followed by the opening of an assistant turn if
-  // `add_generation_prompt`. Throws std::invalid_argument for an empty conversation or an unknown role.
+  // `add_generation_prompt`. Throws std::invalid_argument for an empty conversation, DataError (exit code 3) for a
+  // role other than system, user or assistant (it came from someone's data).
   std::string render(const std::vector<ChatMessage>& messages, bool add_generation_prompt) const;
 
   // Splits a conversation whose last message is the assistant's (with at least one message before it) into
@@ -75,14 +80,15 @@ struct RecognisedTemplate {
 };
 
 // Identifies a Hugging Face Jinja chat template (tokenizer_config.json "chat_template") by its distinctive
-// markers. Throws std::runtime_error, telling the user to set `chat_template:` in the recipe, for a template it
-// cannot identify or one with features the built-in template would not reproduce (thinking blocks, Llama 3.1's
-// dated system preamble, a default system message it cannot read).
-RecognisedTemplate recognise_template(std::string_view jinja);
+// markers. Throws UsageError (exit code 2), telling the user to set `chat_template:` in the recipe, for a template
+// it cannot identify or one with features the built-in template would not reproduce (thinking blocks, Llama 3.1's
+// dated system preamble, a default system message it cannot read). The message starts with `source` (say, which
+// model folder the template is from).
+RecognisedTemplate recognise_template(std::string_view jinja, std::string_view source = "chat template");
 
 // The chat template of a Hugging Face model directory: chat_template.jinja if present, else tokenizer_config.json
 // "chat_template" (a string, or a list of {"name", "template"} from which "default" is taken); nullopt if none.
-// Throws std::runtime_error naming the file for anything malformed.
+// Throws std::runtime_error naming the file for anything malformed (DataError when chat_template.jinja is unreadable).
 std::optional<std::string> read_chat_template(const std::string& model_dir);
 
 // The Jinja source of `plain` (written into the byte tokenizer's tokenizer_config.json; recognised as plain).

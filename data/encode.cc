@@ -29,25 +29,43 @@ Encoder::Encoder(const Tokenizer& tokenizer, const std::string& name, const std:
   const std::string bos = token_text(tokenizer, tokenizer.bos_id());
   const std::string eos = token_text(tokenizer, tokenizer.eos_id());
   if (name == "none") {
-    template_error_ = "chat_template is `none`";
+    template_error_ = "needs a chat template, but chat_template is `none`";
     return;
   }
   if (name != "auto") {
-    template_.emplace(name, bos, eos);
+    try {
+      template_.emplace(name, bos, eos);
+    } catch (const std::invalid_argument& e) {  // `plain` with a tokenizer that has no EOS token
+      throw UsageError("chat_template `" + name + "`: " + e.what());
+    }
     return;
   }
-  const auto jinja = read_chat_template(model_dir);
+  std::optional<std::string> jinja;
+  try {
+    jinja = read_chat_template(model_dir);
+  } catch (const DataError&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw DataError(e.what());  // a malformed tokenizer_config.json is a model-file error (exit code 3)
+  }
   if (!jinja) {
-    template_error_ = "the model in " + model_dir + " has no chat template; set `chat_template:` (" +
-                      std::string("chatml, llama3 or plain)");
+    template_error_ = "needs a chat template, but the model in " + model_dir +
+                      " has none; set `chat_template:` (chatml, llama3 or plain)";
     return;
   }
-  const auto found = recognise_template(*jinja);
-  template_.emplace(found.name, bos, eos, found.default_system);
+  // A template aligntrain does not reproduce is an error only for conversational data (plain text needs none).
+  try {
+    const auto found = recognise_template(*jinja, "the chat template of the model in " + model_dir);
+    template_.emplace(found.name, bos, eos, found.default_system);
+  } catch (const UsageError& e) {
+    template_error_ = e.what();
+  } catch (const std::invalid_argument& e) {  // recognised as `plain`, but the tokenizer has no EOS token
+    template_error_ = "the chat template of the model in " + model_dir + ": " + e.what();
+  }
 }
 
 const ChatTemplate& Encoder::chat(const char* what) const {
-  if (!template_) throw UsageError(std::string("conversational ") + what + " needs a chat template: " + template_error_);
+  if (!template_) throw UsageError(std::string("conversational ") + what + ": " + template_error_);
   return *template_;
 }
 

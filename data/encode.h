@@ -40,8 +40,11 @@ struct EncodeStats {
 
 class Encoder {
  public:
-  // `chat_template`: a built-in name, "auto" (recognise the model dir's Jinja template; none is fine for
-  // plain-text data) or "none". `model_dir` is where "auto" looks.
+  // `chat_template`: a built-in name, "auto" (recognise the model dir's Jinja template) or "none". `model_dir` is
+  // where "auto" looks. Plain-text data needs no template: a model without one, or with one that aligntrain does
+  // not reproduce, is a UsageError (exit code 2, naming the model folder) only when conversational data is encoded.
+  // Throws UsageError for a built-in name the tokenizer cannot serve (`plain` without an EOS token), DataError for
+  // an unreadable template file.
   Encoder(const Tokenizer& tokenizer, const std::string& chat_template, const std::string& model_dir,
           EncodeOptions options);
 

@@ -4,6 +4,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "data/chat_template.h"
 #include "trainer/errors.h"
 
 namespace aligntrain::data {
@@ -34,6 +35,10 @@ Text parse_text(const json& obj, const char* field) {
     const auto content = m.find("content");
     if (role == m.end() || !role->is_string()) throw LineError{where + ".role", "expected a string"};
     if (content == m.end() || !content->is_string()) throw LineError{where + ".content", "expected a string"};
+    if (!is_chat_role(role->get_ref<const std::string&>())) {
+      throw LineError{where + ".role", "unknown role '" + role->get<std::string>() +
+                                           "' (expected system, user or assistant)"};
+    }
     t.messages.push_back({role->get<std::string>(), content->get<std::string>()});
   }
   if (t.messages.empty()) throw LineError{field, "empty message list"};
@@ -109,8 +114,13 @@ Example parse_example(const std::string& line, DataKind kind) {
       break;
   }
   for (const auto* r : {&ex.completion, &ex.chosen, &ex.rejected}) {
-    if (*r && text_empty(**r)) {
-      throw LineError{r == &ex.completion ? "completion" : r == &ex.chosen ? "chosen" : "rejected", "empty response"};
+    const char* field = r == &ex.completion ? "completion" : r == &ex.chosen ? "chosen" : "rejected";
+    if (*r && text_empty(**r)) throw LineError{field, "empty response"};
+    // The encoder renders a prompt and a response together: both plain text, or both messages for the template.
+    if (*r && (*r)->conversational != ex.prompt.conversational) {
+      throw LineError{field, std::string(ex.prompt.conversational ? "a string, but the prompt is a message list"
+                                                                  : "a message list, but the prompt is a string") +
+                                 " (both must be strings or both message lists)"};
     }
   }
   return ex;

@@ -9,7 +9,9 @@
 //   unpaired    {"prompt", "completion", "label": bool}
 //   negatives   {"prompt", "rejected"}
 //   prompts     {"prompt"}
-// Text fields are strings, or message lists for conversational data (rendered by a chat template later).
+// Text fields are strings, or message lists for conversational data (rendered by a chat template later). A line's
+// prompt and responses are all strings or all message lists, and a message's role is system, user or assistant:
+// anything else is an invalid line like a missing field, named FILE:LINE before any model loads.
 #pragma once
 
 #include <cstdint>

@@ -100,4 +100,29 @@ run_cmd $BIN generate --model m --prompts "$TMP/no-such-prompts.jsonl" --out "$T
 expect_exit 3 "generate with a missing prompts file"
 expect_output "no-such-prompts.jsonl: cannot open data file" "generate names the missing file"
 
+# Chat templates and roles (exit codes as README promises): a model template aligntrain does not reproduce is a usage
+# error naming the model folder, but only for conversational data; an unknown role is a data error naming FILE:LINE.
+run_cmd $BIN init-model --preset tiny-llama --out "$TMP/inst-model"
+expect_exit 0 "init-model for the chat-template checks"
+python3 - "$TMP/inst-model/tokenizer_config.json" <<'PY'
+import json, sys
+config = json.load(open(sys.argv[1]))
+config["chat_template"] = "{% for m in messages %}[INST] {{ m['content'] }} [/INST]{% endfor %}"
+json.dump(config, open(sys.argv[1], "w"))
+PY
+echo '{"prompt": [{"role": "user", "content": "1+1"}], "completion": [{"role": "assistant", "content": "2"}]}' > "$TMP/chat.jsonl"
+echo '{"prompt": "1+1=", "completion": "2"}' > "$TMP/plain.jsonl"
+run_cmd $BIN logprobs --model "$TMP/inst-model" --data "$TMP/chat.jsonl"
+expect_exit 2 "conversational data with an unrecognised model chat template"
+expect_output "the chat template of the model in $TMP/inst-model: not recognised" "names the model folder"
+expect_output 'Set `chat_template:`' "says how to choose a template"
+run_cmd $BIN logprobs --model "$TMP/inst-model" --data "$TMP/plain.jsonl"
+expect_exit 0 "plain-text data needs no chat template"
+run_cmd $BIN init-model --preset tiny-llama --out "$TMP/plain-model"
+{ echo '{"prompt": [{"role": "user", "content": "1+1"}], "completion": [{"role": "assistant", "content": "2"}]}'
+  echo '{"prompt": [{"role": "robot", "content": "1+1"}], "completion": [{"role": "assistant", "content": "2"}]}'; } > "$TMP/role.jsonl"
+run_cmd $BIN logprobs --model "$TMP/plain-model" --data "$TMP/role.jsonl"
+expect_exit 3 "a chat message with an unknown role"
+expect_output "role.jsonl:2: prompt\[0\]\.role: unknown role 'robot'" "names file, line, field and the role"
+
 finish

@@ -1,6 +1,10 @@
 // Example recipes, round trips, defaults, --set overrides and the run-time checks.
+#include <cmath>
 #include <fstream>
 #include <sstream>
+#include <stdexcept>
+
+#include "config/resolve.h"
 
 #include "test/config/test_util.h"
 
@@ -76,6 +80,26 @@ TEST_F(Resolved, BetaDefaultFollowsTheMethod) {
   EXPECT_EQ(dpo.stages[1].loss.beta, 0.1);
   const Recipe preference_default = load(edit("    loss: {type: dpo, beta: 0.1}\n", ""));
   EXPECT_EQ(preference_default.stages[1].loss.type, std::vector<LossType>{LossType::dpo});
+}
+
+// Stages read β through resolved_beta, which has no default of its own: SimPO's is 2.0 (not the DPO family's 0.1), a
+// mix takes its first β-using type's, a β-less stage has none (NaN), and an unresolved β is an error, not 0.1.
+TEST_F(Resolved, ResolvedBetaIsTheResolvedValueAndNothingElse) {
+  const Recipe simpo = load(edit("    reference: sft\n", "", edit("type: dpo, beta: 0.1", "type: simpo")));
+  EXPECT_EQ(resolved_beta(simpo.stages[1].loss), 2.0);
+  EXPECT_EQ(resolved_beta(load(edit("type: dpo, beta: 0.1", "type: [sft, simpo, dpo]")).stages[1].loss), 2.0);
+  EXPECT_EQ(resolved_beta(load(edit("type: dpo, beta: 0.1", "type: [dpo, simpo]")).stages[1].loss), 0.1);
+  EXPECT_EQ(resolved_beta(load(edit("beta: 0.1", "beta: 0.25")).stages[1].loss), 0.25);
+  const Recipe orpo = load(edit("    reference: sft\n", "", edit("type: dpo, beta: 0.1", "type: orpo")));
+  EXPECT_FALSE(orpo.stages[1].loss.beta);
+  EXPECT_TRUE(std::isnan(resolved_beta(orpo.stages[1].loss)));
+  EXPECT_TRUE(std::isnan(resolved_beta(load(kBase).stages[0].loss)));  // sft
+
+  LossConfig unresolved;
+  unresolved.type = {LossType::simpo};
+  EXPECT_THROW(resolved_beta(unresolved), std::logic_error);
+  unresolved.beta = 3.0;
+  EXPECT_EQ(resolved_beta(unresolved), 3.0);
 }
 
 TEST_F(Resolved, PromptLengthDefaultFollowsMaxLength) {

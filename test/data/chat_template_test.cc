@@ -1,11 +1,19 @@
 // Unit tests for the built-in chat templates, the prompt/completion split, recognition of Jinja templates and
-// reading a model directory's template. (tokenizer_parity_check renders the same conversations with
-// transformers' Jinja renderer and compares.)
+// reading a model directory's template, and how their errors reach the user: an unknown role in a data file is a
+// DataError naming FILE:LINE (exit code 3), a model template aligntrain does not reproduce a UsageError naming the
+// model folder (exit code 2). (tokenizer_parity_check renders the same conversations with transformers' Jinja
+// renderer and compares.)
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include "data/chat_template.h"
+#include "data/encode.h"
+#include "data/example.h"
+#include "data/tokenizer_byte.h"
 #include "test/data/error_matchers.h"
 #include "test/data/temp_dir.h"
+#include "trainer/errors.h"
 
 namespace aligntrain::data {
 namespace {
@@ -65,6 +73,7 @@ TEST(ChatTemplate, Errors) {
   const ChatTemplate chat("chatml", "", "");
   EXPECT_TRUE(contains(error_of([&] { chat.render({}, true); }), "empty"));
   EXPECT_TRUE(contains(error_of([&] { chat.render({{"tool", "x"}}, true); }), "unknown role 'tool'"));
+  EXPECT_THROW(chat.render({{"tool", "x"}}, true), DataError);  // the role came from someone's data: exit code 3
   EXPECT_TRUE(contains(error_of([&] { chat.render_for_training({{"assistant", "x"}}); }), "must end with"));
   EXPECT_TRUE(contains(error_of([&] { chat.render_for_training({{"user", "x"}, {"user", "y"}}); }), "must end with"));
 }
@@ -101,6 +110,8 @@ TEST(RecogniseTemplate, WhatItWouldNotReproduceIsAnError) {
   for (const std::string& jinja : refused) {
     const std::string error = error_of([&] { recognise_template(jinja); });
     EXPECT_TRUE(contains(error, "Set `chat_template:` in the recipe")) << error;
+    EXPECT_THROW(recognise_template(jinja), UsageError) << jinja;  // a recipe error: exit code 2
+    EXPECT_TRUE(contains(error_of([&] { recognise_template(jinja, "/models/m"); }), "/models/m: ")) << jinja;
   }
 }
 
@@ -123,6 +134,106 @@ TEST(ReadChatTemplate, ListWithoutDefaultIsAnError) {
   dir.write("tokenizer_config.json", R"({"chat_template": [{"name": "rag", "template": "R"}]})");
   const std::string error = error_of([&] { read_chat_template(dir.str()); });
   EXPECT_TRUE(contains(error, "tokenizer_config.json: field 'chat_template'")) << error;
+}
+
+// ---- errors as the data reader and the encoder report them ---------------------------------------------------------
+
+// The DataError message of reading `path`; a test failure if nothing or something else is thrown.
+std::string data_error_of(const std::string& path, ReadOptions options = {}) {
+  try {
+    read_examples(path, options);
+  } catch (const DataError& e) {
+    return e.what();
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "expected DataError, got: " << e.what();
+    return "";
+  }
+  ADD_FAILURE() << "expected DataError, nothing was thrown";
+  return "";
+}
+
+const std::string kGoodChat =
+    R"({"messages": [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"}]})";
+
+TEST(ChatData, AnUnknownRoleIsADataErrorNamingFileLineAndField) {
+  const TempDir dir;
+  const std::string sft = dir.write(
+      "sft.jsonl", kGoodChat + "\n" +
+                       R"({"messages": [{"role": "user", "content": "a"}, {"role": "tool", "content": "b"}, )"
+                       R"({"role": "assistant", "content": "c"}]})" "\n");
+  const std::string error = data_error_of(sft, {DataKind::kSft, false});
+  EXPECT_TRUE(contains(error, sft + ":2: messages[1].role: unknown role 'tool' (expected system, user or assistant)"))
+      << error;
+  // In a preference pair's responses and with the kind detected, too.
+  const std::string pairs = dir.write(
+      "pairs.jsonl", R"({"prompt": [{"role": "user", "content": "q"}], "chosen": [{"role": "assistant", )"
+                     R"("content": "a"}], "rejected": [{"role": "bot", "content": "b"}]})" "\n");
+  EXPECT_TRUE(contains(data_error_of(pairs), pairs + ":1: rejected[0].role: unknown role 'bot'"));
+  // skip_invalid skips such a line like any other invalid one, and says which.
+  ReadReport report;
+  const auto examples = read_examples(sft, {DataKind::kSft, true}, &report);
+  EXPECT_EQ(examples.size(), 1u);
+  EXPECT_EQ(report.skipped, 1);
+  ASSERT_EQ(report.first_errors.size(), 1u);
+  EXPECT_TRUE(contains(report.first_errors[0], sft + ":2: messages[1].role: unknown role 'tool'"));
+}
+
+TEST(ChatData, APromptAndAResponseOfDifferentKindsAreADataErrorNamingFileLineAndField) {
+  const TempDir dir;
+  const std::string mixed = dir.write(
+      "mixed.jsonl", kGoodChat + "\n" + R"({"prompt": "q", "completion": [{"role": "assistant", "content": "a"}]})" +
+                         "\n" + R"({"prompt": [{"role": "user", "content": "q"}], "completion": "a"})" + "\n");
+  EXPECT_TRUE(contains(data_error_of(mixed, {DataKind::kSft, false}),
+                       mixed + ":2: completion: a message list, but the prompt is a string"));
+  ReadReport report;
+  read_examples(mixed, {DataKind::kSft, true}, &report);
+  ASSERT_EQ(report.first_errors.size(), 2u);
+  EXPECT_TRUE(contains(report.first_errors[1], mixed + ":3: completion: a string, but the prompt is a message list"));
+}
+
+// A model folder whose tokenizer_config.json holds `jinja` as its chat template.
+std::string model_with_template(const TempDir& dir, const std::string& jinja) {
+  dir.write("tokenizer_config.json", nlohmann::json({{"chat_template", jinja}}).dump());
+  return dir.str();
+}
+
+TEST(ChatData, AnUnrecognisedModelTemplateIsAUsageErrorNamingTheModelFolderWhenChatDataNeedsIt) {
+  const TempDir dir;
+  const std::string model =
+      model_with_template(dir, "{% for m in messages %}[INST] {{ m['content'] }} [/INST]{% endfor %}");
+  const ByteTokenizer tokenizer;
+  const Encoder encoder(tokenizer, "auto", model, {});
+  Text prompt, response;
+  prompt.conversational = response.conversational = true;
+  prompt.messages = {{"user", "2+2?"}};
+  response.messages = {{"assistant", "4"}};
+  try {
+    encoder.encode(prompt, response);
+    ADD_FAILURE() << "expected UsageError";
+  } catch (const UsageError& e) {
+    const std::string error = e.what();
+    EXPECT_TRUE(contains(error, "the chat template of the model in " + model + ": not recognised")) << error;
+    EXPECT_TRUE(contains(error, "Set `chat_template:` in the recipe")) << error;
+  }
+  EXPECT_THROW(encoder.encode_prompt(prompt), UsageError);
+  // Plain text needs no template: [BOS] prompt completion [EOS].
+  Text plain_prompt, plain_response;
+  plain_prompt.text = "a";
+  plain_response.text = "b";
+  const auto encoded = encoder.encode(plain_prompt, plain_response);
+  ASSERT_TRUE(encoded.has_value());
+  EXPECT_EQ(encoded->ids, (std::vector<int32_t>{ByteTokenizer::kBos, 'a', 'b', ByteTokenizer::kEos}));
+  EXPECT_EQ(encoded->prompt_len, 2);
+}
+
+TEST(ChatData, ARecognisedModelTemplateStillRenders) {
+  const TempDir dir;
+  const ByteTokenizer tokenizer;
+  const Encoder encoder(tokenizer, "auto", model_with_template(dir, plain_template_jinja()), {});
+  Text prompt;
+  prompt.conversational = true;
+  prompt.messages = {{"user", "x"}};
+  EXPECT_EQ(encoder.encode_prompt(prompt), tokenizer.encode("<|bos|>User: x\nAssistant: "));
 }
 
 }  // namespace

@@ -8,8 +8,9 @@
 #     file and model_type);
 #   * logprobs on broken model dirs (each exit 3, naming the file and, where there is one, the tensor; never a crash):
 #     truncated / empty safetensors, header length past the end, non-JSON header, out-of-bounds, size-inconsistent
-#     and overlapping data_offsets, unknown dtype, shape disagreeing with config.json, missing and extra tensors,
-#     unsupported / non-JSON / missing config.json, missing model.safetensors, missing or broken tokenizer files;
+#     and overlapping data_offsets, unknown dtype, shape disagreeing with config.json, missing and extra tensors, a
+#     header entry missing (its data left in place), unsupported / non-JSON / missing config.json, missing
+#     model.safetensors, missing or broken tokenizer files;
 #   * logprobs on broken data (exit 3, naming file:line and the field): invalid JSON, missing field, wrong type,
 #     not an object, empty file, missing file.
 #
@@ -158,8 +159,10 @@ open(os.path.join(tmp, "last_tensor.txt"), "w").write(last)
 with_header("offsets_out_of_bounds", lambda h: h[last].update(
     shape=[h[last]["shape"][0] + 16] + h[last]["shape"][1:],
     data_offsets=[h[last]["data_offsets"][0], h[last]["data_offsets"][1] + 16 * row_bytes]))
-# One tensor moved past the end of the buffer: leaves a hole where it was.
+# One tensor moved past the end of the buffer: it leaves a hole where it was, but the error names it.
 with_header("offsets_moved_past_end", lambda h: h[Q].__setitem__("data_offsets", [len(data) + 64, len(data) + 64 + size]))
+# One tensor's header entry removed, its data left in place: a hole between its neighbours, blaming neither.
+with_header("entry_missing", lambda h: h.pop(Q))
 with_header("offsets_wrong_size", lambda h: h[Q].__setitem__("data_offsets", [h[Q]["data_offsets"][0], h[Q]["data_offsets"][1] - 4]))
 first, second = by_offset[0], by_offset[1]
 with_header("offsets_overlap", lambda h: h[second].__setitem__("data_offsets", [o - 64 for o in h[second]["data_offsets"]]))
@@ -243,7 +246,8 @@ empty_file|model\.safetensors|-|0 bytes|too short
 header_past_end|model\.safetensors|-|header
 header_not_json|model\.safetensors|-|JSON
 offsets_out_of_bounds|model\.safetensors|$LAST|past the|out of bounds|beyond|exceeds
-offsets_moved_past_end|model\.safetensors|"model\.|data_offsets
+offsets_moved_past_end|model\.safetensors|$Q|end past the data buffer
+entry_missing|model\.safetensors|-|entry missing from the header
 offsets_wrong_size|model\.safetensors|$Q|data_offsets
 offsets_overlap|model\.safetensors|"model\.|overlap
 bad_dtype|model\.safetensors|$Q|F33

@@ -36,8 +36,8 @@ namespace {
 using Json = nlohmann::json;
 
 // ---- fixtures and helpers -------------------------------------------------------------------------------------------
-// POSIX rather than std::filesystem: in a binary linked with libtorch.so (torch 2.11 wheel), std::filesystem calls
-// resolve to libtorch's own old copy, whose remove_all crashes on a non-empty folder.
+// (POSIX calls, from when std::filesystem calls in binaries linked with LibTorch bound to the wheel's own copy and
+// remove_all crashed; the build now binds them to the system libstdc++, as filesystem_test checks.)
 
 bool exists(const std::string& path) {
   struct stat st {};
@@ -115,7 +115,8 @@ std::string error_of(const std::function<void()>& fn) {
 }
 
 // Opening a file holding `image` fails with a message naming the file, `tensor` (when non-empty) and `detail`.
-void expect_bad_file(const std::string& image, const std::string& tensor, const std::string& detail) {
+// Returns the tensor the error names ("" when it blames none).
+std::string expect_bad_file(const std::string& image, const std::string& tensor, const std::string& detail) {
   TempDir dir;
   const std::string path = dir / "bad.safetensors";
   write_file(path, image);
@@ -135,6 +136,7 @@ void expect_bad_file(const std::string& image, const std::string& tensor, const 
     EXPECT_EQ(tensor_in_error, tensor);
   }
   EXPECT_NE(message.find(detail), std::string::npos) << "message lacks \"" << detail << "\": " << message;
+  return tensor_in_error;
 }
 
 // Deterministic bytes for a test tensor.
@@ -627,16 +629,70 @@ TEST(SafetensorsBadFile, OverlappingOffsets) {
                   "e", "overlap tensor \"a\"");
 }
 
+// A hole or trailing bytes belong to no tensor: the message names the bytes and the tensors around them, and blames
+// neither (a header that lacks one tensor's entry looks just like this).
 TEST(SafetensorsBadFile, Holes) {
-  expect_bad_file(file_image(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
-                             R"("b":{"dtype":"F32","shape":[1],"data_offsets":[6,10]}})",
-                             10),
-                  "b", "leave a hole: data bytes [4, 6) belong to no tensor (the previous tensor, \"a\", ends at 4)");
-  expect_bad_file(file_image(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[2,6]}})", 6), "a",
-                  "leave a hole: data bytes [0, 2)");
-  expect_bad_file(file_image(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", 9), "a",
-                  "the data buffer has 5 bytes after the last tensor's data");
+  EXPECT_EQ(expect_bad_file(file_image(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
+                                       R"("b":{"dtype":"F32","shape":[1],"data_offsets":[6,10]}})",
+                                       10),
+                            "",
+                            "data bytes [4, 6) belong to no tensor (between tensor \"a\", which ends at 4, and tensor "
+                            "\"b\", which starts at 6)"),
+            "");
+  EXPECT_EQ(expect_bad_file(file_image(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[2,6]}})", 6), "",
+                            "data bytes [0, 2) belong to no tensor (before tensor \"a\", which starts at 2)"),
+            "");
+  EXPECT_EQ(expect_bad_file(file_image(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", 9), "",
+                            "the data buffer has 5 bytes after the last tensor's data (tensor \"a\" ends at 4 of 9)"),
+            "");
   expect_bad_file(file_image("{}", 3), "", "the header lists no tensors but the data buffer has 3 bytes");
+}
+
+// Three F32[1] tensors a, b, c tiling a 12-byte buffer, with b's entry replaced by `b` ("" for none).
+std::string three_tensors(const std::string& b) {
+  return file_image(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)" + b +
+                        R"("c":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}})",
+                    12);
+}
+
+// One tensor's offsets point past the data buffer: that tensor is named, not its neighbour "c" (whose offsets, sorted
+// after the hole that b's data leaves, used to be reported as leaving a hole).
+TEST(SafetensorsBadFile, OutOfRangeOffsetsNameTheirTensorNotANeighbour) {
+  const std::string detail = "data_offsets [100, 104] end past the data buffer, which has 12 bytes";
+  expect_bad_file(three_tensors(R"("b":{"dtype":"F32","shape":[1],"data_offsets":[100,104]},)"), "b", detail);
+  // Listed first in the header or first by name, it is still b that is reported.
+  expect_bad_file(file_image(R"({"c":{"dtype":"F32","shape":[1],"data_offsets":[8,12]},)"
+                             R"("b":{"dtype":"F32","shape":[1],"data_offsets":[100,104]},)"
+                             R"("a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})",
+                             12),
+                  "b", detail);
+  expect_bad_file(three_tensors(R"("0":{"dtype":"F32","shape":[1],"data_offsets":[12,16]},)"), "0",
+                  "data_offsets [12, 16] end past the data buffer");
+}
+
+// A tensor's own offsets disagree with its dtype and shape, or run backwards: that tensor is named, before any
+// coverage check could blame a neighbour for the gap it leaves.
+TEST(SafetensorsBadFile, InconsistentOffsetsNameTheirTensor) {
+  expect_bad_file(three_tensors(R"("b":{"dtype":"F32","shape":[1],"data_offsets":[4,6]},)"), "b",
+                  "data_offsets [4, 6] hold 2 bytes but dtype F32 and shape [1] need 4");
+  expect_bad_file(three_tensors(R"("b":{"dtype":"F32","shape":[1],"data_offsets":[8,4]},)"), "b",
+                  "data_offsets [8, 4] have begin > end");
+}
+
+// A header that lacks b's entry: the gap is reported with both neighbours named, and neither is blamed.
+TEST(SafetensorsBadFile, AMissingEntryIsAHoleBetweenItsNeighbours) {
+  EXPECT_EQ(expect_bad_file(three_tensors(""), "",
+                            "data bytes [4, 8) belong to no tensor (between tensor \"a\", which ends at 4, and tensor "
+                            "\"c\", which starts at 8); is a tensor's entry missing from the header"),
+            "");
+  // The last entry missing: trailing bytes, named after the last tensor present, which is not blamed either.
+  EXPECT_EQ(expect_bad_file(file_image(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
+                                       R"("b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
+                                       12),
+                            "",
+                            "the data buffer has 4 bytes after the last tensor's data (tensor \"b\" ends at 8 of 12); "
+                            "is a tensor's entry missing"),
+            "");
 }
 
 TEST(SafetensorsBadFile, WrongDtype) {

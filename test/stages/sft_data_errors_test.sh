@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Malformed SFT data (DESIGN.md §4, issue 5): each case gets its documented behaviour from `aligntrain run`.
 #   invalid JSON, missing field, wrong type, empty completion   exit 3, "FILE:LINE: FIELD: problem", no training
+#   a chat message with an unknown role                         exit 3, "FILE:LINE: messages[i].role: unknown role"
 #   empty file                                                  exit 2 from recipe validation, before any model loads
 #   over-long example with truncate: drop                       dropped and counted; training goes on
 #   over-long prompt with truncate: left / right                 prompt start cut and kept / nothing left: dropped
@@ -17,6 +18,7 @@ good_lines() { for _ in $(seq 1 7); do echo "$GOOD"; done; }
 { good_lines; echo '{"prompt": "x"}'; } > "$TMP/missing.jsonl"
 { good_lines; echo '{"prompt": "x", "completion": 5}'; } > "$TMP/wrongtype.jsonl"
 { good_lines; echo '{"prompt": "x", "completion": ""}'; } > "$TMP/emptycompletion.jsonl"
+{ good_lines; echo '{"messages": [{"role": "user", "content": "x"}, {"role": "tool", "content": "y"}, {"role": "assistant", "content": "z"}]}'; } > "$TMP/unknownrole.jsonl"
 : > "$TMP/empty.jsonl"
 long=$(python3 -c 'print("9" * 200)')
 { good_lines; echo "{\"prompt\": \"$long\", \"completion\": \"1\"}"; } > "$TMP/long.jsonl"
@@ -43,6 +45,10 @@ expect_output "wrongtype.jsonl:8: completion: expected a string" "names file, li
 train "$TMP/emptycompletion.jsonl"
 expect_exit 3 "empty completion"
 expect_output "emptycompletion.jsonl:8: completion: empty" "names file, line and field"
+train "$TMP/unknownrole.jsonl"
+expect_exit 3 "unknown chat role"
+expect_output "unknownrole.jsonl:8: messages\[1\]\.role: unknown role 'tool'" "names file, line, field and the role"
+[ ! -d "$TMP/out-unknownrole/checkpoints" ]; check "unknown role: nothing trained" $?
 train "$TMP/empty.jsonl"
 expect_exit 2 "empty file"
 expect_output "stages.sft.data.train: the file is empty" "validation names the field and the file"

@@ -3,8 +3,6 @@
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
 #include <ATen/Context.h>
-#include <fcntl.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -12,7 +10,9 @@
 #include <fstream>
 #include <map>
 #include <regex>
+#include <sstream>
 
+#include "trainer/atomic_file.h"
 #include "trainer/errors.h"
 #include "trainer/model/checkpoint_io.h"
 #include "trainer/model/safetensors_torch.h"
@@ -23,22 +23,13 @@ namespace fs = std::filesystem;
 
 namespace {
 
-void fsync_path(const fs::path& p, bool directory) {
-  const int fd = ::open(p.c_str(), directory ? (O_RDONLY | O_DIRECTORY) : O_RDONLY);
-  if (fd < 0) throw std::runtime_error("cannot open " + p.string() + " to fsync it");
-  const int rc = ::fsync(fd);
-  ::close(fd);
-  if (rc != 0 && errno != EINVAL) throw std::runtime_error("cannot fsync " + p.string());
-}
-
-void write_file_synced(const fs::path& p, const std::string& text) {
-  {
-    std::ofstream out(p, std::ios::binary | std::ios::trunc);
-    out << text;
-    out.flush();
-    if (!out) throw std::runtime_error("cannot write " + p.string());
-  }
-  fsync_path(p, false);
+// A copy of `src` at `dst`, written durably (tokenizer files, which a checkpoint must hold once COMPLETE exists).
+void copy_file_durably(const fs::path& src, const fs::path& dst) {
+  std::ifstream in(src, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot read " + src.string());
+  std::stringstream bytes;
+  bytes << in.rdbuf();
+  write_file_atomic(dst.string(), bytes.str());
 }
 
 // step-<N> → N, or -1 for anything else.
@@ -104,20 +95,20 @@ Written write_checkpoint(const fs::path& stage_dir, const TrainState& state, con
     j["world"] = world.size();
     j["objective"] = state.objective;
     j["fingerprint"] = state.fingerprint;
-    write_file_synced(tmp_dir / "state.json", j.dump(2) + "\n");
-    write_file_synced(tmp_dir / "config.json", model::model_config_to_json(config));
+    // Each file below is written durably (atomic_file.h: temp file, fsync, rename, fsync its folder).
+    write_file_atomic((tmp_dir / "state.json").string(), j.dump(2) + "\n");
+    write_file_atomic((tmp_dir / "config.json").string(), model::model_config_to_json(config));
     if (!tokenizer_dir.empty()) {
       fs::create_directories(tmp_dir / "tokenizer");
       for (const auto& name : model::tokenizer_file_names()) {
         const fs::path src = fs::path(tokenizer_dir) / name;
-        if (fs::exists(src)) fs::copy_file(src, tmp_dir / "tokenizer" / name, fs::copy_options::overwrite_existing);
+        if (fs::exists(src)) copy_file_durably(src, tmp_dir / "tokenizer" / name);
       }
     }
-    fsync_path(tmp_dir, true);
+    sync_folder(tmp_dir.string());  // the tokenizer/ entry
     fs::rename(tmp_dir, final_dir);
-    fsync_path(stage_dir, true);
-    write_file_synced(final_dir / "COMPLETE", "step " + std::to_string(state.step) + "\n");
-    fsync_path(final_dir, true);
+    sync_folder(stage_dir.string());
+    write_file_atomic((final_dir / "COMPLETE").string(), "step " + std::to_string(state.step) + "\n");
     prune(stage_dir, keep_last);
   }
   world.barrier();

@@ -1,10 +1,9 @@
 // The safetensors reader, writer and sharded-folder support declared in safetensors.h. Parsing is pure (bytes in,
-// Header out) so that it can be fuzzed; only MappedFile, the writers and SafetensorsDir touch the file system, through
-// POSIX calls: std::filesystem is avoided because libtorch.so (torch 2.11 wheel) exports its own old copy of it, which
-// binaries linked with LibTorch end up calling (its remove_all crashes on a non-empty folder).
+// Header out) so that it can be fuzzed; only MappedFile (POSIX mmap), the writers (trainer/atomic_file.h) and
+// SafetensorsDir touch the file system. (std::filesystem is safe here: the build binds it to the system libstdc++
+// rather than LibTorch's exported copy, which test/model/filesystem_test checks.)
 #include "trainer/model/safetensors.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -14,11 +13,14 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <limits>
 #include <numeric>
 #include <set>
 
 #include <nlohmann/json.hpp>
+
+#include "trainer/atomic_file.h"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "safetensors data is little-endian; this reader hands out raw bytes and needs a little-endian host"
@@ -28,6 +30,7 @@ namespace aligntrain::model {
 namespace {
 
 using Json = nlohmann::json;
+namespace fs = std::filesystem;
 
 constexpr size_t kLengthPrefixBytes = 8;
 constexpr uint64_t kMaxHeaderBytes = 100'000'000;  // the Rust crate's MAX_HEADER_SIZE
@@ -289,36 +292,45 @@ Metadata parse_metadata(const Json& value, const std::string& file) {
   return metadata;
 }
 
-// Every tensor (sorted by offset) must lie inside the data buffer, and together they must cover it exactly.
+// Every tensor must lie inside the data buffer, and together (sorted by offset) they must cover it exactly. Each
+// tensor's own offsets are checked first (parse_entry has checked begin <= end and the size), so that a tensor whose
+// offsets point past the buffer is reported by name rather than as a hole where its data should have been. A hole or
+// trailing bytes belong to no tensor (a header entry is missing, or some offsets are wrong): the message names the
+// tensors around it without blaming either.
 void check_layout(const std::vector<TensorInfo>& tensors, uint64_t data_size, const std::string& file) {
+  for (const TensorInfo& t : tensors) {
+    if (t.end > data_size) {
+      fail(file, t.name,
+           "data_offsets " + range_string(t.begin, t.end) + " end past the data buffer, which has " +
+               std::to_string(data_size) + " bytes (truncated file or wrong offsets)");
+    }
+  }
+  const std::string missing = "; is a tensor's entry missing from the header, or are some data_offsets wrong?";
   uint64_t covered = 0;  // the data buffer [0, covered) is accounted for
   const TensorInfo* previous = nullptr;
   for (const TensorInfo& t : tensors) {
-    const std::string offsets = "data_offsets " + range_string(t.begin, t.end);
-    if (t.end > data_size) {
-      fail(file, t.name,
-           offsets + " end past the data buffer, which has " + std::to_string(data_size) +
-               " bytes (truncated file or wrong offsets)");
-    }
     if (t.begin < covered) {
       fail(file, t.name,
-           offsets + " overlap tensor " + in_quotes(previous->name) + " at " + range_string(previous->begin, previous->end));
+           "data_offsets " + range_string(t.begin, t.end) + " overlap tensor " + in_quotes(previous->name) + " at " +
+               range_string(previous->begin, previous->end));
     }
     if (t.begin > covered) {
-      fail(file, t.name,
-           offsets + " leave a hole: data bytes [" + std::to_string(covered) + ", " + std::to_string(t.begin) +
-               ") belong to no tensor" +
-               (previous ? " (the previous tensor, " + in_quotes(previous->name) + ", ends at " +
-                               std::to_string(previous->end) + ")"
-                         : ""));
+      fail(file, "",
+           "data bytes [" + std::to_string(covered) + ", " + std::to_string(t.begin) + ") belong to no tensor (" +
+               (previous ? "between tensor " + in_quotes(previous->name) + ", which ends at " +
+                               std::to_string(previous->end) + ", and "
+                         : "before ") +
+               "tensor " + in_quotes(t.name) + ", which starts at " + std::to_string(t.begin) + ")" + missing);
     }
     covered = t.end;
     previous = &t;
   }
   if (covered != data_size) {
-    const std::string problem = "the data buffer has " + std::to_string(data_size - covered) +
-                                " bytes after the last tensor's data (holes are not allowed)";
-    fail(file, previous ? previous->name : "", previous ? problem : "the header lists no tensors but " + problem);
+    const std::string trailing = "the data buffer has " + std::to_string(data_size - covered) + " bytes after ";
+    if (!previous) fail(file, "", "the header lists no tensors but " + trailing + "the header");
+    fail(file, "",
+         trailing + "the last tensor's data (tensor " + in_quotes(previous->name) + " ends at " +
+             std::to_string(previous->end) + " of " + std::to_string(data_size) + ")" + missing);
   }
 }
 
@@ -343,44 +355,30 @@ std::string json_string(const std::string& text, const std::string& file, const 
   }
 }
 
-// ---- paths (POSIX; see the note at the top about std::filesystem) ---------------------------------------------------
+// ---- paths -----------------------------------------------------------------------------------------------------
 
-std::string join_path(const std::string& dir, const std::string& name) {
-  if (dir.empty()) return name;
-  return dir.back() == '/' ? dir + name : dir + "/" + name;
-}
-
-// The folder part of `path`: "a/b" -> "a", "b" -> ".", "/b" -> "/".
-std::string parent_dir(const std::string& path) {
-  const size_t slash = path.find_last_of('/');
-  if (slash == std::string::npos) return ".";
-  return slash == 0 ? "/" : path.substr(0, slash);
-}
+std::string join_path(const std::string& dir, const std::string& name) { return (fs::path(dir) / name).string(); }
 
 bool path_exists(const std::string& path) {
-  struct stat st {};
-  return ::stat(path.c_str(), &st) == 0;
+  std::error_code ec;
+  return fs::exists(path, ec);
 }
 
 // mkdir -p.
 void make_dirs(const std::string& dir) {
-  for (size_t slash = dir.find('/', 1);; slash = dir.find('/', slash + 1)) {
-    const std::string prefix = dir.substr(0, slash);
-    if (!prefix.empty() && ::mkdir(prefix.c_str(), 0755) != 0 && errno != EEXIST) {
-      fail_errno(dir, "cannot create folder " + prefix);
-    }
-    if (slash == std::string::npos) break;
-  }
-  struct stat st {};
-  if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) fail(dir, "", "is not a folder");
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) fail(dir, "", "cannot create folder: " + ec.message());
+  if (!fs::is_directory(dir, ec)) fail(dir, "", "is not a folder");
 }
 
 std::vector<std::string> list_dir(const std::string& dir) {
-  DIR* d = ::opendir(dir.c_str());
-  if (d == nullptr) fail_errno(dir, "cannot list folder");
+  std::error_code ec;
   std::vector<std::string> names;
-  while (const dirent* entry = ::readdir(d)) names.emplace_back(entry->d_name);
-  ::closedir(d);
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    names.push_back(it->path().filename().string());
+  }
+  if (ec) fail(dir, "", "cannot list folder: " + ec.message());
   return names;
 }
 
@@ -392,65 +390,15 @@ std::string json_ints(const std::vector<Int>& values) {
   return out + "]";
 }
 
-// A file written to PATH.tmp and renamed over PATH by commit(); removed if commit() is never reached.
-class AtomicFile {
- public:
-  explicit AtomicFile(std::string path) : path_(std::move(path)), tmp_(path_ + ".tmp") {
-    fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd_ < 0) fail_errno(path_, "cannot create " + tmp_);
+// Writes through the shared durable writer (trainer/atomic_file.h), its failures reported as SafetensorsError
+// (exit code 3) like every other error of this file.
+template <typename Write>
+void write_durably(Write&& write) {
+  try {
+    write();
+  } catch (const FileWriteError& e) {
+    fail(e.path(), "", e.problem());
   }
-  AtomicFile(const AtomicFile&) = delete;
-  AtomicFile& operator=(const AtomicFile&) = delete;
-  ~AtomicFile() {
-    if (fd_ >= 0) ::close(fd_);
-    if (!committed_) ::unlink(tmp_.c_str());
-  }
-
-  void write(const void* data, size_t size) {
-    const auto* p = static_cast<const char*>(data);
-    while (size > 0) {
-      const size_t chunk = std::min<size_t>(size, size_t{1} << 30);
-      const ssize_t n = ::write(fd_, p, chunk);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) fail_errno(path_, "cannot write " + tmp_);
-      p += n;
-      size -= static_cast<size_t>(n);
-    }
-  }
-
-  void commit() {
-    if (::fsync(fd_) != 0) fail_errno(path_, "cannot fsync " + tmp_);
-    const int fd = fd_;
-    fd_ = -1;
-    if (::close(fd) != 0) fail_errno(path_, "cannot close " + tmp_);
-    if (::rename(tmp_.c_str(), path_.c_str()) != 0) fail_errno(path_, "cannot rename " + tmp_ + " to it");
-    committed_ = true;
-    sync_parent_dir();
-  }
-
- private:
-  // Makes the rename durable. Some file systems cannot fsync a folder (EINVAL); that is not an error.
-  void sync_parent_dir() const {
-    const std::string parent = parent_dir(path_);
-    const int dir = ::open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dir < 0) fail_errno(path_, "cannot open folder " + parent + " to fsync it");
-    const int rc = ::fsync(dir);
-    const int saved = errno;
-    ::close(dir);
-    errno = saved;
-    if (rc != 0 && errno != EINVAL) fail_errno(path_, "cannot fsync folder " + parent);
-  }
-
-  std::string path_;
-  std::string tmp_;
-  int fd_ = -1;
-  bool committed_ = false;
-};
-
-void write_text_atomic(const std::string& path, const std::string& text) {
-  AtomicFile out(path);
-  out.write(text.data(), text.size());
-  out.commit();
 }
 
 std::string read_small_file(const std::string& path, uint64_t max_bytes) {
@@ -474,7 +422,9 @@ bool is_shard_file_name(const std::string& name) {
 }
 
 void remove_file(const std::string& path) {
-  if (::unlink(path.c_str()) != 0 && errno != ENOENT) fail_errno(path, "cannot remove stale file");
+  std::error_code ec;
+  fs::remove(path, ec);  // a missing file is no error
+  if (ec) fail(path, "", "cannot remove stale file: " + ec.message());
 }
 
 // Removes what an earlier save in another layout left in `dir`: every file in `stale` and every shard file not in
@@ -721,13 +671,15 @@ void check_data_pointers(const std::vector<TensorView>& tensors, const std::stri
 void write_safetensors(const std::string& path, const std::vector<TensorView>& tensors, const Metadata& metadata) {
   const EncodedHeader header = encode_header(tensors, metadata, path);
   check_data_pointers(tensors, path);
-  AtomicFile out(path);
-  out.write(header.bytes.data(), header.bytes.size());
-  for (size_t i : header.order) {
-    const TensorView& t = tensors[i];
-    out.write(t.data, static_cast<size_t>(*checked_byte_size(t.shape, t.dtype)));
-  }
-  out.commit();
+  write_durably([&] {
+    AtomicFile out(path);
+    out.write(header.bytes.data(), header.bytes.size());
+    for (size_t i : header.order) {
+      const TensorView& t = tensors[i];
+      out.write(t.data, static_cast<size_t>(*checked_byte_size(t.shape, t.dtype)));
+    }
+    out.commit();
+  });
 }
 
 std::string shard_file_name(size_t shard, size_t num_shards) {
@@ -795,7 +747,7 @@ std::vector<std::string> write_safetensors_dir(const std::string& dir, const std
   }
   const Json index = {{"metadata", {{"total_parameters", total_parameters}, {"total_size", total_bytes}}},
                       {"weight_map", weight_map}};
-  write_text_atomic(join_path(dir, kSafetensorsIndexName), index.dump(2) + "\n");
+  write_durably([&] { write_file_atomic(join_path(dir, kSafetensorsIndexName), index.dump(2) + "\n"); });
   written.push_back(kSafetensorsIndexName);
   remove_stale_files(dir, {kSafetensorsFileName}, {written.begin(), written.end()});
   return written;
@@ -850,7 +802,7 @@ SafetensorsDir SafetensorsDir::open_index(const std::string& index_path) {
   }
 
   // weight_map: tensor -> shard file name; then open each shard once, in file-name order.
-  const std::string folder = parent_dir(index_path);
+  const std::string folder = fs::path(index_path).parent_path().string();
   std::map<std::string, std::string> weight_map;
   std::map<std::string, std::string> first_tensor_of;  // shard -> a tensor listed for it, for messages
   for (const auto& item : index.at("weight_map").items()) {

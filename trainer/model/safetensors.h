@@ -85,8 +85,11 @@ struct Header {
 Header parse_header_json(const char* json, size_t size, const std::string& file_label);
 
 // Parses a whole file image `data[0, size)`: the 8-byte length (at most 100 MB, within the file), the JSON header
-// (parse_header_json), and the layout: every tensor inside the data buffer, no overlaps, no holes. After it returns,
-// data + data_offset + t.begin .. t.end is in bounds for every tensor t. Pure: no I/O.
+// (parse_header_json), and the layout: every tensor inside the data buffer (checked tensor by tensor first, so the
+// error names the tensor whose offsets are out of range), then no overlaps (naming the later tensor and the one it
+// overlaps), no holes and no trailing bytes (naming the byte range and the tensors around it, not blaming either:
+// a missing header entry looks the same). After it returns, data + data_offset + t.begin .. t.end is in bounds for
+// every tensor t. Pure: no I/O.
 Header parse_header(const uint8_t* data, size_t size, const std::string& file_label);
 
 // A whole file mapped read-only (PROT_READ, MAP_PRIVATE): pages are read lazily and shared with the page cache, and
