@@ -52,7 +52,7 @@ else
     obj="$BUILD/obj/$(basename "$src" .cc).o"
     OBJS="$OBJS $obj"
     # Rebuild when the source or any project header it may include is newer than the object.
-    if [ ! -f "$obj" ] || [ -n "$(find "$src" trainer/model/*.h trainer/errors.h -newer "$obj" 2>/dev/null | head -1)" ]; then
+    if [ ! -f "$obj" ] || [ -n "$(find "$src" trainer/model/*.h common/errors.h -newer "$obj" 2>/dev/null | head -1)" ]; then
       echo "compiling $src"
       g++ -std=c++17 -O2 -g0 -fPIC -Wall -Wno-unused-parameter -Wno-sign-compare -I. \
         -isystem "$TORCH/include" -isystem "$TORCH/include/torch/csrc/api/include" -c "$src" -o "$obj"

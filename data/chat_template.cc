@@ -7,9 +7,9 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "common/errors.h"
 #include "data/tokenizer_json.h"
 #include "data/tokenizer_unicode.h"
-#include "trainer/errors.h"
 
 namespace aligntrain::data {
 namespace {

@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <stdexcept>
 
-#include "trainer/errors.h"
+#include "common/errors.h"
 
 namespace aligntrain::data {
 

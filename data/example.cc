@@ -4,8 +4,8 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "common/errors.h"
 #include "data/chat_template.h"
-#include "trainer/errors.h"
 
 namespace aligntrain::data {
 

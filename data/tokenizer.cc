@@ -8,11 +8,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/errors.h"
 #include "data/chat_template.h"
 #include "data/tokenizer_bpe.h"
 #include "data/tokenizer_byte.h"
 #include "data/tokenizer_json.h"
-#include "trainer/errors.h"
 
 namespace aligntrain::data {
 namespace {

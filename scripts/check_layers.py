@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Checks that Bazel dependencies between the project's packages point one way, down this layer order:
 
-    errors, third_party          (exceptions; system and pip libraries)
+    common, third_party          (error types, durable file writes; system and pip libraries)
     config, data                 (recipe schema; JSONL, tokenizers, chat templates, batching)
     runtime                      (communicators, rank layout, devices)
     model, kernels               (decoder, name table, parameter set; fused ops)
@@ -20,7 +20,7 @@ import sys
 import xml.etree.ElementTree as ET
 
 LAYERS = [
-    ["//trainer:errors", "//third_party"],
+    ["//common", "//third_party"],
     ["//config", "//data"],
     ["//trainer/runtime"],
     ["//trainer/model", "//kernels"],

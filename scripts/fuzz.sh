@@ -32,7 +32,7 @@ case "$target" in
     extra+=(-dict="$dir/recipe.dict")
     ;;
   safetensors)
-    sources=(trainer/model/safetensors.cc trainer/atomic_file.cc fuzz/safetensors_fuzz.cc)
+    sources=(trainer/model/safetensors.cc common/atomic_file.cc fuzz/safetensors_fuzz.cc)
     libs=()
     ;;
   *)

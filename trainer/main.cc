@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "common/errors.h"
 #include "trainer/cli/commands.h"
-#include "trainer/errors.h"
 #include "trainer/runtime/allocator.h"
 #include "trainer/runtime/logging.h"
 #include "trainer/runtime/world.h"

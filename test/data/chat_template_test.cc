@@ -7,13 +7,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/errors.h"
 #include "data/chat_template.h"
 #include "data/encode.h"
 #include "data/example.h"
 #include "data/tokenizer_byte.h"
 #include "test/data/error_matchers.h"
 #include "test/data/temp_dir.h"
-#include "trainer/errors.h"
 
 namespace aligntrain::data {
 namespace {

@@ -18,12 +18,12 @@
 #include <tuple>
 #include <vector>
 
-#include "trainer/errors.h"
+#include "common/errors.h"
+#include "test/util/mpi_test_main.h"
 #include "trainer/runtime/communicator_mpi.h"
 #include "trainer/runtime/communicator_nccl.h"
 #include "trainer/runtime/communicators.h"
 #include "trainer/runtime/layout.h"
-#include "test/util/mpi_test_main.h"
 #include "trainer/runtime/world.h"
 
 namespace aligntrain::runtime {

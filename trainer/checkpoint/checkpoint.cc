@@ -12,8 +12,8 @@
 #include <regex>
 #include <sstream>
 
-#include "trainer/atomic_file.h"
-#include "trainer/errors.h"
+#include "common/atomic_file.h"
+#include "common/errors.h"
 #include "trainer/model/checkpoint_io.h"
 #include "trainer/model/safetensors_torch.h"
 

@@ -55,22 +55,39 @@ std::string resolve(const config::Recipe& recipe, const std::string& path) {
 
 }  // namespace
 
+namespace {
+
+constexpr uint64_t kFnvOffset = 0xcbf29ce484222325ull;
+
+uint64_t fnv1a(std::string_view bytes, uint64_t h) {
+  for (unsigned char c : bytes) {
+    h ^= c;
+    h *= 0x100000001b3ull;
+  }
+  return h;
+}
+
+std::string hex(uint64_t h) {
+  char out[17];
+  std::snprintf(out, sizeof out, "%016llx", static_cast<unsigned long long>(h));
+  return out;
+}
+
+}  // namespace
+
 std::string file_digest(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return "missing";
-  uint64_t h = 0xcbf29ce484222325ull;
+  uint64_t h = kFnvOffset;
   std::vector<char> buf(1 << 20);
   while (in) {
     in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-    for (std::streamsize i = 0; i < in.gcount(); ++i) {
-      h ^= static_cast<uint8_t>(buf[i]);
-      h *= 0x100000001b3ull;
-    }
+    h = fnv1a(std::string_view(buf.data(), static_cast<size_t>(in.gcount())), h);
   }
-  char hex[17];
-  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
-  return hex;
+  return hex(h);
 }
+
+std::string text_digest(std::string_view bytes) { return hex(fnv1a(bytes, kFnvOffset)); }
 
 nlohmann::json stage_fingerprint(const config::Recipe& recipe, const config::StageConfig& stage, int dp) {
   const YAML::Node root = YAML::Load(config::to_yaml(recipe));

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "config/schema.h"
 
@@ -22,5 +23,7 @@ std::optional<std::string> fingerprint_difference(const nlohmann::json& stored, 
 
 // FNV-1a 64 of a file's bytes, as 16 hex digits ("missing" when it cannot be read).
 std::string file_digest(const std::string& path);
+// FNV-1a 64 of `bytes`, as 16 hex digits.
+std::string text_digest(std::string_view bytes);
 
 }  // namespace aligntrain::checkpoint

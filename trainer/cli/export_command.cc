@@ -7,9 +7,9 @@
 #include <filesystem>
 #include <map>
 
+#include "common/errors.h"
 #include "trainer/checkpoint/checkpoint.h"
 #include "trainer/cli/commands.h"
-#include "trainer/errors.h"
 #include "trainer/model/checkpoint_io.h"
 #include "trainer/model/hf_names.h"
 #include "trainer/model/model_config.h"

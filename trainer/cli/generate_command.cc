@@ -3,12 +3,12 @@
 
 #include <filesystem>
 
+#include "common/errors.h"
 #include "data/encode.h"
 #include "data/example.h"
 #include "data/tokenizer.h"
 #include "trainer/cli/commands.h"
 #include "trainer/cli/model_dir.h"
-#include "trainer/errors.h"
 #include "trainer/generation/completions.h"
 #include "trainer/model/checkpoint_io.h"
 #include "trainer/parallel/layers.h"

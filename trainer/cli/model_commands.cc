@@ -10,13 +10,13 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "common/errors.h"
 #include "data/dealing.h"
 #include "data/encode.h"
 #include "data/example.h"
 #include "data/tokenizer.h"
 #include "trainer/cli/commands.h"
 #include "trainer/cli/model_dir.h"
-#include "trainer/errors.h"
 #include "trainer/model/checkpoint_io.h"
 #include "trainer/model/logprobs.h"
 #include "trainer/model/presets.h"

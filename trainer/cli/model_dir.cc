@@ -3,7 +3,7 @@
 
 #include <filesystem>
 
-#include "trainer/errors.h"
+#include "common/errors.h"
 
 namespace aligntrain::cli {
 

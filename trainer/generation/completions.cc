@@ -7,7 +7,7 @@
 #include <chrono>
 #include <fstream>
 
-#include "trainer/errors.h"
+#include "common/errors.h"
 
 namespace aligntrain::generation {
 

@@ -3,7 +3,7 @@
 
 #include <ATen/ATen.h>
 
-#include "trainer/errors.h"
+#include "common/errors.h"
 
 namespace aligntrain::model {
 

@@ -13,8 +13,8 @@
 #include <nlohmann/json.hpp>
 #include <unistd.h>
 
+#include "common/errors.h"
 #include "data/dealing.h"
-#include "trainer/errors.h"
 #include "trainer/model/hf_names.h"
 #include "trainer/model/safetensors.h"
 #include "trainer/model/safetensors_torch.h"

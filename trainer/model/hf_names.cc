@@ -1,7 +1,7 @@
 // See hf_names.h.
 #include "trainer/model/hf_names.h"
 
-#include "trainer/errors.h"
+#include "common/errors.h"
 
 namespace aligntrain::model {
 

@@ -5,7 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "trainer/errors.h"
+#include "common/errors.h"
 #include "trainer/model/architectures.h"
 
 namespace aligntrain::model {

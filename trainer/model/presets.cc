@@ -4,7 +4,7 @@
 #include <functional>
 #include <map>
 
-#include "trainer/errors.h"
+#include "common/errors.h"
 
 namespace aligntrain::model {
 

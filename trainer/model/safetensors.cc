@@ -1,5 +1,5 @@
 // The safetensors reader, writer and sharded-folder support declared in safetensors.h. Parsing is pure (bytes in,
-// Header out) so that it can be fuzzed; only MappedFile (POSIX mmap), the writers (trainer/atomic_file.h) and
+// Header out) so that it can be fuzzed; only MappedFile (POSIX mmap), the writers (common/atomic_file.h) and
 // SafetensorsDir touch the file system. (std::filesystem is safe here: the build binds it to the system libstdc++
 // rather than LibTorch's exported copy, which test/model/filesystem_test checks.)
 #include "trainer/model/safetensors.h"
@@ -20,7 +20,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "trainer/atomic_file.h"
+#include "common/atomic_file.h"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "safetensors data is little-endian; this reader hands out raw bytes and needs a little-endian host"
@@ -390,7 +390,7 @@ std::string json_ints(const std::vector<Int>& values) {
   return out + "]";
 }
 
-// Writes through the shared durable writer (trainer/atomic_file.h), its failures reported as SafetensorsError
+// Writes through the shared durable writer (common/atomic_file.h), its failures reported as SafetensorsError
 // (exit code 3) like every other error of this file.
 template <typename Write>
 void write_durably(Write&& write) {

@@ -23,7 +23,7 @@
 #include <utility>
 #include <vector>
 
-#include "trainer/errors.h"
+#include "common/errors.h"
 
 namespace aligntrain::model {
 

@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include "trainer/errors.h"
+#include "common/errors.h"
 #include "trainer/parallel/mappings.h"
 
 namespace aligntrain::parallel {

@@ -9,7 +9,7 @@
 #include <utility>
 #include <vector>
 
-#include "trainer/errors.h"
+#include "common/errors.h"
 #include "trainer/runtime/communicator_mpi.h"
 #include "trainer/runtime/communicator_nccl.h"
 #include "trainer/runtime/communicator_self.h"

@@ -3,7 +3,7 @@
 
 #include <torch/cuda.h>
 
-#include "trainer/errors.h"
+#include "common/errors.h"
 
 namespace aligntrain::runtime {
 

@@ -4,7 +4,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "trainer/errors.h"
+#include "common/errors.h"
 
 namespace aligntrain::runtime {
 

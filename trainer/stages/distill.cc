@@ -12,12 +12,12 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "common/errors.h"
 #include "data/collate.h"
 #include "data/dealing.h"
 #include "data/example.h"
-#include "trainer/errors.h"
-#include "trainer/generation/generator.h"
 #include "trainer/generation/completions.h"
+#include "trainer/generation/generator.h"
 #include "trainer/model/logprobs.h"
 #include "trainer/model/safetensors_torch.h"
 #include "trainer/objectives/distill.h"
@@ -95,15 +95,8 @@ class DistillObjective : public TrainObjective {
     set_counts(all, set);
     Sums sums;
     const int dp = env_.groups.layout.dp, r = env_.groups.layout.dp_rank;
-    std::vector<int64_t> mine;
-    auto flush = [&] {
-      for (int64_t c = 0; c < set.width && !mine.empty(); ++c) column(set, mine, c, /*train=*/false, sums);
-      mine.clear();
-    };
-    for (const auto& batch : data::rank_batches(set.size(), r, dp, stage_.batch.micro)) {
-      mine = batch;
-      flush();
-    }
+    for (const auto& mine : data::rank_batches(set.size(), r, dp, stage_.batch.micro))
+      for (int64_t c = 0; c < set.width; ++c) column(set, mine, c, /*train=*/false, sums);
     evaluating_ = false;
     return reduce(sums, "eval/");
   }

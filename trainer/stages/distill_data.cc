@@ -5,8 +5,8 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "common/errors.h"
 #include "data/example.h"
-#include "trainer/errors.h"
 #include "trainer/stages/preference.h"
 
 namespace aligntrain::stages {

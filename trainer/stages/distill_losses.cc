@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "config/resolve.h"
 #include "kernels/kd_divergence.h"
 #include "trainer/model/logprobs.h"
 #include "trainer/parallel/vocab_parallel.h"
@@ -122,7 +123,7 @@ class AlignDistil : public DistillLoss {
  public:
   explicit AlignDistil(const config::LossConfig& l) : l_(l) {
     o_.mode = mode_of(l.aligndistil_mode);
-    o_.beta = l.beta.value();  // filled by config::resolve
+    o_.beta = config::resolved_beta(l);
     o_.beta2 = l.aligndistil_beta2;
     o_.temperature = l.temperature;
   }

@@ -8,9 +8,9 @@
 #include <chrono>
 #include <cmath>
 
+#include "common/errors.h"
 #include "data/encode.h"
 #include "data/example.h"
-#include "trainer/errors.h"
 #include "trainer/generation/completions.h"
 #include "trainer/stages/models.h"
 #include "trainer/stages/preference.h"

@@ -3,10 +3,10 @@
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
 
-#include "trainer/model/recipe_models.h"
-#include "trainer/errors.h"
+#include "common/errors.h"
 #include "trainer/model/checkpoint_io.h"
 #include "trainer/model/hf_names.h"
+#include "trainer/model/recipe_models.h"
 #include "trainer/parallel/layers.h"
 
 namespace aligntrain::stages {

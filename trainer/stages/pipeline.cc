@@ -12,20 +12,20 @@
 
 #include <sys/resource.h>
 
+#include "common/errors.h"
 #include "config/resolve.h"
 #include "data/example.h"
 #include "data/tokenizer.h"
 #include "trainer/checkpoint/checkpoint.h"
 #include "trainer/checkpoint/fingerprint.h"
-#include "trainer/errors.h"
 #include "trainer/metrics/metrics.h"
 #include "trainer/runtime/communicators.h"
 #include "trainer/runtime/device.h"
 #include "trainer/runtime/signals.h"
 #include "trainer/stages/models.h"
 #include "trainer/stages/registry.h"
-#include "trainer/stages/stage_state.h"
 #include "trainer/stages/stage_env.h"
+#include "trainer/stages/stage_state.h"
 
 namespace aligntrain::stages {
 

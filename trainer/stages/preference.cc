@@ -4,13 +4,13 @@
 #include <ATen/core/grad_mode.h>
 #include <spdlog/spdlog.h>
 
-#include <limits>
 
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "common/errors.h"
+#include "config/resolve.h"
 #include "data/example.h"
-#include "trainer/errors.h"
 #include "trainer/objectives/preference.h"
 #include "trainer/stages/udm.h"
 
@@ -112,8 +112,7 @@ StageResult run_preference(StageEnv& env, const config::StageConfig& stage) {
   if (!eval_only && !stage.data.eval.empty()) {
     eval = load_pair_data(stage.data.eval, stage, *l.tokenizer, l.policy.chat_template, l.policy.weights_dir);
   }
-  // config::resolve fills β for every loss type that uses it; orpo and sft alone have none (and read none: NaN).
-  const double beta = stage.loss.beta.value_or(std::numeric_limits<double>::quiet_NaN());
+  const double beta = config::resolved_beta(stage.loss);  // NaN for orpo or sft alone, which read none
   spdlog::info("[{}] {} training pair(s){}; policy '{}', loss {}{}", stage.name, train_set.size(),
                eval ? fmt::format(", {} eval pair(s)", eval->size()) : "", stage.policy, loss_names(stage),
                stage.loss.beta ? fmt::format(" (beta {})", *stage.loss.beta) : "");
@@ -176,7 +175,7 @@ StageResult run_unpaired(StageEnv& env, const config::StageConfig& stage) {
   if (!stage.data.eval.empty()) {
     eval = load_unpaired(stage.data.eval, stage, *l.tokenizer, l.policy.chat_template, l.policy.weights_dir);
   }
-  const double beta = stage.loss.beta.value();  // filled by config::resolve for every loss type that uses it
+  const double beta = config::resolved_beta(stage.loss);
   const config::LossType type = stage.loss.type.at(0);
   if (stage.loss.type.size() != 1) throw UsageError("stage '" + stage.name + "': an unpaired stage takes one loss type");
   // BCO's underlying-distribution matching: per-example weights of the training and eval sets, computed (and the
@@ -323,7 +322,7 @@ StageResult run_negatives(StageEnv& env, const config::StageConfig& stage) {
   auto [train_set, k] = load(stage.data.train, stage.data.num_samples.value_or(0));
   std::optional<ResponseSet> eval;
   if (!stage.data.eval.empty()) eval = load(stage.data.eval, k).first;
-  const double beta = stage.loss.beta.value();  // filled by config::resolve for every loss type that uses it
+  const double beta = config::resolved_beta(stage.loss);
   spdlog::info("[{}] {} training prompt(s) with a rejected response and {} sample(s) each; policy '{}', loss {} "
                "(beta {}, alpha {})", stage.name, train_set.size(), k, stage.policy, loss_names(stage), beta,
                stage.loss.d2o_alpha);

@@ -10,14 +10,15 @@
 #include <cmath>
 #include <filesystem>
 
+#include "common/errors.h"
 #include "data/collate.h"
 #include "data/dealing.h"
 #include "trainer/checkpoint/fingerprint.h"
-#include "trainer/errors.h"
 #include "trainer/model/checkpoint_io.h"
 #include "trainer/model/logprobs.h"
 #include "trainer/model/safetensors_torch.h"
 #include "trainer/parallel/vocab_parallel.h"
+#include "trainer/stages/frozen_cache.h"
 #include "trainer/stages/train_loop.h"
 #include "trainer/stages/training_stage.h"
 
@@ -62,65 +63,7 @@ ReferenceFn table_reference(at::Tensor table, const at::Device& device) {
   };
 }
 
-std::string digest_of_text(const std::string& text) {
-  uint64_t h = 0xcbf29ce484222325ull;
-  for (unsigned char c : text) {
-    h ^= c;
-    h *= 0x100000001b3ull;
-  }
-  char hex[17];
-  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
-  return hex;
-}
-
-std::string reference_cache_key(const config::Recipe& recipe, const config::StageConfig& stage, const ModelSource& ref,
-                                const ResponseSet& set, at::ScalarType dtype) {
-  std::string text = "v2|kind:" + std::string(config::name_of(stage.kind)) + "|width:" + std::to_string(set.width) +
-                     "|config:" + model::model_config_to_json(ref.config);
-  if (ref.init) {
-    text += "|init:" + ref.init->preset + ":" + std::to_string(ref.init->seed);
-  } else {
-    std::vector<std::string> files;
-    for (const auto& e : fs::directory_iterator(ref.weights_dir)) {
-      if (e.path().extension() == ".safetensors") files.push_back(e.path().string());
-    }
-    std::sort(files.begin(), files.end());
-    for (const auto& f : files) text += "|w:" + fs::path(f).filename().string() + ":" + checkpoint::file_digest(f);
-  }
-  for (const auto& name : model::tokenizer_file_names()) {
-    const fs::path p = fs::path(ref.tokenizer_dir) / name;
-    if (fs::exists(p)) text += "|tok:" + name + ":" + checkpoint::file_digest(p.string());
-  }
-  text += "|data:" + checkpoint::file_digest(set.path);
-  if (!stage.data.samples.empty()) text += "|samples:" + checkpoint::file_digest(stage.data.samples);
-  text += "|max_length:" + std::to_string(stage.batch.max_length) + "|truncate:" +
-          std::string(config::name_of(stage.data.truncate)) + "|template:" + ref.chat_template +
-          "|skip_invalid:" + std::to_string(stage.data.skip_invalid) + "|dtype:" + std::string(c10::toString(dtype)) +
-          "|tp:" + std::to_string(recipe.parallel.tensor) + "|n:" + std::to_string(set.size());
-  return digest_of_text(text);
-}
-
-std::optional<at::Tensor> read_cache(const fs::path& file, int64_t n, int64_t width) {
-  if (!fs::exists(file)) return std::nullopt;
-  try {
-    for (const auto& [name, t] : model::load_safetensors(file.string())) {
-      if (name == "reference_logps" && t.dim() == 2 && t.size(0) == n && t.size(1) == width) return t.to(at::kDouble);
-    }
-  } catch (const std::exception& e) {
-    spdlog::warn("ignoring unreadable reference cache {}: {}", file.string(), e.what());
-    return std::nullopt;
-  }
-  spdlog::warn("ignoring reference cache {}: it does not hold {} x {} log-probs", file.string(), n, width);
-  return std::nullopt;
-}
-
 }  // namespace
-
-std::string frozen_outputs_key(const config::Recipe& recipe, const config::StageConfig& stage,
-                               const ModelSource& model, const ResponseSet& set, at::ScalarType dtype,
-                               const std::string& extra) {
-  return digest_of_text(reference_cache_key(recipe, stage, model, set, dtype) + "|" + extra);
-}
 
 SeqLogps sequence_logps(model::CausalLM& lm, runtime::Communicator& tp, const at::Device& device,
                         const ResponseSet& set, const std::vector<int64_t>& index, const std::vector<int64_t>& columns,
@@ -181,24 +124,24 @@ Reference make_reference(StageEnv& env, const config::StageConfig& stage, const 
     out.eval = out.train;
     return out;
   }
-  const fs::path cache_dir = fs::path(env.recipe.run.output_dir) / "cache";
   std::optional<LoadedModel> model;
   auto table_for = [&](const ResponseSet& set) {
-    const std::string key = reference_cache_key(env.recipe, stage, ref_src, set, dtype);
-    const fs::path file = cache_dir / ("reference-" + key + ".safetensors");
-    if (env.world.all_ok(read_cache(file, set.size(), set.width).has_value())) {
-      spdlog::info("[{}] reference log-probs of {} from cache {}", stage.name, set.path, file.string());
-      return *read_cache(file, set.size(), set.width);
+    const FrozenCache cache = frozen_cache(env.recipe, "reference", ref_src, set, dtype,
+                                           "stage-kind:" + std::string(config::name_of(stage.kind)));
+    const auto cached = read_frozen(env.world, cache, [&](const CachedTensors& t) {
+      const auto it = t.find("reference_logps");
+      return it != t.end() && it->second.dim() == 2 && it->second.size(0) == set.size() &&
+             it->second.size(1) == set.width;
+    });
+    if (cached) {
+      spdlog::info("[{}] reference log-probs of {} from cache {}", stage.name, set.path, cache.file.string());
+      return cached->at("reference_logps").to(at::kDouble);
     }
     if (!model) model = load_frozen_model(ref_src, env.groups, env.device, dtype);
     spdlog::info("[{}] precomputing reference log-probs of {} examples of {} with '{}'", stage.name, set.size(),
                  set.path, ref_src.name);
     auto table = reference_table(*model->lm, env.groups, env.device, set, stage.batch.micro, pad);
-    if (env.world.is_root()) {
-      fs::create_directories(cache_dir);
-      model::save_safetensors(file.string(), {{"reference_logps", table}}, {{"key", key}, {"data", set.path}});
-    }
-    env.world.barrier();
+    write_frozen(env.world, cache, {{"reference_logps", table}}, {{"data", set.path}});
     return table;
   };
   out.train = table_reference(table_for(train), env.device);

@@ -106,11 +106,5 @@ StageResult run_response_stage(StageEnv& env, const config::StageConfig& stage, 
                                ResponseLoss& loss, int32_t pad_id);
 
 
-// A digest of everything a frozen model's per-example outputs on `set` depend on: the model (weight file contents,
-// or its init), tokenizer files, data file contents, max_length, truncation, template, dtype, TP degree and layout,
-// plus the caller's `extra` settings. Cache files named by it are never stale.
-std::string frozen_outputs_key(const config::Recipe& recipe, const config::StageConfig& stage,
-                               const ModelSource& model, const ResponseSet& set, at::ScalarType dtype,
-                               const std::string& extra);
 
 }  // namespace aligntrain::stages

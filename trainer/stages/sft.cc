@@ -6,8 +6,8 @@
 
 #include <cmath>
 
+#include "common/errors.h"
 #include "data/dealing.h"
-#include "trainer/errors.h"
 #include "trainer/model/logprobs.h"
 #include "trainer/parallel/vocab_parallel.h"
 #include "trainer/stages/training_stage.h"

@@ -3,32 +3,14 @@
 
 #include <fstream>
 
+#include "common/atomic_file.h"
+#include "common/errors.h"
 #include "trainer/checkpoint/fingerprint.h"
-#include "trainer/errors.h"
-#include <fcntl.h>
-#include <unistd.h>
 
 namespace aligntrain::stages {
 
 namespace fs = std::filesystem;
 
-namespace {
-// PLACEHOLDER until the shared durable-write helper lands: temp file, fsync, rename.
-void write_file_durably(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << text;
-    if (!out.flush()) throw std::runtime_error("cannot write " + tmp);
-  }
-  const int fd = ::open(tmp.c_str(), O_RDONLY);
-  if (fd >= 0) {
-    ::fsync(fd);
-    ::close(fd);
-  }
-  fs::rename(tmp, path);
-}
-}  // namespace
 
 fs::path done_path(const config::Recipe& recipe, const std::string& stage) {
   return fs::path(recipe.run.output_dir) / stage / "DONE";
@@ -69,7 +51,7 @@ void write_done(const config::Recipe& recipe, const std::string& stage, const nl
   nlohmann::ordered_json marker;
   marker["fingerprint"] = fingerprint;
   marker["summary"] = summary;
-  write_file_durably(done.string(), marker.dump(2) + "\n");
+  write_file_atomic(done.string(), marker.dump(2) + "\n");
 }
 
 }  // namespace aligntrain::stages

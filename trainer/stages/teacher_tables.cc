@@ -6,16 +6,13 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <filesystem>
 
 #include "data/collate.h"
 #include "data/dealing.h"
 #include "trainer/model/logprobs.h"
-#include "trainer/model/safetensors_torch.h"
+#include "trainer/stages/frozen_cache.h"
 
 namespace aligntrain::stages {
-
-namespace fs = std::filesystem;
 
 std::vector<int64_t> table_offsets(const ResponseSet& set, const std::vector<int64_t>& columns) {
   std::vector<int64_t> off(static_cast<size_t>(set.size() * set.width + 1), 0);
@@ -48,27 +45,20 @@ TableStore precompute_tables(StageEnv& env, const config::StageConfig& stage, co
   const auto dtype = frozen_dtype(env.recipe, teacher_src.name);
   std::string cols;
   for (int64_t c : columns) cols += std::to_string(c) + ",";
-  const std::string key = frozen_outputs_key(env.recipe, stage, teacher_src, set, dtype,
-                                             "teacher-table|k:" + std::to_string(k) + "|columns:" + cols);
-  const fs::path file = fs::path(env.recipe.run.output_dir) / "cache" / ("teacher-" + key + ".safetensors");
-  auto read = [&]() -> bool {
-    if (!fs::exists(file)) return false;
-    try {
-      for (const auto& [name, x] : model::load_safetensors(file.string())) {
-        if (name == "indices") t.indices = x.to(at::kLong);
-        if (name == "probs") t.probs = x.to(at::kFloat);
-        if (name == "remaining") t.remaining = x.to(at::kFloat);
-      }
-    } catch (const std::exception& e) {
-      spdlog::warn("ignoring unreadable teacher table cache {}: {}", file.string(), e.what());
-      return false;
-    }
-    return t.indices.defined() && t.probs.defined() && t.remaining.defined() && t.indices.size(0) == rows &&
-           t.indices.size(1) == k && t.probs.sizes() == t.indices.sizes() && t.remaining.size(0) == rows;
-  };
-  if (env.world.all_ok(read())) {
+  const FrozenCache cache =
+      frozen_cache(env.recipe, "teacher", teacher_src, set, dtype, "top_k:" + std::to_string(k) + "|columns:" + cols);
+  const auto cached = read_frozen(env.world, cache, [&](const CachedTensors& c) {
+    const auto i = c.find("indices"), p = c.find("probs"), r = c.find("remaining");
+    return i != c.end() && p != c.end() && r != c.end() && i->second.dim() == 2 && i->second.size(0) == rows &&
+           i->second.size(1) == k && p->second.sizes() == i->second.sizes() && r->second.dim() == 1 &&
+           r->second.size(0) == rows;
+  });
+  if (cached) {
+    t.indices = cached->at("indices").to(at::kLong);
+    t.probs = cached->at("probs").to(at::kFloat);
+    t.remaining = cached->at("remaining").to(at::kFloat);
     spdlog::info("[{}] top-{} tables of '{}' on {} from cache {}", stage.name, k, teacher_src.name, set.path,
-                 file.string());
+                 cache.file.string());
     return t;
   }
   spdlog::info("[{}] precomputing top-{} tables of '{}' on {} ({} positions)", stage.name, k, teacher_src.name, set.path,
@@ -79,10 +69,8 @@ TableStore precompute_tables(StageEnv& env, const config::StageConfig& stage, co
   t.probs = at::zeros({rows, k}, at::kFloat);
   t.remaining = at::zeros({rows}, at::kFloat);
   const int dp = env.groups.layout.dp;
-  std::vector<int64_t> mine;
-  auto flush = [&] {
+  for (const auto& mine : data::rank_batches(set.size(), env.groups.layout.dp_rank, dp, stage.batch.micro)) {
     for (int64_t c : columns) {
-      if (mine.empty()) break;
       const auto b = data::collate(set.rows(mine, c), data::CollateOptions{pad, false});
       const auto mb = model_batch(b, env.device);
       const auto sel = mb.labels.ne(model::kIgnoreIndex).reshape({-1}).nonzero().squeeze(-1);
@@ -94,11 +82,6 @@ TableStore precompute_tables(StageEnv& env, const config::StageConfig& stage, co
       t.probs.index_copy_(0, dest, table.probs.to(at::kCPU, at::kFloat));
       t.remaining.index_copy_(0, dest, table.remaining.to(at::kCPU, at::kFloat));
     }
-    mine.clear();
-  };
-  for (const auto& batch : data::rank_batches(set.size(), env.groups.layout.dp_rank, dp, stage.batch.micro)) {
-    mine = batch;
-    flush();
   }
   if (dp > 1) {  // every row was computed by exactly one replica
     for (at::Tensor* x : {&t.indices, &t.probs, &t.remaining}) {
@@ -107,12 +90,8 @@ TableStore precompute_tables(StageEnv& env, const config::StageConfig& stage, co
       *x = d.to(at::kCPU);
     }
   }
-  if (env.world.is_root()) {
-    fs::create_directories(file.parent_path());
-    model::save_safetensors(file.string(), {{"indices", t.indices}, {"probs", t.probs}, {"remaining", t.remaining}},
-                            {{"key", key}, {"data", set.path}, {"teacher", teacher_src.name}});
-  }
-  env.world.barrier();
+  write_frozen(env.world, cache, {{"indices", t.indices}, {"probs", t.probs}, {"remaining", t.remaining}},
+               {{"data", set.path}, {"teacher", teacher_src.name}});
   return t;  // the teacher model is freed here
 }
 

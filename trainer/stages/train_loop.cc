@@ -7,9 +7,9 @@
 #include <cmath>
 #include <filesystem>
 
+#include "common/errors.h"
 #include "trainer/checkpoint/checkpoint.h"
 #include "trainer/checkpoint/fingerprint.h"
-#include "trainer/errors.h"
 #include "trainer/model/checkpoint_io.h"
 #include "trainer/optim/adamw.h"
 #include "trainer/optim/schedule.h"

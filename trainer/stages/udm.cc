@@ -6,10 +6,10 @@
 
 #include <map>
 
+#include "common/errors.h"
 #include "data/dealing.h"
 #include "data/encode.h"
 #include "data/example.h"
-#include "trainer/errors.h"
 #include "trainer/objectives/logistic.h"
 #include "trainer/stages/models.h"
 #include "trainer/stages/preference.h"
@@ -25,9 +25,7 @@ at::Tensor embed_prompts(StageEnv& env, model::CausalLM& lm, const std::vector<s
   auto out = at::zeros({n, h}, at::kDouble);
   at::NoGradGuard no_grad;
   const int dp = env.groups.layout.dp;
-  std::vector<int64_t> mine;
-  auto flush = [&] {
-    if (mine.empty()) return;
+  for (const auto& mine : data::rank_batches(n, env.groups.layout.dp_rank, dp, micro)) {
     int64_t t = 0;
     for (int64_t i : mine) t = std::max<int64_t>(t, prompts[static_cast<size_t>(i)].size());
     const int64_t b = static_cast<int64_t>(mine.size());
@@ -43,11 +41,6 @@ at::Tensor embed_prompts(StageEnv& env, model::CausalLM& lm, const std::vector<s
     const auto m = mask.to(env.device, at::kDouble).unsqueeze(-1);
     const auto mean = ((hidden.to(at::kDouble) * m).sum(1) / m.sum(1)).to(at::kCPU);
     out.index_copy_(0, at::tensor(mine, at::kLong), mean);
-    mine.clear();
-  };
-  for (const auto& batch : data::rank_batches(n, env.groups.layout.dp_rank, dp, micro)) {
-    mine = batch;
-    flush();
   }
   if (dp > 1) {
     auto d = out.to(env.device);

@@ -1,5 +1,5 @@
 // See atomic_file.h.
-#include "trainer/atomic_file.h"
+#include "common/atomic_file.h"
 
 #include <fcntl.h>
 #include <unistd.h>
