@@ -60,7 +60,9 @@ $([ -n "${5:-}" ] && echo "    teacher_reference: $5")
 YAML
 }
 
-# name | loss (YAML) | data | teacher_reference | reference options
+# name | loss (YAML) | data | teacher_reference | reference options [| the scale of its rounding where that exceeds
+# max(1, |loss|): contrast multiplies per-token KLs by β₂ = 10 and sums them over the response (len_norm false), so
+# it carries β₂ times their rounding (7.6e-6 on an Intel host, where the other cases stay below 5e-7)]
 CASES=(
   "fkl|{type: kd, divergence: forward_kl, lmbda: 0}|sft|-|kd divergence=forward_kl"
   "rkl|{type: kd, divergence: reverse_kl, lmbda: 0}|sft|-|kd divergence=reverse_kl"
@@ -72,12 +74,12 @@ CASES=(
   "dckd_kl|{type: dckd, top_k: 3, sft_weight: 0.0, chosen_distil_weight: 1.0, rejected_distil_weight: 2.0}|pairs|-|dckd top_k=3 sft_weight=0 chosen_distil_weight=1 rejected_distil_weight=2"
   "align|{type: aligndistil}|sft|tref|aligndistil"
   "theorem1|{type: aligndistil, aligndistil_mode: theorem1, beta: 0.2, kd_ratio: 0.7}|sft|tref|aligndistil mode=theorem1 beta=0.2 kd_ratio=0.7"
-  "contrast|{type: aligndistil, aligndistil_mode: contrast, aligndistil_len_norm: false}|sft|tref|aligndistil mode=contrast len_norm=0"
+  "contrast|{type: aligndistil, aligndistil_mode: contrast, aligndistil_len_norm: false}|sft|tref|aligndistil mode=contrast len_norm=0|10"
   "adaptive|{type: aligndistil, aligndistil_mode: theorem1_adaptive}|sft|tref|aligndistil mode=theorem1_adaptive"
 )
 : > "$TMP/ref_in.txt"
 for c in "${CASES[@]}"; do
-  IFS='|' read -r name loss data tref opts <<< "$c"
+  IFS='|' read -r name loss data tref opts scale <<< "$c"
   set -- $opts
   method=$1; shift
   refdir=-; [ "$tref" != - ] && refdir="$TMP/tref"
@@ -88,14 +90,15 @@ check "reference losses computed for ${#CASES[@]} cases (got ${#WANT[@]})" $([ $
 
 i=0
 for c in "${CASES[@]}"; do
-  IFS='|' read -r name loss data tref opts <<< "$c"
+  IFS='|' read -r name loss data tref opts scale <<< "$c"
   t=""; [ "$tref" != - ] && t=tref
   recipe "$name" 1 "$loss" "$TMP/$data.jsonl" $t > "$TMP/$name.yaml"
   run_long $BIN run "$TMP/$name.yaml"
   expect_exit 0 "$name: one distill step"
   got=$(metric "$TMP/out-$name/metrics.jsonl" d 1 loss)
   want=${WANT[$i]:-nan}
-  near "$got" "$want" 1e-5; check "$name: step-1 loss $got equals the reference $want within 1e-5 of its scale" $?
+  near "$got" "$want" 1e-5 "${scale:-1}"
+  check "$name: step-1 loss $got equals the reference $want within 1e-5 of max(${scale:-1}, |loss|)" $?
   if [ "$name" = fkl ] || [ "$name" = dckd ] || [ "$name" = adpa ] || [ "$name" = align ]; then
     for mode in tp2:2 dp2:1; do
       recipe "$name-${mode%:*}" ${mode#*:} "$loss" "$TMP/$data.jsonl" $t > "$TMP/$name-${mode%:*}.yaml"
