@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "test/util/test_env.h"
+#include "test/util/tolerance.h"
 #include "trainer/model/checkpoint_io.h"
 #include "trainer/model/logprobs.h"
 #include "trainer/model/model_config.h"
@@ -49,7 +50,13 @@ std::shared_ptr<CausalLM> load(const fs::path& dir, const std::unique_ptr<LayerF
   return model;
 }
 
+using aligntrain::testing::near_in_scale;
+
 double max_abs_diff(const at::Tensor& a, const at::Tensor& b) { return (a - b).abs().max().item<double>(); }
+
+// Two fp32 implementations (ours and transformers') of the same model: logits, log-probs and each gradient within
+// 1e-5 of their scale (the largest error seen on an Intel host was 7e-7 of it).
+constexpr double kParity = 1e-5;
 
 class ModelParity : public ::testing::TestWithParam<std::string> {
  protected:
@@ -62,7 +69,7 @@ TEST_P(ModelParity, LogitsMatchTransformers) {
   auto model = load(dir() / "model", factory);
   at::NoGradGuard no_grad;
   const auto logits = model->forward({expected["input_ids"]});
-  EXPECT_LE(max_abs_diff(logits, expected["logits"]), 1e-4);
+  EXPECT_TRUE(near_in_scale(logits, expected["logits"], kParity));
 }
 
 TEST_P(ModelParity, PaddedLogitsMatchOnTokens) {
@@ -72,21 +79,20 @@ TEST_P(ModelParity, PaddedLogitsMatchOnTokens) {
   const auto mask = expected["attention_mask"];
   const auto logits = model->forward({expected["input_ids"], mask});
   const auto valid = mask.to(at::kBool).unsqueeze(-1).expand_as(logits);
-  EXPECT_LE(max_abs_diff(logits.masked_select(valid), expected["masked_logits"].masked_select(valid)), 1e-4);
+  EXPECT_TRUE(near_in_scale(logits.masked_select(valid), expected["masked_logits"].masked_select(valid), kParity));
 }
 
 void expect_gradients_match(CausalLM& model, std::map<std::string, at::Tensor>& expected) {
   const auto ids = expected["input_ids"];
   const auto labels = shift_labels(ids, at::ones_like(ids));
   const auto lp = token_logprobs(model, model.hidden_states({ids}), labels, /*chunk_positions=*/7);
-  EXPECT_LE(max_abs_diff(lp.narrow(1, 0, ids.size(1) - 1), expected["token_logps"]), 1e-4);
+  EXPECT_TRUE(near_in_scale(lp.narrow(1, 0, ids.size(1) - 1), expected["token_logps"], kParity));
   lp.sum().backward();
   int checked = 0;
   for (const auto& [name, param] : model.named_parameters(true).pairs()) {
     const auto& want = expected.at("grad." + name);
     ASSERT_TRUE(param.grad().defined()) << name;
-    const double scale = std::max(want.abs().max().item<double>(), 1e-6);
-    EXPECT_LE(max_abs_diff(param.grad(), want) / scale, 1e-4) << name;
+    EXPECT_TRUE(near_in_scale(param.grad(), want, kParity)) << name;
     ++checked;
   }
   EXPECT_EQ(checked, static_cast<int>(model.named_parameters(true).size()));
@@ -130,21 +136,19 @@ TEST_P(ModelParity, PaddingFreeForwardEqualsRowsAlone) {
     lp.sum().backward();
     EXPECT_EQ(hidden.masked_select(mask.logical_not().unsqueeze(-1).expand_as(hidden)).abs().max().item<double>(),
               0.0);
-    double max_lp_diff = 0;
     for (int64_t i = 0; i < b; ++i) {
       const auto row = ids[i].narrow(0, 0, lengths[i]).unsqueeze(0);
       const auto row_lp = token_logprobs(*alone, alone->hidden_states({row}),
                                          shift_labels(row, at::ones_like(row)), /*chunk_positions=*/5);
       row_lp.sum().backward();
-      max_lp_diff = std::max(max_lp_diff, max_abs_diff(lp[i].narrow(0, 0, lengths[i]), row_lp[0]));
+      EXPECT_TRUE(near_in_scale(lp[i].narrow(0, 0, lengths[i]), row_lp[0], 1e-6))
+          << "row " << i << " checkpointing " << checkpointing;
     }
-    EXPECT_LE(max_lp_diff, 1e-5) << "checkpointing " << checkpointing;
     const auto want = alone->named_parameters(true);
     for (const auto& [name, param] : padded->named_parameters(true).pairs()) {
       const auto& g = want[name].grad();
       ASSERT_TRUE(param.grad().defined() && g.defined()) << name;
-      const double scale = std::max(g.abs().max().item<double>(), 1e-6);
-      EXPECT_LE(max_abs_diff(param.grad(), g) / scale, 1e-5) << name << " checkpointing " << checkpointing;
+      EXPECT_TRUE(near_in_scale(param.grad(), g, 1e-5)) << name << " checkpointing " << checkpointing;
     }
   }
 }
@@ -153,7 +157,7 @@ TEST_P(ModelParity, ShardedCheckpointLoadsTheSameWeights) {
   auto expected = read_all(dir() / "expected.safetensors");
   auto model = load(dir() / "model_sharded", factory);
   at::NoGradGuard no_grad;
-  EXPECT_LE(max_abs_diff(model->forward({expected["input_ids"]}), expected["logits"]), 1e-4);
+  EXPECT_TRUE(near_in_scale(model->forward({expected["input_ids"]}), expected["logits"], kParity));
 }
 
 TEST_P(ModelParity, SavedModelLoadsInTransformersWithSameLogits) {
@@ -167,7 +171,7 @@ TEST_P(ModelParity, SavedModelLoadsInTransformersWithSameLogits) {
   run_or_throw(python() + " scripts/parity/hf_models.py logits " + (out / "model").string() + " " +
                ids_path.string() + " " + (out / "logits.safetensors").string());
   auto got = read_all(out / "logits.safetensors");
-  EXPECT_LE(max_abs_diff(got["logits"], expected["logits"]), 1e-4);
+  EXPECT_TRUE(near_in_scale(got["logits"], expected["logits"], kParity));
 }
 
 TEST_P(ModelParity, Bf16ForwardTracksFp32) {

@@ -55,19 +55,19 @@ run_long $BIN run "$TMP/udm.yaml"
 expect_exit 0 "BCO with UDM"
 expect_output "UDM on .*classifier fitted on 5 desirable \+ 5 undesirable prompts" "the classifier uses prompt_sample_size prompts per class"
 got=$(metric "$TMP/out-udm/metrics.jsonl" bco 1 loss)
-py_check "abs($got - $loss_ref) < 1e-5"; check "step-1 loss $got equals the reference $loss_ref within 1e-5" $?
+near "$got" "$loss_ref" 1e-5; check "step-1 loss $got equals the reference $loss_ref within 1e-5 of its scale" $?
 py_check "abs($loss_ref - 0.6931471805599453) > 1e-3"; check "the UDM weights are not all 1 (reference loss $loss_ref vs ln 2)" $?
 
 recipe udm-dp2 ", udm_model: embedder, prompt_sample_size: 5" > "$TMP/udm-dp2.yaml"
 run_long "${MPIRUN[@]}" $BIN run "$TMP/udm-dp2.yaml"
 expect_exit 0 "BCO with UDM, DP=2"
 got2=$(metric "$TMP/out-udm-dp2/metrics.jsonl" bco 1 loss)
-py_check "abs($got2 - $loss_ref) < 1e-5"; check "DP=2: step-1 loss $got2 equals the reference" $?
+near "$got2" "$loss_ref" 1e-5; check "DP=2: step-1 loss $got2 equals the reference" $?
 
 recipe plain "" > "$TMP/plain.yaml"
 run_long $BIN run "$TMP/plain.yaml"
 got3=$(metric "$TMP/out-plain/metrics.jsonl" bco 1 loss)
-py_check "abs($got3 - 0.6931471805599453) < 1e-5"; check "without UDM the step-1 loss is ln 2 ($got3)" $?
+near "$got3" 0.6931471805599453 1e-5; check "without UDM the step-1 loss is ln 2 ($got3)" $?
 
 recipe bad ", udm_model: nosuch" > "$TMP/bad.yaml"
 run_cmd $BIN run "$TMP/bad.yaml"

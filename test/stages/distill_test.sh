@@ -2,8 +2,9 @@
 # Distill stages end to end on tiny models (vocab 264 so that TP=2 divides it):
 #  - the step-1 loss of every method (kd with each divergence, temperature and kd_ratio; dckd; adpa; aligndistil in
 #    its three modes) equals an independent computation (transformers logits + METHODS.md formulas in float64,
-#    scripts/parity/distill_loss_reference.py) within 1e-5, with gradient accumulation (global 8 = 2 x 4);
-#  - under mpirun -np 2 with TP=2 and with DP=2 the step-1 losses equal one rank's within 1e-5;
+#    scripts/parity/distill_loss_reference.py) within 1e-5 of max(1, |loss|) (`near`), with gradient accumulation
+#    (global 8 = 2 x 4);
+#  - under mpirun -np 2 with TP=2 and with DP=2 the step-1 losses equal one rank's within 1e-5 of theirs;
 #  - precomputed teacher top-k tables (dckd, adpa) give the live losses, are reused, and are never stale;
 #  - GKD on-policy steps (lmbda 1) sample from the student and train; a run is reproducible;
 #  - a teacher with another tokenizer fails before training (exit 2) naming the mismatch.
@@ -59,7 +60,9 @@ $([ -n "${5:-}" ] && echo "    teacher_reference: $5")
 YAML
 }
 
-# name | loss (YAML) | data | teacher_reference | reference options
+# name | loss (YAML) | data | teacher_reference | reference options [| the scale of its rounding where that exceeds
+# max(1, |loss|): contrast multiplies per-token KLs by β₂ = 10 and sums them over the response (len_norm false), so
+# it carries β₂ times their rounding (7.6e-6 on an Intel host, where the other cases stay below 5e-7)]
 CASES=(
   "fkl|{type: kd, divergence: forward_kl, lmbda: 0}|sft|-|kd divergence=forward_kl"
   "rkl|{type: kd, divergence: reverse_kl, lmbda: 0}|sft|-|kd divergence=reverse_kl"
@@ -71,12 +74,12 @@ CASES=(
   "dckd_kl|{type: dckd, top_k: 3, sft_weight: 0.0, chosen_distil_weight: 1.0, rejected_distil_weight: 2.0}|pairs|-|dckd top_k=3 sft_weight=0 chosen_distil_weight=1 rejected_distil_weight=2"
   "align|{type: aligndistil}|sft|tref|aligndistil"
   "theorem1|{type: aligndistil, aligndistil_mode: theorem1, beta: 0.2, kd_ratio: 0.7}|sft|tref|aligndistil mode=theorem1 beta=0.2 kd_ratio=0.7"
-  "contrast|{type: aligndistil, aligndistil_mode: contrast, aligndistil_len_norm: false}|sft|tref|aligndistil mode=contrast len_norm=0"
+  "contrast|{type: aligndistil, aligndistil_mode: contrast, aligndistil_len_norm: false}|sft|tref|aligndistil mode=contrast len_norm=0|10"
   "adaptive|{type: aligndistil, aligndistil_mode: theorem1_adaptive}|sft|tref|aligndistil mode=theorem1_adaptive"
 )
 : > "$TMP/ref_in.txt"
 for c in "${CASES[@]}"; do
-  IFS='|' read -r name loss data tref opts <<< "$c"
+  IFS='|' read -r name loss data tref opts scale <<< "$c"
   set -- $opts
   method=$1; shift
   refdir=-; [ "$tref" != - ] && refdir="$TMP/tref"
@@ -87,21 +90,22 @@ check "reference losses computed for ${#CASES[@]} cases (got ${#WANT[@]})" $([ $
 
 i=0
 for c in "${CASES[@]}"; do
-  IFS='|' read -r name loss data tref opts <<< "$c"
+  IFS='|' read -r name loss data tref opts scale <<< "$c"
   t=""; [ "$tref" != - ] && t=tref
   recipe "$name" 1 "$loss" "$TMP/$data.jsonl" $t > "$TMP/$name.yaml"
   run_long $BIN run "$TMP/$name.yaml"
   expect_exit 0 "$name: one distill step"
   got=$(metric "$TMP/out-$name/metrics.jsonl" d 1 loss)
   want=${WANT[$i]:-nan}
-  py_check "abs($got - $want) < 1e-5"; check "$name: step-1 loss $got equals the reference $want within 1e-5" $?
+  near "$got" "$want" 1e-5 "${scale:-1}"
+  check "$name: step-1 loss $got equals the reference $want within 1e-5 of max(${scale:-1}, |loss|)" $?
   if [ "$name" = fkl ] || [ "$name" = dckd ] || [ "$name" = adpa ] || [ "$name" = align ]; then
     for mode in tp2:2 dp2:1; do
       recipe "$name-${mode%:*}" ${mode#*:} "$loss" "$TMP/$data.jsonl" $t > "$TMP/$name-${mode%:*}.yaml"
       run_long "${MPIRUN[@]}" $BIN run "$TMP/$name-${mode%:*}.yaml"
       expect_exit 0 "$name ${mode%:*}: one distill step under mpirun"
       got2=$(metric "$TMP/out-$name-${mode%:*}/metrics.jsonl" d 1 loss)
-      py_check "abs($got2 - $got) < 1e-5"; check "$name ${mode%:*}: step-1 loss $got2 equals one rank's $got" $?
+      near "$got2" "$got" 1e-5; check "$name ${mode%:*}: step-1 loss $got2 equals one rank's $got" $?
     done
   fi
   i=$((i + 1))
@@ -118,7 +122,7 @@ for name in dckd adpa; do
   expect_output "precomputing top-5 tables of 'teacher'" "$name: the teacher's tables are computed before training"
   live=$(metric "$TMP/out-$name/metrics.jsonl" d 1 loss)
   pre=$(metric "$TMP/out-$name-pre/metrics.jsonl" d 1 loss)
-  py_check "abs($pre - $live) < 1e-6"; check "$name: precomputed tables give the live step-1 loss ($pre vs $live)" $?
+  near "$pre" "$live" 1e-6; check "$name: precomputed tables give the live step-1 loss ($pre vs $live)" $?
 done
 run_long $BIN run "$TMP/adpa-pre.yaml" --fresh
 expect_output "tables of 'teacher' on .* from cache" "a rerun reads the teacher's tables from the cache"

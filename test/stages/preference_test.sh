@@ -44,7 +44,7 @@ run_long $BIN run "$TMP/eval_dpo.yaml"
 expect_exit 0 "an eval stage with loss type dpo"
 for k in eval/loss eval/rewards/accuracies eval/rewards/margins; do
   got=$(metric "$TMP/eval_dpo/metrics.jsonl" e 0 $k); want=$(metric $M dpo 60 $k)
-  py_check "abs($got - $want) < 1e-6"; check "eval stage $k $got equals the dpo stage's final $want" $?
+  near "$got" "$want" 1e-6; check "eval stage $k $got equals the dpo stage's final $want" $?
 done
 
 # 2. Precomputed vs live reference: the same losses, lower peak memory; the cache is reused.
@@ -61,7 +61,7 @@ expect_exit 0 "small-llama, live reference"
 live_peak=$(echo "$OUT" | sed -n 's/.*peak memory of rank 0: \([0-9]*\) MiB.*/\1/p')
 for s in 1 2 3; do
   p=$(metric $TMP/pre/metrics.jsonl dpo $s loss); l=$(metric $TMP/live/metrics.jsonl dpo $s loss)
-  py_check "abs($p - $l) < 1e-5"; check "step $s: precomputed-reference loss $p equals live-reference loss $l" $?
+  near "$p" "$l" 1e-5; check "step $s: precomputed-reference loss $p equals live-reference loss $l" $?
 done
 echo "peak memory: precomputed $pre_peak MiB, live $live_peak MiB"
 py_check "$pre_peak + 10 < $live_peak"; check "precomputed reference lowers peak memory ($pre_peak < $live_peak MiB)" $?

@@ -23,7 +23,7 @@ echo "train loss $first -> $last, held-out $before -> $after"
 py_check "$last < 0.6 * $first"; check "training loss falls below 0.6x its first value ($first -> $last)" $?
 py_check "$before > 5.0 and $after < $before - 2.5"; check "held-out loss drops by more than 2.5 nats ($before -> $after)" $?
 final=$(metric $M sft_eval 0 eval/loss)
-py_check "abs($final - $after) < 1e-6"; check "the eval stage on the saved model equals the last in-stage eval ($after, $final)" $?
+near "$final" "$after" 1e-6; check "the eval stage on the saved model equals the last in-stage eval ($after, $final)" $?
 [ -f $TMP/run/sft/model/model.safetensors ] && [ -f $TMP/run/sft/model/config.json ] && [ -f $TMP/run/sft/DONE ] && [ -f $TMP/run/sft_eval/DONE ]
 check "stage model dir and DONE markers written" $?
 [ -d $TMP/run/checkpoints/sft/step-60 ] && [ -d $TMP/run/checkpoints/sft/step-40 ] && [ ! -d $TMP/run/checkpoints/sft/step-20 ]

@@ -31,6 +31,18 @@ PY
 # py_check EXPR: exit status 0 when the Python expression is true.
 py_check() { python3 -c "import sys; sys.exit(0 if ($1) else 1)"; }
 
+# near GOT WANT RTOL [FLOOR]: exit status 0 when |GOT − WANT| ≤ RTOL · max(FLOOR, |WANT|) (FLOOR 1; a missing or NaN
+# GOT fails). Two computations of a loss or metric from fp32 log-probs differ by rounding proportional to their
+# scale, and never by less than that of the log-probs they are made of (order one; more where a loss multiplies
+# them); see test/util/tolerance.h.
+near() {
+  python3 - "${1:-nan}" "${2:-nan}" "$3" "${4:-1}" <<'PY'
+import sys
+got, want, rtol, floor = map(float, sys.argv[1:5])
+sys.exit(0 if abs(got - want) <= rtol * max(floor, abs(want)) else 1)
+PY
+}
+
 # run_cmd with a longer limit (training runs on a loaded 2-core machine).
 run_long() {
   OUT=$(timeout 600 "$@" 2>&1)
