@@ -8,7 +8,8 @@
     parallel, optim, checkpoint, metrics
     objectives, generation
     stages                       (stage kinds, training loop, pipeline)
-    cli, main                    (subcommands, the binary)
+    cli                          (subcommands)
+    //trainer:main, then //:aligntrain (the entry point, the binary)
 
 A package may depend on packages of lower layers and on its own package's other targets; never on its own layer's
 other packages or on a higher layer. Reads the graph with `bazel query` (kind(cc_library|cc_binary), --output=xml)
@@ -27,7 +28,9 @@ LAYERS = [
     ["//trainer/parallel", "//trainer/optim", "//trainer/checkpoint", "//trainer/metrics"],
     ["//trainer/objectives", "//trainer/generation"],
     ["//trainer/stages"],
-    ["//trainer/cli", "//trainer:", "//:"],
+    ["//trainer/cli"],
+    ["//trainer:"],
+    ["//:"],
 ]
 
 

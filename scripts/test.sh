@@ -33,11 +33,18 @@ fi
 bazel test "${extra[@]}" "${targets[@]}"
 rc=$?
 
+# The layer order of the README (Development): no Bazel dependency from a lower layer to a higher one.
+layers_failed=0
+if ! python3 scripts/check_layers.py; then
+  echo "test.sh: dependencies against the layer order (see above)" >&2
+  layers_failed=1
+fi
+
 # Count test cases from the JUnit XML of every test target: gtest cases individually, shell tests as one each.
 mapfile -t tests < <(bazel query "tests(set(${targets[*]}))" 2>/dev/null)
 counts=$(python3 scripts/count_tests.py "${tests[@]}")
-passed=${counts% *}
-failed=${counts#* }
-if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi  # a build or infrastructure failure in bazel test
+passed=$(( ${counts% *} + 1 - layers_failed ))
+failed=$(( ${counts#* } + layers_failed ))
+if [ "$rc" -ne 0 ] && [ "$failed" -eq "$layers_failed" ]; then failed=$((failed + 1)); fi  # a build or infrastructure failure in bazel test
 summary "$passed" "$failed"
 [ "$rc" -eq 0 ] && [ "$failed" -eq 0 ]
