@@ -69,7 +69,8 @@ for mode in "dp2 1" "tp2 2"; do
   # SIGKILL at a random step.
   k=$((5 + RANDOM % 14))
   recipe "$TMP/$name-kill" $tp > "$TMP/$name-kill.yaml"
-  setsid "${MPIRUN[@]}" $BIN run "$TMP/$name-kill.yaml" > "$TMP/$name-kill.log" 2>&1 &
+  # Steps take well under a millisecond here: a pause after each (no effect on results) lets the signal land mid-stage.
+  setsid "${MPIRUN[@]}" -x ALIGNTRAIN_TEST_STEP_DELAY_MS=150 $BIN run "$TMP/$name-kill.yaml" > "$TMP/$name-kill.log" 2>&1 &
   pid=$!
   wait_for_step "$TMP/$name-kill/metrics.jsonl" $k $pid
   kill -KILL -- -$pid 2>/dev/null
@@ -83,7 +84,7 @@ for mode in "dp2 1" "tp2 2"; do
   # SIGTERM to every rank at a random step.
   k=$((5 + RANDOM % 14))
   recipe "$TMP/$name-term" $tp > "$TMP/$name-term.yaml"
-  "${MPIRUN[@]}" $BIN run "$TMP/$name-term.yaml" > "$TMP/$name-term.log" 2>&1 &
+  "${MPIRUN[@]}" -x ALIGNTRAIN_TEST_STEP_DELAY_MS=150 $BIN run "$TMP/$name-term.yaml" > "$TMP/$name-term.log" 2>&1 &
   pid=$!
   wait_for_step "$TMP/$name-term/metrics.jsonl" $k $pid
   pkill -TERM -P $pid

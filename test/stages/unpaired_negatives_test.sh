@@ -100,7 +100,7 @@ done
 
 # BCO's running mean survives SIGTERM + resume: bitwise the same weights.
 recipe "$TMP/term" > "$TMP/term.yaml"
-$BIN run "$TMP/term.yaml" > "$TMP/term.log" 2>&1 &
+ALIGNTRAIN_TEST_STEP_DELAY_MS=150 $BIN run "$TMP/term.yaml" > "$TMP/term.log" 2>&1 &  # a pause after each step: the signal lands mid-stage
 pid=$!
 for _ in $(seq 1 4000); do
   grep -q '"stage":"bco","step":9' "$TMP/term/metrics.jsonl" 2>/dev/null && break

@@ -4,6 +4,8 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <cstdlib>
+#include <thread>
 #include <cmath>
 #include <filesystem>
 
@@ -25,6 +27,13 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// Test-only: ALIGNTRAIN_TEST_STEP_DELAY_MS=N pauses N ms after each step, so that a test's kill or stop signal lands
+// mid-stage however fast the steps are. It changes no result.
+int test_step_delay_ms() {
+  const char* v = std::getenv("ALIGNTRAIN_TEST_STEP_DELAY_MS");
+  return v ? std::max(0, std::atoi(v)) : 0;
+}
 
 bool any_rank_stopping(runtime::Communicator& world, const at::Device& device) {
   auto flag = at::full({1}, runtime::stop_requested() ? 1.0 : 0.0, at::kFloat).to(device);
@@ -131,6 +140,7 @@ TrainOutcome train(TrainContext& ctx, TrainObjective& objective) {
   spdlog::info("[{}] training {} steps: global batch {}, micro {} x {} data-parallel rank(s), lr {:.2e}", stage.name,
                out.total, stage.batch.global, stage.batch.micro, groups.layout.dp, base_lr);
   bool checkpoint_current = false;
+  const int delay_ms = test_step_delay_ms();
   while (step < out.total) {
     const auto t_step = Clock::now();
     const auto rows = data::plan_step(sampler, cursor, stage.batch.global, objective.packing(), objective.lengths(),
@@ -185,6 +195,7 @@ TrainOutcome train(TrainContext& ctx, TrainObjective& objective) {
       write_checkpoint();
       checkpoint_current = true;
     }
+    if (delay_ms > 0 && !last) std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
     if (!last && any_rank_stopping(*groups.world, ctx.device)) {
       spdlog::warn("[{}] stop requested (signal {}): writing a checkpoint at step {}", stage.name,
                    runtime::stop_signal(), step);
