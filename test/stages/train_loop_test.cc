@@ -71,14 +71,14 @@ struct LoopRun {
   std::vector<nlohmann::json> lines;
 };
 
-// Trains a fresh tiny model (seed 1) on the toy data; `freeze` names parameters to freeze first.
-LoopRun train_once(const fs::path& out, int micro, int every, const std::function<bool(const model::Parameter&)>& freeze) {
+// Trains a fresh tiny model (seed 1) on the toy data; `setup` (if any) changes the model first.
+LoopRun train_once(const fs::path& out, int micro, int every, const std::function<void(model::CausalLM&)>& setup) {
   LoopRun r;
   const auto recipe = recipe_for(out, micro, every);
   auto groups = runtime::make_groups(testing::world(), 1, runtime::Device::kCpu);
   r.lm = std::make_shared<model::CausalLM>(model::preset_config("tiny-llama"), *r.factory);
   model::init_weights(*r.lm, 1, 0, 1);
-  if (freeze) r.lm->parameter_set().set_trainable(freeze, false);
+  if (setup) setup(*r.lm);
   const SftData data = toy_data();
   data::CollateOptions collate;
   collate.pad_id = 0;
@@ -136,9 +136,18 @@ TEST(TrainLoop, FrozenParametersStayAndHaveNoOptimizerState) {
   auto factory = model::dense_layer_factory();
   model::CausalLM initial(model::preset_config("tiny-llama"), *factory);
   model::init_weights(initial, 1, 0, 1);
-  const LoopRun r = train_once(out, 2, 3, is_norm);
+  // Norms frozen; one extra trainable parameter registered (unused by this objective: its gradient is zero).
+  const model::TensorSpec extra{"score.weight", {64}, model::Split::kReplicated, model::Init::kOnes};
+  const LoopRun r = train_once(out, 2, 3, [&](model::CausalLM& lm) {
+    lm.parameter_set().set_trainable(is_norm, false);
+    lm.add_parameter(extra, at::ones({64}));
+  });
   int frozen = 0;
   for (const auto& p : r.lm->parameter_set()) {
+    if (p.name() == extra.name) {
+      EXPECT_TRUE(at::equal(p.tensor, at::ones({64})));  // zero gradient, no-decay group: unchanged
+      continue;
+    }
     const auto* before = initial.parameter_set().find(p.name());
     ASSERT_NE(before, nullptr);
     if (is_norm(p)) {
@@ -162,6 +171,12 @@ TEST(TrainLoop, FrozenParametersStayAndHaveNoOptimizerState) {
   }
   EXPECT_EQ(weights, static_cast<int>(r.lm->parameter_set().size()));
   EXPECT_EQ(moments, static_cast<int>(r.lm->parameter_set().size()) - frozen);
+  // The checkpoint records the parameter set (export gathers shards by it), extra parameter included.
+  const auto state = checkpoint::read_state(*latest);
+  ASSERT_EQ(state.parameters.size(), r.lm->parameter_set().size());
+  EXPECT_EQ(state.parameters.back().name, "score.weight");
+  EXPECT_EQ(state.parameters.back().shape, std::vector<int64_t>{64});
+  EXPECT_EQ(state.parameters.back().split, model::Split::kReplicated);
 }
 
 TEST(TrainLoop, ResumeFromAMidStageCheckpointEndsBitForBitTheSame) {

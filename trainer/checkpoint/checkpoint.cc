@@ -95,6 +95,11 @@ Written write_checkpoint(const fs::path& stage_dir, const TrainState& state, con
     j["world"] = world.size();
     j["objective"] = state.objective;
     j["fingerprint"] = state.fingerprint;
+    nlohmann::json params = nlohmann::json::array();
+    for (const auto& p : state.parameters) {
+      params.push_back({{"name", p.name}, {"shape", p.shape}, {"split", model::split_name(p.split)}});
+    }
+    j["parameters"] = params;
     // Each file below is written durably (atomic_file.h: temp file, fsync, rename, fsync its folder).
     write_file_atomic((tmp_dir / "state.json").string(), j.dump(2) + "\n");
     write_file_atomic((tmp_dir / "config.json").string(), model::model_config_to_json(config));
@@ -164,6 +169,18 @@ TrainState read_state(const fs::path& dir) {
     s.dp = j.at("dp").get<int>();
     s.fingerprint = j.at("fingerprint");
     s.objective = j.value("objective", nlohmann::json::object());
+    for (const auto& item : j.value("parameters", nlohmann::json::array())) {
+      model::TensorSpec spec;
+      spec.name = item.at("name").get<std::string>();
+      spec.shape = item.at("shape").get<std::vector<int64_t>>();
+      const auto split = model::split_from_name(item.at("split").get<std::string>());
+      if (!split) {
+        throw DataError(dir.string() + "/state.json: parameters: " + spec.name + ": unknown split '" +
+                        item.at("split").get<std::string>() + "' (expected replicated, rows or columns)");
+      }
+      spec.split = *split;
+      s.parameters.push_back(std::move(spec));
+    }
     return s;
   } catch (const nlohmann::json::exception& e) {
     throw DataError(p.string() + ": " + e.what());

@@ -21,6 +21,7 @@
 #include <utility>
 #include <vector>
 
+#include "trainer/model/hf_names.h"
 #include "trainer/model/model_config.h"
 #include "trainer/runtime/communicator.h"
 
@@ -35,6 +36,9 @@ struct TrainState {
   int tp = 1, dp = 1;
   nlohmann::json fingerprint = nlohmann::json::object();  // results-relevant recipe fields (fingerprint.h)
   nlohmann::json objective = nlohmann::json::object();    // objective state that must survive a resume
+  // The model's parameter set (name, full shape, tensor-parallel split) as written: export gathers the shards by it.
+  // Empty in checkpoints written before it was recorded (export then uses the config's name table).
+  std::vector<model::TensorSpec> parameters;
 };
 
 // What one rank contributes to a checkpoint.

@@ -41,7 +41,10 @@ int export_checkpoint(const runtime::World& world, const ExportArgs& args) {
     shards.emplace_back(tensors.begin(), tensors.end());
   }
   std::vector<std::pair<std::string, at::Tensor>> full;
-  for (const auto& spec : model::hf_tensor_table(config)) {
+  // The parameter set the checkpoint recorded (everything its training stage registered); older checkpoints: the
+  // config's name table.
+  const auto specs = state.parameters.empty() ? model::hf_tensor_table(config) : state.parameters;
+  for (const auto& spec : specs) {
     std::vector<at::Tensor> parts;
     for (int r = 0; r < state.tp; ++r) {
       const auto it = shards[r].find("model." + spec.name);

@@ -47,6 +47,21 @@ bool is_ignorable_extra(const std::string& name, const ModelConfig& c) {
   return c.tie_word_embeddings && name == "lm_head.weight";
 }
 
+const char* split_name(Split split) {
+  switch (split) {
+    case Split::kReplicated: return "replicated";
+    case Split::kRows: return "rows";
+    case Split::kColumns: return "columns";
+  }
+  return "replicated";
+}
+
+std::optional<Split> split_from_name(const std::string& name) {
+  for (Split s : {Split::kReplicated, Split::kRows, Split::kColumns})
+    if (name == split_name(s)) return s;
+  return std::nullopt;
+}
+
 int split_dim(Split split) { return split == Split::kRows ? 0 : split == Split::kColumns ? 1 : -1; }
 
 std::vector<int64_t> local_shape(const TensorSpec& spec, int64_t tp) {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,10 @@ std::vector<TensorSpec> hf_tensor_table(const ModelConfig& config);
 // Extra tensors that checkpoints may carry and that are ignored on load: rotary inv_freq buffers, and
 // lm_head.weight when the embeddings are tied (some exporters write it anyway).
 bool is_ignorable_extra(const std::string& name, const ModelConfig& config);
+
+// "replicated", "rows", "columns" (checkpoints record each parameter's split by name); nullopt for another name.
+const char* split_name(Split split);
+std::optional<Split> split_from_name(const std::string& name);
 
 // The dimension a split divides (0 for kRows, 1 for kColumns), or -1 for a replicated tensor.
 int split_dim(Split split);

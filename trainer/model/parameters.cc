@@ -31,6 +31,12 @@ std::vector<const Parameter*> ParameterSet::trainable() const {
   return out;
 }
 
+std::vector<TensorSpec> ParameterSet::specs() const {
+  std::vector<TensorSpec> out;
+  for (const auto& p : items_) out.push_back(p.spec);
+  return out;
+}
+
 std::vector<std::pair<std::string, at::Tensor>> ParameterSet::named_tensors() const {
   std::vector<std::pair<std::string, at::Tensor>> out;
   out.reserve(items_.size());

@@ -46,6 +46,8 @@ class ParameterSet {
   std::vector<Parameter>::const_iterator end() const { return items_.end(); }
 
   std::vector<const Parameter*> trainable() const;
+  // Every parameter's spec (name, full shape, split), in order.
+  std::vector<TensorSpec> specs() const;
   // Every tensor by HF name, in order (this rank's shards).
   std::vector<std::pair<std::string, at::Tensor>> named_tensors() const;
 

@@ -124,6 +124,7 @@ TrainOutcome train(TrainContext& ctx, TrainObjective& objective) {
     st.dp = groups.layout.dp;
     st.fingerprint = fingerprint;
     st.objective = objective.state();
+    st.parameters = param_set.specs();
     const auto w = checkpoint::write_checkpoint(ckpt_dir, st, {param_set.named_tensors(), optimizer.state_tensors()},
                                                 ctx.lm.config(), ctx.tokenizer_dir, *groups.world,
                                                 stage.checkpoint.keep_last);
