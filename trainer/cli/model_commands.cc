@@ -21,6 +21,7 @@
 #include "trainer/model/logprobs.h"
 #include "trainer/model/presets.h"
 #include "trainer/model/transformer.h"
+#include "trainer/parallel/data_parallel.h"
 #include "trainer/parallel/layers.h"
 #include "trainer/parallel/vocab_parallel.h"
 #include "trainer/runtime/communicators.h"
@@ -147,11 +148,7 @@ int logprobs(const runtime::World& world, const LogprobsArgs& args) {
     const std::vector<size_t> batch(rows.begin(), rows.end());
     score_batch(*loaded.lm, *groups.tp, batch, items, pad, device, token_lp);
   }
-  if (groups.dp->size() > 1) {
-    token_lp = token_lp.to(device);
-    groups.dp->all_reduce(token_lp, runtime::ReduceOp::kSum);  // each row comes from exactly one replica
-    token_lp = token_lp.to(at::kCPU);
-  }
+  token_lp = parallel::sum_dealt_rows(token_lp, *groups.dp, device);
   if (!world.is_root()) return kExitOk;
 
   std::ofstream file;

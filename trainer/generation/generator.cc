@@ -1,13 +1,14 @@
 // See generator.h.
 #include "trainer/generation/generator.h"
 
-#include "data/dealing.h"
-
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <algorithm>
 #include <numeric>
+
+#include "data/dealing.h"
+#include "trainer/parallel/data_parallel.h"
 
 namespace aligntrain::generation {
 
@@ -114,9 +115,7 @@ std::vector<Generated> generate_sharded(model::CausalLM& lm, runtime::Groups& gr
     row[0] = local[j].stopped ? 2 : 1;
     for (size_t k = 0; k < local[j].tokens.size(); ++k) row[static_cast<int64_t>(k) + 1] = local[j].tokens[k] + 1;
   }
-  table = table.to(device);
-  groups.dp->all_reduce(table, runtime::ReduceOp::kSum);
-  table = table.to(at::kCPU).contiguous();
+  table = parallel::sum_dealt_rows(table, *groups.dp, device).contiguous();
   std::vector<Generated> out(requests.size());
   const auto* t = table.data_ptr<int64_t>();
   for (int64_t i = 0; i < n; ++i) {

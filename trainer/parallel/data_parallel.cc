@@ -53,6 +53,13 @@ std::vector<NormParam> norm_params(const model::ParameterSet& params) {
   return out;
 }
 
+at::Tensor sum_dealt_rows(const at::Tensor& table, runtime::Communicator& dp_group, const at::Device& device) {
+  if (dp_group.size() == 1) return table;
+  auto t = table.to(device);
+  dp_group.all_reduce(t, runtime::ReduceOp::kSum);
+  return t.to(at::kCPU);
+}
+
 double global_grad_norm(const std::vector<NormParam>& params, runtime::Communicator& tp_group) {
   at::Tensor sharded = at::zeros({1}, at::kDouble), replicated = at::zeros({1}, at::kDouble);
   for (const auto& p : params) {

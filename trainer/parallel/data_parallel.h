@@ -32,6 +32,11 @@ class GradientAverager {
   std::vector<std::vector<size_t>> buckets_;  // indices into params_
 };
 
+// A CPU table whose rows were each computed by exactly one data-parallel rank (zeros on the others, e.g. from
+// data::rank_batches), summed over the group so that every rank holds all of it. The sum runs on `device` (NCCL
+// reduces CUDA tensors); a group of one returns `table` as it is.
+at::Tensor sum_dealt_rows(const at::Tensor& table, runtime::Communicator& dp_group, const at::Device& device);
+
 struct NormParam {
   at::Tensor param;
   bool sharded = false;  // split over the tensor-parallel group

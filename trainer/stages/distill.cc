@@ -7,9 +7,6 @@
 
 #include <algorithm>
 #include <map>
-#include <filesystem>
-#include <fstream>
-#include <nlohmann/json.hpp>
 #include <optional>
 
 #include "common/errors.h"
@@ -19,25 +16,18 @@
 #include "trainer/generation/completions.h"
 #include "trainer/generation/generator.h"
 #include "trainer/model/logprobs.h"
-#include "trainer/model/safetensors_torch.h"
 #include "trainer/objectives/distill.h"
 #include "trainer/parallel/vocab_parallel.h"
 #include "trainer/stages/distill_data.h"
 #include "trainer/stages/distill_losses.h"
 #include "trainer/stages/models.h"
-#include "trainer/stages/preference.h"
 #include "trainer/stages/responses.h"
 #include "trainer/stages/teacher_tables.h"
-#include "trainer/stages/train_loop.h"
 #include "trainer/stages/training_stage.h"
 
 namespace aligntrain::stages {
 
 namespace {
-
-namespace fs = std::filesystem;
-
-using config::LossType;
 
 struct Sums {
   double nll = 0, distill0 = 0, distill1 = 0;

@@ -8,23 +8,18 @@
 
 #include <algorithm>
 #include <cmath>
-#include <filesystem>
 
 #include "common/errors.h"
 #include "data/collate.h"
 #include "data/dealing.h"
-#include "trainer/checkpoint/fingerprint.h"
-#include "trainer/model/checkpoint_io.h"
 #include "trainer/model/logprobs.h"
-#include "trainer/model/safetensors_torch.h"
+#include "trainer/parallel/data_parallel.h"
 #include "trainer/parallel/vocab_parallel.h"
 #include "trainer/stages/frozen_cache.h"
 #include "trainer/stages/train_loop.h"
 #include "trainer/stages/training_stage.h"
 
 namespace aligntrain::stages {
-
-namespace fs = std::filesystem;
 
 namespace {
 
@@ -50,9 +45,7 @@ at::Tensor reference_table(model::CausalLM& ref, runtime::Groups& groups, const 
     const auto s = sequence_logps(ref, *groups.tp, device, set, batch, columns, pad).sum.to(at::kCPU, at::kDouble);
     table.index_copy_(0, at::tensor(batch, at::kLong), s);
   });
-  table = table.to(device);
-  groups.dp->all_reduce(table, runtime::ReduceOp::kSum);  // each row comes from exactly one replica
-  return table.to(at::kCPU);
+  return parallel::sum_dealt_rows(table, *groups.dp, device);
 }
 
 ReferenceFn table_reference(at::Tensor table, const at::Device& device) {

@@ -10,6 +10,7 @@
 #include "data/collate.h"
 #include "data/dealing.h"
 #include "trainer/model/logprobs.h"
+#include "trainer/parallel/data_parallel.h"
 #include "trainer/stages/frozen_cache.h"
 
 namespace aligntrain::stages {
@@ -83,13 +84,7 @@ TableStore precompute_tables(StageEnv& env, const config::StageConfig& stage, co
       t.remaining.index_copy_(0, dest, table.remaining.to(at::kCPU, at::kFloat));
     }
   }
-  if (dp > 1) {  // every row was computed by exactly one replica
-    for (at::Tensor* x : {&t.indices, &t.probs, &t.remaining}) {
-      auto d = x->to(env.device);
-      env.groups.dp->all_reduce(d, runtime::ReduceOp::kSum);
-      *x = d.to(at::kCPU);
-    }
-  }
+  for (at::Tensor* x : {&t.indices, &t.probs, &t.remaining}) *x = parallel::sum_dealt_rows(*x, *env.groups.dp, env.device);
   write_frozen(env.world, cache, {{"indices", t.indices}, {"probs", t.probs}, {"remaining", t.remaining}},
                {{"data", set.path}, {"teacher", teacher_src.name}});
   return t;  // the teacher model is freed here

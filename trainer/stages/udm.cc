@@ -11,6 +11,7 @@
 #include "data/encode.h"
 #include "data/example.h"
 #include "trainer/objectives/logistic.h"
+#include "trainer/parallel/data_parallel.h"
 #include "trainer/stages/models.h"
 #include "trainer/stages/preference.h"
 
@@ -42,12 +43,7 @@ at::Tensor embed_prompts(StageEnv& env, model::CausalLM& lm, const std::vector<s
     const auto mean = ((hidden.to(at::kDouble) * m).sum(1) / m.sum(1)).to(at::kCPU);
     out.index_copy_(0, at::tensor(mine, at::kLong), mean);
   }
-  if (dp > 1) {
-    auto d = out.to(env.device);
-    env.groups.dp->all_reduce(d, runtime::ReduceOp::kSum);
-    out = d.to(at::kCPU);
-  }
-  return out;
+  return parallel::sum_dealt_rows(out, *env.groups.dp, env.device);
 }
 
 }  // namespace
