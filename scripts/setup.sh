@@ -52,7 +52,7 @@ fi
 step "installing Python packages into .venv ($REQ; the torch wheel is large, this takes a few minutes once)"
 .venv/bin/python -m pip install -q --disable-pip-version-check -r "$REQ" ||
   die "step 2 (pip): 'pip install -r $REQ' failed; check access to PyPI"
-.venv/bin/python -c 'import torch, transformers, tokenizers, safetensors, numpy' ||
+.venv/bin/python -c 'import torch, transformers, tokenizers, safetensors, numpy, sklearn' ||
   die "step 2 (pip): the packages installed but do not import"
 echo "$want" > "$STAMP"
 step "setup complete: $(.venv/bin/python -c 'import torch; print("torch", torch.__version__)')"
