@@ -177,8 +177,11 @@ def candidate_text(obj, fields):
 
 def model_embeddings(model_dir, texts, max_length):
     import torch
+    import transformers
 
     from logprobs_reference import load_model, load_tokenizer
+
+    transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bar in the report
 
     tok = load_tokenizer(model_dir)
     model = load_model(model_dir)
