@@ -7,6 +7,9 @@ The task has a checkable answer: "sort these digits: 3 1 2" -> "1 2 3". Files (J
   pairs_train.jsonl  {"prompt", "chosen", "rejected"}; chosen is correct, rejected a plausible wrong answer
   pairs_eval.jsonl   the same, for evaluation
   prompts.jsonl      {"prompt"}; for generate stages
+  select_pool.jsonl  {"prompt", "completion"}; 250 correct sorting examples hidden among 750 of four other tasks
+                     (reverse letters, count words, repeat a word, add numbers), for select stages
+  select_target.jsonl  {"prompt", "completion"}; 30 sorting examples: what a select stage should look for
 Prompts never repeat across files. Output is a pure function of --seed.
 
 Usage: scripts/make_demo_data.py [--out config/recipes/data] [--seed 0]
@@ -64,6 +67,37 @@ def unique_digit_lists(rng, count, seen):
     return out
 
 
+SELECT_SORTING, SELECT_OTHER, SELECT_TARGET = 250, 750, 30
+WORDS = ["apple", "river", "stone", "cloud", "tiger", "lemon", "paper", "glass", "music", "forest", "candle", "orbit"]
+
+
+def other_task(rng):
+    """An example of a task that is not sorting digits, in the same prompt/completion shape."""
+    kind = rng.randrange(4)
+    if kind == 0:
+        letters = [chr(ord("a") + rng.randrange(26)) for _ in range(rng.randint(3, 7))]
+        return {"prompt": "reverse these letters: " + " ".join(letters) + "\n", "completion": " ".join(letters[::-1])}
+    if kind == 1:
+        words = [rng.choice(WORDS) for _ in range(rng.randint(2, 8))]
+        return {"prompt": "count the words: " + " ".join(words) + "\n", "completion": str(len(words))}
+    if kind == 2:
+        word, times = rng.choice(WORDS), rng.randint(2, 4)
+        return {"prompt": f"repeat {word} {times} times\n", "completion": " ".join([word] * times)}
+    numbers = [rng.randrange(20) for _ in range(rng.randint(2, 4))]
+    return {"prompt": "add these numbers: " + " + ".join(map(str, numbers)) + "\n", "completion": str(sum(numbers))}
+
+
+def selection_sets(seed, seen):
+    """The select stage's pool (sorting examples hidden among other tasks, shuffled) and target set. A generator of
+    its own, so that the other files stay what they were before these were added."""
+    rng = random.Random(seed + 1000)
+    sorting = [{"prompt": make_prompt(d), "completion": answer(sorted(d))}
+               for d in unique_digit_lists(rng, SELECT_SORTING + SELECT_TARGET, seen)]
+    pool = sorting[:SELECT_SORTING] + [other_task(rng) for _ in range(SELECT_OTHER)]
+    rng.shuffle(pool)
+    return pool, sorting[SELECT_SORTING:]
+
+
 def write_jsonl(path, rows):
     with open(path, "w", encoding="utf-8", newline="\n") as f:
         for row in rows:
@@ -92,6 +126,7 @@ def main():
             for d in sets[name]
         ]
     files["prompts"] = [{"prompt": make_prompt(d)} for d in sets["prompts"]]
+    files["select_pool"], files["select_target"] = selection_sets(args.seed, seen)
 
     os.makedirs(args.out, exist_ok=True)
     total = 0

@@ -38,7 +38,7 @@ TEST_P(ExampleRecipe, LoadsAndRoundTrips) {
   EXPECT_EQ(body(to_yaml(again)), body(yaml));
 }
 
-INSTANTIATE_TEST_SUITE_P(All, ExampleRecipe, ::testing::Values("demo.yaml", "sft.yaml", "sft_dpo.yaml", "distill.yaml"),
+INSTANTIATE_TEST_SUITE_P(All, ExampleRecipe, ::testing::Values("demo.yaml", "sft.yaml", "sft_dpo.yaml", "distill.yaml", "select_sft.yaml"),
                          [](const auto& info) {
                            std::string name = info.param;
                            return name.substr(0, name.find('.'));
@@ -48,7 +48,7 @@ TEST(ExampleRecipes, EveryYamlFileInTheFolderIsTested) {
   const fs::path folder = fs::path(repo_file("config/recipes/demo.yaml")).parent_path();
   int count = 0;
   for (const auto& entry : fs::directory_iterator(folder)) count += entry.path().extension() == ".yaml";
-  EXPECT_EQ(count, 4) << "add new recipes to the ExampleRecipe list";
+  EXPECT_EQ(count, 5) << "add new recipes to the ExampleRecipe list";
 }
 
 // ---- defaults and resolution ----
