@@ -120,6 +120,7 @@ struct Fields<ParallelConfig> {
     f(key("tensor").positive(), o.tensor);
     f(key("zero1"), o.zero1);
     f(key("bucket_mb").positive(), o.bucket_mb);
+    f(key("logits_mb").positive(), o.logits_mb);
   }
 };
 

@@ -118,6 +118,7 @@ struct ParallelConfig {
   int tensor = 1;      // TP degree; data-parallel degree = world_size / tensor
   bool zero1 = false;  // shard optimizer state over the data-parallel group
   int bucket_mb = 25;  // gradient all-reduce bucket size
+  int logits_mb = 128;  // LM-head logits held at once, per chunk of positions (kernels::logits_chunk_rows)
 };
 
 // ---------------------------------------------------------------------------------------------

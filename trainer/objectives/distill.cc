@@ -1,6 +1,8 @@
 // See distill.h.
 #include "trainer/objectives/distill.h"
 
+#include "kernels/token_logprobs.h"
+
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/csrc/autograd/custom_function.h>
@@ -274,7 +276,7 @@ at::Tensor chunked_token_loss(const at::Tensor& hidden, const at::Tensor& weight
   require(weights.defined() && weights.dim() == 1 && weights.size(0) == hidden.size(0), fn,
           "weights must be [N] with N = " + std::to_string(hidden.size(0)) + ", got " + shape(weights));
   require(static_cast<bool>(term), fn, "term is empty");
-  if (chunk <= 0) chunk = model::default_chunk_positions(weight.size(0));
+  if (chunk <= 0) chunk = kernels::logits_chunk_rows(weight.size(0));
 
   const int64_t n = hidden.size(0);
   const auto logits_type = compute_type(weight);
@@ -343,6 +345,22 @@ at::Tensor chunked_token_loss(const at::Tensor& hidden, model::LmHead& head, con
 at::Tensor chunked_token_loss(const at::Tensor& hidden, model::LmHead& head, const at::Tensor& weights,
                               const ChunkGradTerm& term, Communicator& g, int64_t chunk) {
   return chunked_token_loss(hidden, head.weight(), weights, term, g, chunk);
+}
+
+at::Tensor token_logprob_sum(const at::Tensor& hidden, model::LmHead& head, const at::Tensor& labels, Communicator& g,
+                             int64_t chunk) {
+  const auto flat_h = hidden.reshape({-1, hidden.size(-1)});
+  const auto flat_l = labels.reshape({-1});
+  const auto rows = flat_l.ne(model::kIgnoreIndex).nonzero().squeeze(1);
+  const auto h = flat_h.index_select(0, rows);
+  const auto l = flat_l.index_select(0, rows);
+  const auto weight = head.weight();
+  const int64_t vocab_start = g.rank() * weight.size(0);
+  const auto shards = parallel::shard_reduce(g);
+  const ChunkGradTerm term = [&](at::Tensor& logits, const at::Tensor& grad_weights, int64_t start, int64_t n) {
+    return kernels::token_logprob_rows(logits, l.narrow(0, start, n), vocab_start, grad_weights, shards);
+  };
+  return chunked_token_loss(h, weight, at::ones({h.size(0)}, h.options().dtype(at::kFloat)), term, g, chunk);
 }
 
 }  // namespace aligntrain::objectives

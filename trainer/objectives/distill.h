@@ -108,8 +108,8 @@ using ChunkGradTerm = std::function<at::Tensor(at::Tensor& student_logits_chunk,
                                                int64_t start, int64_t n)>;
 
 // Σ_n weights[n]·term(n) (a scalar) with student logits = hidden·Wᵀ computed chunk by chunk (chunk_positions ≤ 0:
-// model::default_chunk_positions; the product runs in the weight's dtype and is cast to fp32, as in
-// model::fused_token_logprobs). hidden [N, H] are the replicated final hidden states, weight [V/p, H] this rank's
+// kernels::logits_chunk_rows, the logits budget; the product runs in the weight's dtype and is cast to fp32, as in
+// kernels::token_logprobs). hidden [N, H] are the replicated final hidden states, weight [V/p, H] this rank's
 // LM head rows (bias-free; a tied head's weight is the embedding parameter itself), weights [N] per-position factors
 // (e.g. mask / token count; not differentiated). Differentiable with respect to hidden and weight: each chunk's
 // d(Σ w·term)/d(logits) is taken at once and folded into grad_hidden (all-reduced over the group) and grad_W
@@ -123,5 +123,11 @@ at::Tensor chunked_token_loss(const at::Tensor& hidden, model::LmHead& head, con
                               const ChunkTerm& term, runtime::Communicator& group, int64_t chunk_positions = 0);
 at::Tensor chunked_token_loss(const at::Tensor& hidden, model::LmHead& head, const at::Tensor& weights,
                               const ChunkGradTerm& term, runtime::Communicator& group, int64_t chunk_positions = 0);
+
+// Σ log p(label) over the labelled positions of hidden [..., H] / labels [...] (−100: none) through the (sharded)
+// LM head: a scalar fp32, the gradient formed chunk by chunk during the forward (chunked_token_loss with
+// kernels::token_logprob_rows), so no logits are kept or formed again. An SFT loss is −this / tokens.
+at::Tensor token_logprob_sum(const at::Tensor& hidden, model::LmHead& head, const at::Tensor& labels,
+                             runtime::Communicator& group, int64_t chunk_positions = 0);
 
 }  // namespace aligntrain::objectives

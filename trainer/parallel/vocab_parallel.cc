@@ -5,6 +5,7 @@
 
 #include <vector>
 
+#include "kernels/token_logprobs.h"
 #include "trainer/model/logprobs.h"
 #include "trainer/parallel/mappings.h"
 
@@ -77,17 +78,15 @@ TopK top_k(const at::Tensor& local_logits, int64_t k, runtime::Communicator& g) 
 
 at::Tensor token_logprobs(model::CausalLM& m, const at::Tensor& hidden, const at::Tensor& labels,
                           runtime::Communicator& g, int64_t chunk) {
-  if (g.size() == 1) return model::token_logprobs(m, hidden, labels, chunk);  // the fused single-rank kernel
-  if (chunk <= 0) chunk = model::default_chunk_positions(m.lm_head->weight().size(0));
-  const int64_t b = hidden.size(0), t = hidden.size(1), n = b * t;
-  const auto flat_h = hidden.reshape({n, hidden.size(2)});
-  const auto flat_l = labels.reshape({n});
-  std::vector<at::Tensor> parts;
-  for (int64_t start = 0; start < n; start += chunk) {
-    const int64_t len = std::min(chunk, n - start);
-    parts.push_back(token_logprobs(m.lm_head_forward(flat_h.narrow(0, start, len)), flat_l.narrow(0, start, len), g));
-  }
-  return at::cat(parts).view({b, t});
+  const int64_t b = hidden.size(0), t = hidden.size(1);
+  const auto weight = m.lm_head->weight();
+  // Hidden states are replicated over the group and each rank holds part of the vocabulary: copy_to_group sums the
+  // ranks' shares of their gradient.
+  const auto flat_h = hidden.reshape({b * t, hidden.size(2)});
+  const auto h = g.size() > 1 ? copy_to_group(flat_h, g) : flat_h;
+  const auto shards = shard_reduce(g);
+  return kernels::token_logprobs(h, weight, labels.reshape({b * t}), g.rank() * weight.size(0), shards, chunk)
+      .view({b, t});
 }
 
 }  // namespace aligntrain::parallel

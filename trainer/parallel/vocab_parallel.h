@@ -38,8 +38,9 @@ struct TopK {
 // Not differentiable. k must not exceed V/p.
 TopK top_k(const at::Tensor& local_logits, int64_t k, runtime::Communicator& group);
 
-// Token log-probs from final hidden states through the model's (sharded) LM head, in chunks of positions so that
-// no more than `chunk_positions` rows of logits exist at once: [B, T] fp32 (labels as in model/logprobs.h).
+// Token log-probs from final hidden states through the model's (sharded) LM head: [B, T] fp32 (labels as in
+// model/logprobs.h), by kernels::token_logprobs — only labelled positions, logits `chunk_positions` rows at a time
+// (≤ 0: the logits budget, kernels::logits_chunk_rows).
 at::Tensor token_logprobs(model::CausalLM& model, const at::Tensor& hidden, const at::Tensor& labels,
                           runtime::Communicator& group, int64_t chunk_positions = 0);
 

@@ -167,7 +167,7 @@ class DistillObjective : public TrainObjective {
       // Only a metric when its weight is 0: no graph, so its log-softmax blocks are not kept for a backward.
       std::optional<at::NoGradGuard> metric_only;
       if (w_nll <= 0) metric_only.emplace();
-      const auto nll = -parallel::token_logprobs(lm_, hidden, mb.labels, tp).sum() / tokens;
+      const auto nll = -objectives::token_logprob_sum(hidden, *lm_.lm_head, mb.labels, tp) / tokens;
       sums.nll += nll.item<double>();
       if (w_nll > 0) total = total + w_nll * nll;
     }

@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "config/resolve.h"
+#include "kernels/token_logprobs.h"
 #include "kernels/kd_divergence.h"
 #include "trainer/model/logprobs.h"
 #include "trainer/parallel/vocab_parallel.h"
@@ -48,7 +49,7 @@ class Kd : public DistillLoss {
     // The teacher's logits of every chunk go into one buffer (a frozen head: a plain product of its rows).
     const auto t_weight = in.teacher->lm_head->weight().detach();
     const int64_t rows =
-        std::min(model::default_chunk_positions(in.student_head.weight().size(0)), in.teacher_hidden.size(0));
+        std::min(kernels::logits_chunk_rows(in.student_head.weight().size(0)), in.teacher_hidden.size(0));
     const auto t_buffer = at::empty({rows, t_weight.size(0)}, t_weight.options());
     const auto& t_sel = in.teacher_hidden;
     const kernels::ShardReduce shards = parallel::shard_reduce(in.tp);

@@ -16,6 +16,7 @@
 #include "config/resolve.h"
 #include "data/example.h"
 #include "data/tokenizer.h"
+#include "kernels/token_logprobs.h"
 #include "trainer/checkpoint/checkpoint.h"
 #include "trainer/checkpoint/fingerprint.h"
 #include "trainer/metrics/metrics.h"
@@ -113,6 +114,7 @@ int run_pipeline(const runtime::World& world, const config::Recipe& recipe, bool
   }
   check_data(recipe);
   at::set_num_threads(static_cast<int>(threads_for(recipe)));
+  kernels::set_logits_budget_bytes(int64_t{recipe.parallel.logits_mb} << 20);
   runtime::install_stop_handlers();
   const fs::path out_dir = recipe.run.output_dir;
   if (world.is_root()) {

@@ -9,6 +9,7 @@
 #include "common/errors.h"
 #include "data/dealing.h"
 #include "trainer/model/logprobs.h"
+#include "trainer/objectives/distill.h"
 #include "trainer/parallel/vocab_parallel.h"
 #include "trainer/stages/training_stage.h"
 
@@ -68,8 +69,7 @@ SftData load_sft_data(const std::string& path, const config::StageConfig& stage,
 
 at::Tensor sum_nll(model::CausalLM& lm, const data::Batch& b, runtime::Communicator& tp, const at::Device& device) {
   const auto mb = model_batch(b, device);
-  const auto lp = parallel::token_logprobs(lm, lm.hidden_states(mb.input), mb.labels, tp);
-  return -lp.sum();
+  return -objectives::token_logprob_sum(lm.hidden_states(mb.input), *lm.lm_head, mb.labels, tp);
 }
 
 EvalLoss evaluate_sft(model::CausalLM& lm, runtime::Groups& groups, const at::Device& device, const SftData& data,
