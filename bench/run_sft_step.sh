@@ -3,7 +3,7 @@
 # training loop in PyTorch + transformers (bench/sft_step_peer.py): same model folder, data, tokenisation, data
 # order, batch / micro-batch / accumulation, loss, AdamW, clipping, fp32, intra-op thread count.
 #
-#   bench/run_sft_step.sh [--threads "2 1"] [--reps 3] [--warmup 3] [--steps 8] [--extra] [--no-build]
+#   bench/run_sft_step.sh [--threads "2 1"] [--reps 3] [--warmup 3] [--steps 8] [--vocab V] [--width small|1b] [--extra] [--no-build]
 #
 # Each run is one fresh process that trains warmup + steps optimizer steps; tokens/s = non-padding tokens of the
 # timed steps / their summed step time (aligntrain: from metrics.jsonl, tokens / tokens_per_sec per step; the peer
@@ -19,6 +19,8 @@
 #              with glibc's default allocator (ALIGNTRAIN_MALLOC=default), transformers with fused AdamW, and
 #              transformers without the padding mask (--causal-only: sdpa with is_causal, same loss).
 #   --no-build uses bazel-bin/aligntrain as it is.
+#   --vocab V, --width 1b  the model at a real vocabulary (e.g. 128256) and/or Llama-3.2-1B's width with 2 layers
+#              (bench/model_config.py), instead of small-llama with the byte vocabulary.
 # Outputs (model, data, per-run logs, results.jsonl) go to $BENCH_BUILD_DIR (default runs/sft_bench, which
 # bench/sft_bench.yaml also points at). ~8 minutes on an idle 2-core machine with the defaults.
 set -euo pipefail
@@ -32,6 +34,8 @@ WARMUP=3
 STEPS=8
 EXTRA=0
 DO_BUILD=1
+VOCAB=
+WIDTH=small
 while [ $# -gt 0 ]; do
   case "$1" in
     --threads) THREADS="$2"; shift ;;
@@ -40,7 +44,9 @@ while [ $# -gt 0 ]; do
     --steps) STEPS="$2"; shift ;;
     --extra) EXTRA=1 ;;
     --no-build) DO_BUILD=0 ;;
-    *) echo "usage: $0 [--threads \"2 1\"] [--reps N] [--warmup N] [--steps N] [--extra] [--no-build]" >&2; exit 2 ;;
+    --vocab) VOCAB="$2"; shift ;;
+    --width) WIDTH="$2"; shift ;;
+    *) echo "usage: $0 [--threads \"2 1\"] [--reps N] [--warmup N] [--steps N] [--vocab V] [--width small|1b] [--extra] [--no-build]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -60,6 +66,17 @@ BIN="$BUILD/aligntrain"
 # ---- the shared model folder and data set (made once) -------------------------------------------------------
 MODEL="$BUILD/model"
 DATA="$BUILD/data/train.jsonl"
+if [ -n "$VOCAB" ] || [ "$WIDTH" != small ]; then
+  # --vocab V / --width 1b: the size of real models (bench/model_config.py), one folder per shape.
+  MODEL="$BUILD/model-v${VOCAB:-261}-$WIDTH"
+  if [ ! -f "$MODEL/model.safetensors" ]; then
+    "$BIN" init-model --preset small-llama --seed 1 --out "$BUILD/preset"
+    LAYERS=(); [ "$WIDTH" = 1b ] && LAYERS=(--layers 2)
+    "$PY" bench/model_config.py "$BUILD/preset/config.json" "$BUILD/model_config.json" ${VOCAB:+--vocab "$VOCAB"} --width "$WIDTH" "${LAYERS[@]}"
+    rm -rf "$BUILD/preset"
+    "$BIN" init-model --config "$BUILD/model_config.json" --tokenizer byte --seed 1 --out "$MODEL"
+  fi
+fi
 [ -f "$MODEL/model.safetensors" ] || "$BIN" init-model --preset small-llama --seed 1 --out "$MODEL"
 [ -f "$DATA" ] || "$PY" bench/sft_step_peer.py --make-data "$DATA" --examples 512 --seed 0
 
