@@ -315,11 +315,22 @@ template <>
 struct Fields<SelectConfig> {
   template <class S, class F>
   static void each(S& o, StageKind, F&& f) {
-    f(key("method"), o.method);
-    f(key("target"), o.target);
-    f(key("embedding_model"), o.embedding_model);
+    f(key("method").discriminates(), o.method);
+    const bool isa = o.method == SelectMethod::isa;  // after `method` is loaded
+    const std::string only_isa = "is an option of method isa";
+    f(key("target").only_if(!isa, "is an option of method zip_fit"), o.target);
+    f(key("embedding_model").only_if(isa, only_isa), o.embedding_model);
     f(key("keep_fraction").range(0, 1, false, true), o.keep_fraction);
+    f(key("keep").positive(), o.keep);
+    f(key("text"), o.text);
     f(key("out"), o.out);
+    f(key("covariance").only_if(isa, only_isa), o.covariance);
+    f(key("components").range(1, 64).only_if(isa, only_isa), o.components);
+    f(key("max_iter").positive().only_if(isa, only_isa), o.max_iter);
+    f(key("tol").positive().only_if(isa, only_isa), o.tol);
+    f(key("reg_covar").non_negative().only_if(isa, only_isa), o.reg_covar);
+    f(key("prefer").only_if(isa, only_isa), o.prefer);
+    f(key("save_embeddings").only_if(isa, only_isa), o.save_embeddings);
   }
 };
 
@@ -342,7 +353,7 @@ struct Fields<StageConfig> {
     f(key("optimizer").only_training(k), o.optimizer);
     f(key("schedule").only_training(k), o.schedule);
     f(key("batch").within(k).only_kinds(k, {K::sft, K::preference, K::unpaired, K::negatives, K::distill,
-                                            K::generate, K::eval}),
+                                            K::generate, K::eval, K::select}),
       o.batch);
     f(key("train").only_training(k), o.train);
     f(key("eval").within(k).only_kinds(k, {K::sft, K::preference, K::unpaired, K::negatives, K::distill, K::eval}),

@@ -34,6 +34,8 @@ enum class Divergence { forward_kl, reverse_kl, jsd, tvd };
 enum class AlignDistilMode { published, theorem1, contrast, theorem1_adaptive };
 enum class AlignDistilMask { standard, faithful };
 enum class SelectMethod { zip_fit, isa };
+enum class Covariance { diag, full };
+enum class SelectPrefer { rare, common };
 enum class LossType {
   sft,                                                         // token-mean NLL of the completion
   dpo, cdpo, robust, hinge, ipo, ln_dpo, bco_pair,             // preference, reference-based (METHODS C.1-C.6, C.11)
@@ -71,6 +73,8 @@ ALIGNTRAIN_ENUM_NAMES(AlignDistilMode, {AlignDistilMode::published, "published"}
                       {AlignDistilMode::theorem1_adaptive, "theorem1_adaptive"});
 ALIGNTRAIN_ENUM_NAMES(AlignDistilMask, {AlignDistilMask::standard, "standard"}, {AlignDistilMask::faithful, "faithful"});
 ALIGNTRAIN_ENUM_NAMES(SelectMethod, {SelectMethod::zip_fit, "zip_fit"}, {SelectMethod::isa, "isa"});
+ALIGNTRAIN_ENUM_NAMES(Covariance, {Covariance::diag, "diag"}, {Covariance::full, "full"});
+ALIGNTRAIN_ENUM_NAMES(SelectPrefer, {SelectPrefer::rare, "rare"}, {SelectPrefer::common, "common"});
 ALIGNTRAIN_ENUM_NAMES(LossType, {LossType::sft, "sft"}, {LossType::dpo, "dpo"}, {LossType::cdpo, "cdpo"},
                       {LossType::robust, "robust"}, {LossType::hinge, "hinge"}, {LossType::ipo, "ipo"},
                       {LossType::ln_dpo, "ln_dpo"}, {LossType::bco_pair, "bco_pair"}, {LossType::simpo, "simpo"},
@@ -275,13 +279,27 @@ struct GenerationConfig {
   std::string out;          // empty: <output_dir>/<stage>/generations.jsonl
 };
 
-// Data selection (METHODS.md E): data.train is the source pool.
+// Data selection (METHODS.md E): data.train is the candidate pool; the stage writes the kept lines.
 struct SelectConfig {
   SelectMethod method = SelectMethod::zip_fit;
   std::string target;           // zip_fit: JSONL of target examples
-  std::string embedding_model;  // isa: a declared model
-  double keep_fraction = 0.1;
+  std::string embedding_model;  // isa: a declared model or earlier stage
+  std::optional<double> keep_fraction;  // unset: 0.1, unless `keep` is set
+  std::optional<int> keep;              // a count instead of the fraction
+  // Which fields make an example's text, '+'-joined, concatenated without separator ("prompt+completion"); empty:
+  // by the file's kind (prompt+completion, prompt+chosen for pairs, prompt+rejected for negatives, prompt).
+  std::string text;
   std::string out;  // empty: <output_dir>/<stage>/selected.jsonl
+  // isa (METHODS.md E.2; its assumptions made options): the Gaussian mixture and the ranking.
+  Covariance covariance = Covariance::diag;
+  int components = 2;
+  int max_iter = 100;
+  double tol = 1e-3;
+  double reg_covar = 1e-6;
+  SelectPrefer prefer = SelectPrefer::rare;  // rare: highest entropy change (surprisal) first
+  bool save_embeddings = false;              // <stage>/embeddings.safetensors
+
+  double fraction() const { return keep_fraction.value_or(0.1); }
 };
 
 struct StageConfig {

@@ -212,7 +212,9 @@ class Validator {
   }
 
   // A data value: an earlier stage's output, or a non-empty regular file.
-  void check_data_source(size_t i, const At& at, const std::string& value, std::initializer_list<StageKind> producers) {
+  // allow_empty: an empty file is left to the stage to report (a DataError when it reads the file).
+  void check_data_source(size_t i, const At& at, const std::string& value, std::initializer_list<StageKind> producers,
+                         bool allow_empty = false) {
     if (value.empty()) return;
     if (const StageConfig* producer = earlier_stage(r_, i, value)) {
       if (std::find(producers.begin(), producers.end(), producer->kind) == producers.end())
@@ -229,7 +231,7 @@ class Validator {
       return error(at, "no such file: " + value);
     }
     if (!fs::is_regular_file(value, ec)) return error(at, "not a regular file: " + value);
-    if (fs::file_size(value, ec) == 0) error(at, "the file is empty: " + value);
+    if (!allow_empty && fs::file_size(value, ec) == 0) error(at, "the file is empty: " + value);
   }
 
   void check_data(size_t i, const At& at) {
@@ -272,10 +274,30 @@ class Validator {
     const SelectConfig& sel = r_.stages[i].select;
     if (sel.method == SelectMethod::zip_fit) {
       if (sel.target.empty()) error(at / "select" / "target", "zip_fit needs `select.target` (a JSONL file)");
-      else check_data_source(i, at / "select" / "target", sel.target, {});
+      else check_data_source(i, at / "select" / "target", sel.target, {}, /*allow_empty=*/true);
     }
-    if (sel.method == SelectMethod::isa && !r_.models.find(sel.embedding_model))
-      error(at / "select" / "embedding_model", "isa needs `select.embedding_model` naming a declared model");
+    if (sel.method == SelectMethod::isa) {
+      if (sel.embedding_model.empty())
+        error(at / "select" / "embedding_model", "isa needs `select.embedding_model` naming a declared model or an "
+                                                 "earlier stage");
+      else check_ref(i, at / "select" / "embedding_model", sel.embedding_model);
+    }
+    if (sel.keep && sel.keep_fraction)
+      error(at / "select" / "keep", "set one of `keep` (a count) and `keep_fraction`, not both");
+    if (!sel.text.empty()) {
+      size_t start = 0;
+      while (start <= sel.text.size()) {
+        const size_t end = std::min(sel.text.find('+', start), sel.text.size());
+        const std::string field = sel.text.substr(start, end - start);
+        if (field != "prompt" && field != "completion" && field != "chosen" && field != "rejected") {
+          error(at / "select" / "text", fmt::format("unknown field `{}` in `{}`: expected fields of prompt, "
+                                                    "completion, chosen, rejected joined by `+` "
+                                                    "(e.g. prompt+completion)", field, sel.text));
+          break;
+        }
+        start = end + 1;
+      }
+    }
   }
 
   const Recipe& r_;

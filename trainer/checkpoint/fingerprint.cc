@@ -103,7 +103,9 @@ nlohmann::json stage_fingerprint(const config::Recipe& recipe, const config::Sta
   copy(".parallel.tensor");
   copy(".parallel.zero1");
   fp["parallel.data (world size / tensor)"] = std::to_string(dp);
-  const std::string model = root_model(recipe, stage.policy);
+  // A select stage's model is its embedding model (isa); zip_fit uses none.
+  const bool isa = stage.kind == config::StageKind::select && stage.select.method == config::SelectMethod::isa;
+  const std::string model = root_model(recipe, isa ? stage.select.embedding_model : stage.policy);
   const std::string model_prefix = ".models." + model;
   size_t index = 0;
   for (; index < recipe.stages.size(); ++index)
@@ -117,10 +119,12 @@ nlohmann::json stage_fingerprint(const config::Recipe& recipe, const config::Sta
       fp["stages." + stage.name + key.substr(stage_prefix.size())] = value;
     }
   }
-  for (const auto& [field, path] : {std::pair{"train", stage.data.train}, std::pair{"samples", stage.data.samples}}) {
+  for (const auto& [field, path] : {std::pair{"data.train", stage.data.train}, std::pair{"data.samples", stage.data.samples},
+                                     std::pair{"select.target", stage.kind == config::StageKind::select
+                                                                    ? stage.select.target : std::string()}}) {
     if (path.empty()) continue;
     const std::string resolved = resolve(recipe, config::data_file(recipe, path));
-    if (fs::exists(resolved)) fp["stages." + stage.name + ".data." + field + " (file contents)"] = file_digest(resolved);
+    if (fs::exists(resolved)) fp["stages." + stage.name + "." + field + " (file contents)"] = file_digest(resolved);
   }
   return fp;
 }

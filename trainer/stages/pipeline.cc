@@ -84,6 +84,8 @@ void check_data(const config::Recipe& recipe) {
       ro.skip_invalid = stage.data.skip_invalid;
       data::read_examples(*path, ro);
     }
+    if (stage.kind == config::StageKind::select && stage.select.method == config::SelectMethod::zip_fit)
+      data::read_examples(stage.select.target, {});
   }
 }
 

@@ -7,46 +7,14 @@
 #include <map>
 
 #include "common/errors.h"
-#include "data/dealing.h"
 #include "data/encode.h"
 #include "data/example.h"
 #include "trainer/objectives/logistic.h"
-#include "trainer/parallel/data_parallel.h"
+#include "trainer/stages/embed.h"
 #include "trainer/stages/models.h"
 #include "trainer/stages/preference.h"
 
 namespace aligntrain::stages {
-
-namespace {
-
-// Mean final hidden state over each prompt's tokens: [N, H] fp64 (rows dealt over the DP group, all-reduced).
-at::Tensor embed_prompts(StageEnv& env, model::CausalLM& lm, const std::vector<std::vector<int32_t>>& prompts,
-                         int64_t micro, int32_t pad) {
-  const int64_t n = static_cast<int64_t>(prompts.size()), h = lm.config().hidden_size;
-  auto out = at::zeros({n, h}, at::kDouble);
-  at::NoGradGuard no_grad;
-  const int dp = env.groups.layout.dp;
-  for (const auto& mine : data::rank_batches(n, env.groups.layout.dp_rank, dp, micro)) {
-    int64_t t = 0;
-    for (int64_t i : mine) t = std::max<int64_t>(t, prompts[static_cast<size_t>(i)].size());
-    const int64_t b = static_cast<int64_t>(mine.size());
-    auto ids = at::full({b, t}, pad, at::kLong);
-    auto mask = at::zeros({b, t}, at::kLong);
-    for (int64_t r = 0; r < b; ++r) {
-      const auto& p = prompts[static_cast<size_t>(mine[static_cast<size_t>(r)])];
-      const int64_t len = static_cast<int64_t>(p.size());
-      ids[r].narrow(0, 0, len).copy_(at::tensor(std::vector<int64_t>(p.begin(), p.end()), at::kLong));
-      mask[r].narrow(0, 0, len).fill_(1);
-    }
-    const auto hidden = lm.hidden_states({ids.to(env.device), mask.to(env.device), std::nullopt, std::nullopt});
-    const auto m = mask.to(env.device, at::kDouble).unsqueeze(-1);
-    const auto mean = ((hidden.to(at::kDouble) * m).sum(1) / m.sum(1)).to(at::kCPU);
-    out.index_copy_(0, at::tensor(mine, at::kLong), mean);
-  }
-  return parallel::sum_dealt_rows(out, *env.groups.dp, env.device);
-}
-
-}  // namespace
 
 std::vector<std::vector<double>> udm_weights(StageEnv& env, const config::StageConfig& stage,
                                              const std::vector<const ResponseSet*>& sets) {
@@ -69,7 +37,7 @@ std::vector<std::vector<double>> udm_weights(StageEnv& env, const config::StageC
   auto loaded = load_model(src, env.groups, env.device, frozen_dtype(env.recipe, src.name));
   const int32_t pad = tok->pad_id().value_or(tok->eos_id().value_or(0));
   std::vector<at::Tensor> emb;
-  for (const auto& p : prompts) emb.push_back(embed_prompts(env, *loaded.lm, p, stage.batch.micro, pad));
+  for (const auto& p : prompts) emb.push_back(mean_hidden_states(env, *loaded.lm, p, stage.batch.micro, pad));
 
   // The classifier: the first prompt_sample_size prompts of each class of the training set.
   const ResponseSet& train = *sets.front();
