@@ -21,7 +21,8 @@ What it computes:
     descending, ties by the earlier line; written in input order.
 
 Outputs (--out DIR): scores.jsonl ({"line": N, "score": S}, 17 significant digits, every valid candidate in input
-order), selected.jsonl (the kept lines as read, a trailing CR removed, each ending "\\n"), summary.json (the
+order), selected.jsonl (the kept lines byte for byte as read, a CR before the newline included, each ending
+"\\n"), summary.json (the
 metrics line the stage logs: select/candidates, kept, score_mean, score_mean_kept, score_threshold = the lowest
 kept score).
 --compare STAGE_DIR checks aligntrain's STAGE_DIR/scores.jsonl (same lines, |S - S_ref| <= 1e-9 each) and
@@ -142,7 +143,9 @@ def field_text(obj, field, where):
 
 
 def read_texts(path, spec, skip_invalid=False):
-    """(lines, raws, texts, kind): per valid line its 1-based number, its bytes (CR stripped) and its text."""
+    """(lines, raws, texts, kind): per valid line its 1-based number, its bytes as read (without the newline) and
+    its text. A CR before the newline is not part of the JSON; a line of blanks (spaces, tabs) is skipped but
+    counted."""
     with open(path, "rb") as f:
         data = f.read()
     rows = data.split(b"\n")
@@ -150,14 +153,13 @@ def read_texts(path, spec, skip_invalid=False):
         rows.pop()
     kind, parsed = None, []
     for n, raw in enumerate(rows, 1):
-        if raw.endswith(b"\r"):
-            raw = raw[:-1]
-        if raw.strip(b" \t") == b"":
+        body = raw[:-1] if raw.endswith(b"\r") else raw
+        if body.strip(b" \t") == b"":
             continue
         where = f"{path}:{n}: "
         try:
             try:
-                obj = json.loads(raw.decode("utf-8"))
+                obj = json.loads(body.decode("utf-8"))
             except (UnicodeDecodeError, ValueError) as e:
                 raise DataError(f"{where}invalid JSON: {e}")
             if not isinstance(obj, dict):
@@ -311,7 +313,8 @@ def self_test():
         lines, raws, texts, kind = read_texts(pool, None)
         expect(kind == "sft" and lines == [1, 4, 5], f"kind sft, blank lines skipped but counted: {kind} {lines}")
         expect(texts == ["a\nbc", "pq\nr", "xy"], f"messages-form split and message contents joined by \\n: {texts}")
-        expect(raws[0].endswith(b"}"), "a trailing CR is not part of the line")
+        expect(raws[0].endswith(b"}\r") and raws[2].endswith(b"}"),
+               "a CR before the newline stays in the line's bytes; the last line needs no newline")
         pairs = write("pairs.jsonl", '{"prompt": "P", "chosen": "C", "rejected": "R"}\n')
         expect(read_texts(pairs, None)[2] == ["PC"] and read_texts(pairs, "rejected+prompt")[2] == ["RP"],
                "preference default prompt+chosen; explicit fields in the given order")

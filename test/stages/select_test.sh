@@ -5,12 +5,13 @@
 #  - a pool of 552 candidates (300 of the demo's sorting examples, 250 unrelated texts of 1 to ~900 bytes in
 #    several scripts and with emoji, two copies of one sorting example, blank lines) against 50 sorting targets:
 #    every score equals scripts/parity/zipfit_reference.py within 1e-9, selected.jsonl is byte-identical, the
-#    metrics line agrees, and the kept lines are sorting examples;
+#    metrics line agrees, and the kept lines are sorting examples; the same for conversational lines (messages
+#    form, message lists, CRLF line ends) against preference targets;
 #  - the same scores and selection, byte for byte, with run.threads 1 and 2 and under mpirun with 2 ranks;
 #  - a later sft stage trains on the selection (`data: {train: pick}`); a rerun says "done earlier" and leaves
 #    selected.jsonl as it was;
 #  - bad input: an empty target file, keep larger than the pool, a line without a text field, an invalid JSON
-#    line (exit 3, naming the file and line); an unknown text field (exit 2).
+#    line (exit 3, naming the file and line); an unknown text field, keep with keep_fraction, no target (exit 2).
 set -u
 source test/cli/testlib.sh
 source test/stages/stagelib.sh
@@ -105,6 +106,36 @@ check "keep_fraction 0.1 of 552 candidates keeps llround(55.2) = 55 lines" $?
 py_check "sum('sort these digits' in l for l in open('$TMP/run1/pick/selected.jsonl')) >= 50"
 check "the kept lines are sorting examples (the targets' domain)" $?
 
+# Conversational data: messages-form SFT lines (prompt = every message but the last, completion = the last) and
+# prompt/completion message lists, some with a system message, CRLF line ends, a blank line holding a CR, no newline
+# after the last line; targets are preference pairs of message lists (default text: prompt+chosen).
+python3 - "$DATA" "$TMP" <<'PY'
+import json, sys
+data, tmp = sys.argv[1], sys.argv[2]
+rows = [json.loads(l) for l in open(f"{data}/sft_train.jsonl")][300:330]
+out = []
+for i, r in enumerate(rows):
+    msgs = ([{"role": "system", "content": "You sort digits. ✨"}] if i % 3 == 0 else []) + \
+           [{"role": "user", "content": r["prompt"]}, {"role": "assistant", "content": r["completion"]}]
+    o = {"messages": msgs} if i % 4 == 1 else {"prompt": msgs[:-1], "completion": msgs[-1:]}
+    out.append(json.dumps(o, ensure_ascii=False) + ("\r\n" if i % 2 else "\n"))
+out.insert(10, " \r\n")
+open(f"{tmp}/conv_pool.jsonl", "w", encoding="utf-8", newline="").write("".join(out).rstrip("\r\n"))
+with open(f"{tmp}/conv_target.jsonl", "w") as f:
+    for r in [json.loads(l) for l in open(f"{data}/pairs_train.jsonl")][:10]:
+        f.write(json.dumps({"prompt": [{"role": "user", "content": r["prompt"]}],
+                            "chosen": [{"role": "assistant", "content": r["chosen"]}],
+                            "rejected": [{"role": "assistant", "content": r["rejected"]}]}) + "\n")
+PY
+POOL="$TMP/conv_pool.jsonl" recipe conv "$TMP/conv" "target: $TMP/conv_target.jsonl, keep_fraction: 0.25"
+run_long $BIN run "$TMP/conv.yaml"
+expect_exit 0 "zip_fit over conversational lines (messages form, message lists, CRLF) against preference targets"
+OUT=$(python3 $REF --pool "$TMP/conv_pool.jsonl" --target "$TMP/conv_target.jsonl" --keep-fraction 0.25 \
+      --compare "$TMP/conv/pick" 2>&1)
+RC=$?
+echo "$OUT"
+check "conversational text rules: scores and selection (CRs kept, a newline added) equal the reference" $RC
+
 # ---- (c) the same result for any thread and rank count -------------------------------------------------------
 same_run() { cmp -s "$TMP/run1/pick/scores.jsonl" "$1/pick/scores.jsonl" && cmp -s "$TMP/run1/pick/selected.jsonl" "$1/pick/selected.jsonl"; }
 run_long $BIN run "$TMP/main.yaml" --set run.threads=2 --set run.output_dir="$TMP/run2"
@@ -139,7 +170,7 @@ cmp -s "$TMP/run1/pick/selected.jsonl" "$TMP/train/pick/selected.jsonl"
 check "the pipeline's selection equals the single stage's" $?
 python3 -c "import json,sys; sys.exit(0 if [j['step'] for j in map(json.loads, open('$TMP/train/metrics.jsonl')) if j.get('stage') == 'sft' and 'loss' in j][-1:] == [3] else 1)"
 check "the sft stage trained 3 steps (metrics.jsonl)" $?
-expect_output "pick/selected.jsonl" "the sft stage reads the select stage's selected.jsonl"
+expect_output "\\[sft\\] 55 training example" "the sft stage trains on the 55 selected lines"
 [ -f "$TMP/train/sft/model/model.safetensors" ]; check "the sft stage saved its model" $?
 cp "$TMP/train/pick/selected.jsonl" "$TMP/selected.before"
 touch -d '2001-01-01' "$TMP/train/pick/selected.jsonl"
@@ -180,6 +211,13 @@ recipe bad "$TMP/bad6" "target: $TMP/target.jsonl, keep: 1, text: prompt+answer"
 run_cmd $BIN run "$TMP/bad.yaml"
 expect_exit 2 "text: prompt+answer (an unknown field) is a recipe error"
 expect_output "answer" "the error names the unknown field"
+recipe bad "$TMP/bad7" "target: $TMP/target.jsonl, keep: 5, keep_fraction: 0.5"
+run_cmd $BIN run "$TMP/bad.yaml"
+expect_exit 2 "keep and keep_fraction both set is a recipe error"
+POOL="$TMP/pool.jsonl" recipe bad "$TMP/bad8" "keep: 5"
+run_cmd $BIN run "$TMP/bad.yaml"
+expect_exit 2 "zip_fit without select.target is a recipe error"
+expect_output "select.target" "the error names select.target"
 [ ! -e "$TMP/bad6/pick/selected.jsonl" ] && [ ! -e "$TMP/bad2/pick/selected.jsonl" ]
 check "nothing selected on errors" $?
 finish
