@@ -92,19 +92,26 @@ at::Tensor reverse_kl_of(const at::Tensor& lq, const at::Tensor& ls, Communicato
 class ChunkedLoss : public torch::autograd::Function<ChunkedLoss> {
  public:
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& hidden, const at::Tensor& weight,
-                            const at::Tensor& loss, const at::Tensor& grad_hidden, const at::Tensor& grad_weight) {
+                            const at::Tensor& loss, const at::Tensor& grad_hidden, const at::Tensor& grad_weight,
+                            bool weight_grad_in_param) {
     ctx->saved_data["grad_hidden"] = grad_hidden;
-    ctx->saved_data["grad_weight"] = grad_weight;
+    ctx->saved_data["grad_weight"] = weight_grad_in_param ? at::Tensor() : grad_weight;
+    if (weight_grad_in_param) ctx->saved_data["weight_grad_in_param"] = true;
     return loss.clone();
   }
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grad_out) {
     const auto gh = ctx->saved_data["grad_hidden"].toTensor(), gw = ctx->saved_data["grad_weight"].toTensor();
+    const bool in_param = ctx->saved_data.count("weight_grad_in_param") != 0;
     ctx->saved_data.clear();
     const auto& g = grad_out[0];
+    if (in_param && g.item<double>() != 1.0)
+      throw std::logic_error("chunked_token_loss: the weight gradient went into the parameter's .grad during the "
+                             "forward, so the loss must be back-propagated with gradient 1");
     // The buffers are this node's alone (saved_data is cleared): scaled in place, not copied.
     return {gh.defined() ? gh.mul_(g.to(gh.scalar_type())) : at::Tensor(),
-            gw.defined() ? gw.mul_(g.to(gw.scalar_type())) : at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+            gw.defined() ? gw.mul_(g.to(gw.scalar_type())) : at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(),
+            at::Tensor()};
   }
 };
 
@@ -268,7 +275,7 @@ at::Tensor aligndistil(const at::Tensor& student_logits, const at::Tensor& dpo_l
 }
 
 at::Tensor chunked_token_loss(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& weights,
-                              const ChunkGradTerm& term, Communicator& g, int64_t chunk) {
+                              const ChunkGradTerm& term, Communicator& g, int64_t chunk, bool weight_grad_into_param) {
   constexpr const char* fn = "chunked_token_loss";
   require(hidden.defined() && hidden.dim() == 2, fn, "hidden must be [N, H], got " + shape(hidden));
   require(weight.defined() && weight.dim() == 2 && weight.size(1) == hidden.size(1), fn,
@@ -286,7 +293,17 @@ at::Tensor chunked_token_loss(const at::Tensor& hidden, const at::Tensor& weight
   const auto factors = weights.detach().to(logits_type);
   auto total = at::zeros({}, factors.options());
   at::Tensor grad_hidden = need_grad && grad_h ? at::zeros_like(h, at::MemoryFormat::Contiguous) : at::Tensor();
-  at::Tensor grad_weight = need_grad && grad_w ? at::zeros_like(w, at::MemoryFormat::Contiguous) : at::Tensor();
+  at::Tensor grad_weight;
+  const bool into_param = need_grad && grad_w && weight_grad_into_param;
+  if (into_param) {
+    // Straight into the parameter's .grad (gradient-accumulation fusion): no weight-sized buffer held from here
+    // to the backward.
+    auto param = weight;
+    if (!param.grad().defined()) param.mutable_grad() = at::zeros_like(w, at::MemoryFormat::Contiguous);
+    grad_weight = param.grad();
+  } else if (need_grad && grad_w) {
+    grad_weight = at::zeros_like(w, at::MemoryFormat::Contiguous);
+  }
 
   // One logits buffer for every chunk: no chunk-sized allocation per chunk for the heap to fragment on.
   at::Tensor buffer;
@@ -313,7 +330,7 @@ at::Tensor chunked_token_loss(const at::Tensor& hidden, const at::Tensor& weight
   if (!need_grad) return total;
   // Hidden states are replicated and each rank holds part of the vocabulary: the full gradient is the group's sum.
   if (grad_hidden.defined() && g.size() > 1) g.all_reduce(grad_hidden, runtime::ReduceOp::kSum);
-  return ChunkedLoss::apply(hidden, weight, total, grad_hidden, grad_weight);
+  return ChunkedLoss::apply(hidden, weight, total, grad_hidden, grad_weight, into_param);
 }
 
 at::Tensor chunked_token_loss(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& weights,
@@ -334,7 +351,7 @@ at::Tensor chunked_token_loss(const at::Tensor& hidden, const at::Tensor& weight
     logits = d;
     return value.detach();
   };
-  return chunked_token_loss(hidden, weight, weights, by_autograd, g, chunk);
+  return chunked_token_loss(hidden, weight, weights, by_autograd, g, chunk, false);
 }
 
 at::Tensor chunked_token_loss(const at::Tensor& hidden, model::LmHead& head, const at::Tensor& weights,
@@ -348,7 +365,7 @@ at::Tensor chunked_token_loss(const at::Tensor& hidden, model::LmHead& head, con
 }
 
 at::Tensor token_logprob_sum(const at::Tensor& hidden, model::LmHead& head, const at::Tensor& labels, Communicator& g,
-                             int64_t chunk) {
+                             int64_t chunk, double loss_scale) {
   const auto flat_h = hidden.reshape({-1, hidden.size(-1)});
   const auto flat_l = labels.reshape({-1});
   const auto rows = flat_l.ne(model::kIgnoreIndex).nonzero().squeeze(1);
@@ -360,7 +377,9 @@ at::Tensor token_logprob_sum(const at::Tensor& hidden, model::LmHead& head, cons
   const ChunkGradTerm term = [&](at::Tensor& logits, const at::Tensor& grad_weights, int64_t start, int64_t n) {
     return kernels::token_logprob_rows(logits, l.narrow(0, start, n), vocab_start, grad_weights, shards);
   };
-  return chunked_token_loss(h, weight, at::ones({h.size(0)}, h.options().dtype(at::kFloat)), term, g, chunk);
+  const bool fused = loss_scale != 0.0;
+  const auto factors = at::full({h.size(0)}, fused ? loss_scale : 1.0, h.options().dtype(at::kFloat));
+  return chunked_token_loss(h, weight, factors, term, g, chunk, fused);
 }
 
 }  // namespace aligntrain::objectives

@@ -115,8 +115,12 @@ using ChunkGradTerm = std::function<at::Tensor(at::Tensor& student_logits_chunk,
 // d(Σ w·term)/d(logits) is taken at once and folded into grad_hidden (all-reduced over the group) and grad_W
 // (local); the backward scales them by the incoming gradient. With neither hidden nor weight requiring grad (or
 // grad mode off) no gradient work is done. Every rank must call it with the same N and chunking.
+// weight_grad_into_param: the weight's gradient is added straight into weight.grad during the forward (allocated
+// when undefined) instead of held until the backward, which then must receive gradient exactly 1 (the result is
+// back-propagated as it is) and returns none for the weight.
 at::Tensor chunked_token_loss(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& weights,
-                              const ChunkGradTerm& term, runtime::Communicator& group, int64_t chunk_positions = 0);
+                              const ChunkGradTerm& term, runtime::Communicator& group, int64_t chunk_positions = 0,
+                              bool weight_grad_into_param = false);
 at::Tensor chunked_token_loss(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& weights,
                               const ChunkTerm& term, runtime::Communicator& group, int64_t chunk_positions = 0);
 at::Tensor chunked_token_loss(const at::Tensor& hidden, model::LmHead& head, const at::Tensor& weights,
@@ -127,7 +131,10 @@ at::Tensor chunked_token_loss(const at::Tensor& hidden, model::LmHead& head, con
 // Σ log p(label) over the labelled positions of hidden [..., H] / labels [...] (−100: none) through the (sharded)
 // LM head: a scalar fp32, the gradient formed chunk by chunk during the forward (chunked_token_loss with
 // kernels::token_logprob_rows), so no logits are kept or formed again. An SFT loss is −this / tokens.
+// loss_scale ≠ 0 returns loss_scale · Σ log p instead, a loss to back-propagate as it is: the LM head's weight
+// gradient then goes straight into its .grad during the forward (see chunked_token_loss), so no weight-sized
+// gradient is held while the rest of the model back-propagates.
 at::Tensor token_logprob_sum(const at::Tensor& hidden, model::LmHead& head, const at::Tensor& labels,
-                             runtime::Communicator& group, int64_t chunk_positions = 0);
+                             runtime::Communicator& group, int64_t chunk_positions = 0, double loss_scale = 0.0);
 
 }  // namespace aligntrain::objectives

@@ -58,11 +58,28 @@ void AdamW::step(double lr) {
       at::Tensor w = s.master.defined() ? s.master : p;
       at::Tensor g = p.grad().defined() ? p.grad() : at::zeros_like(p);
       if (g.scalar_type() != at::kFloat) g = g.to(at::kFloat);
-      if (s.entry.decay && options_.weight_decay != 0.0) w.mul_(1.0 - lr * options_.weight_decay);
-      s.exp_avg.mul_(b1).add_(g, 1.0 - b1);
-      s.exp_avg_sq.mul_(b2).addcmul_(g, g, 1.0 - b2);
-      const auto denom = (s.exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(options_.eps);
-      w.addcdiv_(s.exp_avg, denom, -step_size);
+      const bool decay = s.entry.decay && options_.weight_decay != 0.0;
+      // Element-wise, so slices of a few million elements give the same bits as the whole tensor, with temporaries
+      // (the denominator) of a slice instead of an embedding-sized tensor.
+      auto update = [&](at::Tensor w, const at::Tensor& g, at::Tensor m, at::Tensor v) {
+        if (decay) w.mul_(1.0 - lr * options_.weight_decay);
+        m.mul_(b1).add_(g, 1.0 - b1);
+        v.mul_(b2).addcmul_(g, g, 1.0 - b2);
+        const auto denom = v.sqrt().div_(bias_correction2_sqrt).add_(options_.eps);
+        w.addcdiv_(m, denom, -step_size);
+      };
+      constexpr int64_t kSlice = int64_t{1} << 22;
+      const bool sliceable = w.is_contiguous() && g.is_contiguous() && s.exp_avg.is_contiguous() &&
+                             s.exp_avg_sq.is_contiguous() && w.numel() > kSlice;
+      if (!sliceable) {
+        update(w, g, s.exp_avg, s.exp_avg_sq);
+      } else {
+        const auto fw = w.view({-1}), fg = g.view({-1}), fm = s.exp_avg.view({-1}), fv = s.exp_avg_sq.view({-1});
+        for (int64_t start = 0; start < fw.numel(); start += kSlice) {
+          const int64_t n = std::min(kSlice, fw.numel() - start);
+          update(fw.narrow(0, start, n), fg.narrow(0, start, n), fm.narrow(0, start, n), fv.narrow(0, start, n));
+        }
+      }
       if (s.master.defined()) p.copy_(s.master);
     }
     if (zero_) {

@@ -3,6 +3,8 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
+
 #include "trainer/model/hf_names.h"
 
 namespace aligntrain::parallel {
@@ -64,7 +66,13 @@ double global_grad_norm(const std::vector<NormParam>& params, runtime::Communica
   at::Tensor sharded = at::zeros({1}, at::kDouble), replicated = at::zeros({1}, at::kDouble);
   for (const auto& p : params) {
     if (!p.param.grad().defined()) continue;
-    const auto sq = p.param.grad().to(at::kDouble).pow(2).sum().to(at::kCPU).view({1});
+    // Σ g² in fp64, a few million elements at a time: no fp64 copy of a whole (embedding-sized) gradient.
+    const auto g = p.param.grad().reshape({-1});
+    auto sq = at::zeros({1}, g.options().dtype(at::kDouble));
+    constexpr int64_t kSlice = int64_t{1} << 22;
+    for (int64_t start = 0; start < g.numel(); start += kSlice)
+      sq.add_(g.narrow(0, start, std::min(kSlice, g.numel() - start)).to(at::kDouble).pow(2).sum());
+    sq = sq.to(at::kCPU);
     (p.sharded ? sharded : replicated).add_(sq);
   }
   if (tp_group.size() > 1) tp_group.all_reduce(sharded, runtime::ReduceOp::kSum);

@@ -2,6 +2,7 @@
 #include "trainer/parallel/layers.h"
 
 #include <ATen/ATen.h>
+#include <torch/csrc/autograd/custom_function.h>
 
 #include <string>
 
@@ -51,6 +52,33 @@ class RowParallel : public model::Projection {
   at::Tensor weight_, bias_;
 };
 
+// Embedding rows whose backward adds the rows' gradients straight into the weight's .grad (allocated when
+// undefined) with index_add_, instead of returning a dense weight-sized gradient for autograd to add: at a 128k
+// vocabulary that buffer is as large as the weight (gradient-accumulation fusion). Returns no gradient for the weight.
+class EmbeddingIntoGrad : public torch::autograd::Function<EmbeddingIntoGrad> {
+ public:
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& weight, const at::Tensor& ids) {
+    ctx->saved_data["weight"] = weight;  // the parameter itself: its .grad is written in backward
+    ctx->saved_data["ids"] = ids;
+    return at::embedding(weight.detach(), ids);
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_out) {
+    auto weight = ctx->saved_data["weight"].toTensor();
+    const auto ids = ctx->saved_data["ids"].toTensor();
+    ctx->saved_data.clear();
+    if (!weight.grad().defined()) weight.mutable_grad() = at::zeros_like(weight, at::MemoryFormat::Contiguous);
+    const auto g = grad_out[0].reshape({-1, weight.size(1)}).to(weight.grad().scalar_type());
+    weight.mutable_grad().index_add_(0, ids.reshape({-1}), g);
+    return {at::Tensor(), at::Tensor()};
+  }
+};
+
+at::Tensor embedding_rows(const at::Tensor& weight, const at::Tensor& ids) {
+  if (!weight.requires_grad() || !at::GradMode::is_enabled()) return at::embedding(weight, ids);
+  return EmbeddingIntoGrad::apply(weight, ids);
+}
+
 class VocabParallelEmbedding : public model::Embedding {
  public:
   VocabParallelEmbedding(int64_t vocab, int64_t hidden, runtime::Communicator& g) : group_(g) {
@@ -59,10 +87,10 @@ class VocabParallelEmbedding : public model::Embedding {
     weight_ = register_parameter("weight", at::empty({local_, hidden}));
   }
   at::Tensor forward(const at::Tensor& ids) override {
-    if (group_.size() == 1) return at::embedding(weight_, ids);
+    if (group_.size() == 1) return embedding_rows(weight_, ids);
     const auto outside = ids.lt(start_).logical_or(ids.ge(start_ + local_));
     const auto local_ids = at::where(outside, at::zeros_like(ids), ids - start_);
-    const auto rows = at::embedding(weight_, local_ids).masked_fill(outside.unsqueeze(-1), 0.0);
+    const auto rows = embedding_rows(weight_, local_ids).masked_fill(outside.unsqueeze(-1), 0.0);
     return reduce_from_group(rows, group_);
   }
   at::Tensor weight() const override { return weight_; }

@@ -113,10 +113,14 @@ void SftObjective::begin_step(const data::StepRows& step) {
 
 void SftObjective::micro_step(const std::vector<std::vector<int64_t>>& rows) {
   const auto b = data::collate(rows_of(data_, rows), collate_);
-  const auto nll = sum_nll(lm_, b, *groups_.tp, device_);
-  // The data-parallel average divides by dp; the loss is the sum over the global batch / its loss tokens.
-  (nll * (static_cast<double>(groups_.layout.dp) / static_cast<double>(loss_tokens_))).backward();
-  nll_sum_ += nll.item<double>();
+  const auto mb = model_batch(b, device_);
+  // The data-parallel average divides by dp; the loss is the sum over the global batch / its loss tokens. With the
+  // scale known here, the LM head's weight gradient goes straight into its .grad during the forward.
+  const double scale = -static_cast<double>(groups_.layout.dp) / static_cast<double>(loss_tokens_);
+  const auto loss = objectives::token_logprob_sum(lm_.hidden_states(mb.input), *lm_.lm_head, mb.labels, *groups_.tp,
+                                                  0, scale);
+  loss.backward();
+  nll_sum_ += loss.item<double>() / scale * -1.0;
 }
 
 StepMetrics SftObjective::end_step() {
