@@ -1,12 +1,16 @@
 // See zip_fit.h.
 #include "data/zip_fit.h"
 
+#include "data/deflate_size.h"
+
 #include <zlib.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <numeric>
+#include <string>
+#include <vector>
 #include <stdexcept>
 #include <thread>
 
@@ -14,6 +18,7 @@ namespace aligntrain::data {
 
 struct GzipSizer::Impl {
   z_stream zs{};
+  DeflateSizeModel model;
   std::string joined;
   std::vector<unsigned char> out = std::vector<unsigned char>(1 << 16);
 };
@@ -32,7 +37,45 @@ GzipSizer::~GzipSizer() {
   delete impl_;
 }
 
+namespace {
+
+constexpr size_t kGzipWrapper = 10 + 8;  // header and trailer (CRC-32, length)
+
+// Whether DeflateSizeModel gives this zlib's sizes: checked once per process on strings that exercise literals,
+// short and long matches, lazy inserts, chains and every block type, so that another zlib build falls back to zlib.
+bool model_agrees_with_zlib(GzipSizer& gz) {
+  DeflateSizeModel model;
+  std::vector<std::string> probes = {"", "a", "ab", "abc", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "The quick brown fox jumps "
+                                     "over the lazy dog.", "def add(a, b):\n    return a + b\n"};
+  uint64_t state = 0x2545F4914F6CDD1Dull;
+  for (size_t len : {5u, 40u, 300u, 700u, 2000u, 9000u, 20000u}) {
+    for (int alphabet : {2, 4, 26, 95}) {
+      std::string s;
+      for (size_t i = 0; i < len; ++i) {
+        state ^= state << 13, state ^= state >> 7, state ^= state << 17;
+        s += static_cast<char>(' ' + static_cast<int>(state % static_cast<uint64_t>(alphabet)));
+      }
+      probes.push_back(s);
+    }
+  }
+  for (const auto& p : probes) {
+    const auto m = model.raw_size(p, p.substr(0, p.size() / 3));
+    if (m && *m + kGzipWrapper != gz.zlib_size(p, p.substr(0, p.size() / 3))) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 size_t GzipSizer::size(std::string_view a, std::string_view b) {
+  static const bool use_model = [this] { return model_agrees_with_zlib(*this); }();
+  if (use_model) {
+    if (const auto raw = impl_->model.raw_size(a, b)) return *raw + kGzipWrapper;
+  }
+  return zlib_size(a, b);
+}
+
+size_t GzipSizer::zlib_size(std::string_view a, std::string_view b) {
   std::string_view input = a;
   if (!b.empty()) {
     impl_->joined.assign(a);

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "common/errors.h"
+#include "data/deflate_size.h"
 #include "data/select_text.h"
 #include "data/zip_fit.h"
 #include "test/data/error_matchers.h"
@@ -32,6 +33,52 @@ TEST(ZipFit, GzipSizesIncludeTheWrapperAsPythonsGzipCompress) {
   EXPECT_EQ(gz.size(kFox, kSub), 92u);
   EXPECT_EQ(gz.size(""), 20u);  // header, an empty final block, trailer
   EXPECT_EQ(gz.size(kAdd + kSub), gz.size(kAdd, kSub));
+}
+
+// The size model must give zlib's exact sizes: random strings over small and large alphabets (few and many
+// literals, short and long matches, lazy inserts, chains of 4), repeated phrases (matches of 258 and distances of
+// every code), text with multi-byte UTF-8, lengths from 0 to the model's limit (one block and several, stored blocks
+// for incompressible input), each alone and as a pair.
+TEST(DeflateSizeModel, GivesZlibsSizesExactly) {
+  GzipSizer gz;
+  DeflateSizeModel model;
+  std::mt19937_64 rng(11);
+  const std::vector<std::string> words = {"the ", "quick ", "brown ", "fox ", "jumps ", "over ", "lazy ", "dog ",
+                                          "def ", "return ", "(a, b)", ":\n    ", "héllo ", "世界 ", "😀 ", "\t"};
+  int checked = 0;
+  auto check = [&](const std::string& a, const std::string& b) {
+    const auto raw = model.raw_size(a, b);
+    if (!raw) return;
+    ++checked;
+    ASSERT_EQ(*raw + 18, gz.zlib_size(a, b)) << "lengths " << a.size() << " + " << b.size();
+  };
+  for (int i = 0; i < 3000; ++i) {
+    const size_t len = i < 2900 ? rng() % 1500 : rng() % 32000;
+    std::string s;
+    switch (i % 4) {
+      case 0: {
+        const int alphabet = 1 + static_cast<int>(rng() % 255);
+        for (size_t k = 0; k < len; ++k) s += static_cast<char>(1 + rng() % static_cast<uint64_t>(alphabet));
+        break;
+      }
+      case 1:
+        while (s.size() < len) s += words[rng() % words.size()];
+        break;
+      case 2: {
+        const std::string unit = std::to_string(rng() % 1000) + "ab" + std::string(rng() % 5, 'x');
+        while (s.size() < len) s += (rng() % 7 == 0) ? std::string(1, static_cast<char>('A' + rng() % 26)) : unit;
+        break;
+      }
+      default:
+        for (size_t k = 0; k < len; ++k) s += static_cast<char>(' ' + rng() % 4);
+    }
+    check(s, "");
+    check(s, s.substr(0, s.size() / 2));
+  }
+  EXPECT_GT(checked, 5000);
+  EXPECT_FALSE(model.raw_size(std::string(40000, 'a')).has_value()) << "window sliding is left to zlib";
+  EXPECT_FALSE(model.raw_size(std::string("a\0b", 3)).has_value()) << "NUL bytes are left to zlib";
+  EXPECT_EQ(gz.size(std::string(40000, 'a')), gz.zlib_size(std::string(40000, 'a')));
 }
 
 TEST(ZipFit, AlignmentOfTheWorkedVectors) {

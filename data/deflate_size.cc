@@ -1,0 +1,335 @@
+// See deflate_size.h. The names follow the deflate format (RFC 1951) and zlib's documented parameters; every step
+// that decides a bit count is written to decide it as zlib 1.2.x does.
+#include "data/deflate_size.h"
+
+#include <array>
+#include <cstring>
+
+namespace aligntrain::data {
+
+namespace {
+
+constexpr unsigned kMinMatch = 3, kMaxMatch = 258, kWindow = 32768, kWMask = kWindow - 1;
+constexpr unsigned kMinLookahead = kMaxMatch + kMinMatch + 1;
+constexpr unsigned kMaxDist = kWindow - kMinLookahead;
+constexpr unsigned kHashMask = (1u << 15) - 1, kHashShift = 5;  // memLevel 8: 15 hash bits
+constexpr unsigned kMaxChain = 4, kNiceLength = 8, kMaxInsert = 4, kGoodLength = 4;  // level 1
+constexpr unsigned kPrevLength = kMinMatch - 1;  // deflate_fast never raises it
+constexpr size_t kSymbolsPerBlock = (1u << 14) - 1;  // lit_bufsize − 1 for memLevel 8
+constexpr int kLCodes = 286, kDCodes = 30, kBLCodes = 19, kEndBlock = 256, kLiterals = 256;
+constexpr int kHeapSize = 2 * kLCodes + 1;
+constexpr size_t kPad = 300;  // zero bytes after the input (a fresh zlib window is zeroed past its data)
+
+constexpr std::array<int, 29> kExtraLBits = {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2,
+                                             2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0};
+constexpr std::array<int, 30> kExtraDBits = {0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6,
+                                             6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13};
+constexpr std::array<int, 19> kExtraBLBits = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 3, 7};
+constexpr std::array<int, 19> kBLOrder = {16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15};
+
+struct Codes {
+  std::array<uint8_t, 256> length_code{};  // match length − 3 → length code − 257
+  std::array<uint8_t, 512> dist_code{};    // distance − 1 → distance code (two ranges, as RFC 1951's table)
+  std::array<uint8_t, 288> static_llen{};
+  Codes() {
+    int length = 0, code = 0;
+    for (; code < 28; ++code)
+      for (int n = 0; n < (1 << kExtraLBits[code]); ++n) length_code[length++] = static_cast<uint8_t>(code);
+    length_code[length - 1] = static_cast<uint8_t>(code);  // length 258 has a code of its own
+    int dist = 0;
+    for (code = 0; code < 16; ++code)
+      for (int n = 0; n < (1 << kExtraDBits[code]); ++n) dist_code[dist++] = static_cast<uint8_t>(code);
+    dist >>= 7;
+    for (; code < kDCodes; ++code)
+      for (int n = 0; n < (1 << (kExtraDBits[code] - 7)); ++n) dist_code[256 + dist++] = static_cast<uint8_t>(code);
+    for (int n = 0; n < 288; ++n) static_llen[n] = n < 144 ? 8 : n < 256 ? 9 : n < 280 ? 7 : 8;
+  }
+};
+const Codes& codes() {
+  static const Codes c;
+  return c;
+}
+
+// One Huffman tree built as trees.c builds it (heap order, ties by depth, lengths limited to max_length by the same
+// overflow repair), for its cost in bits: adds Σ freq·(length + extra bits) to opt_len and the same with the static
+// lengths to static_len. len[n] receives each symbol's code length (0 when unused); returns max_code.
+struct HuffmanCost {
+  // Not zeroed: build writes every entry it reads.
+  std::array<uint16_t, kHeapSize> freq, dl;  // dl: a node's parent while building, then its code length
+  std::array<uint8_t, kHeapSize> depth;
+  std::array<uint32_t, kHeapSize> key;  // freq << 8 | depth: trees.c's order (frequency, then depth) in one compare
+  std::array<int, kHeapSize> heap;
+  int heap_len = 0;
+
+  bool smaller(int n, int m) const { return key[n] <= key[m]; }
+  void set_key(int n) { key[n] = static_cast<uint32_t>(freq[n]) << 8 | depth[n]; }
+  void down(int k) {
+    const int v = heap[k];
+    int j = k << 1;
+    while (j <= heap_len) {
+      if (j < heap_len && smaller(heap[j + 1], heap[j])) ++j;
+      if (smaller(v, heap[j])) break;
+      heap[k] = heap[j];
+      k = j;
+      j <<= 1;
+    }
+    heap[k] = v;
+  }
+
+  int build(const uint32_t* in_freq, int elems, const int* extra, int base, const uint8_t* static_len,
+            int max_length, uint16_t* len, int64_t& opt_len, int64_t& static_total) {
+    heap_len = 0;
+    int heap_max = kHeapSize, max_code = -1;
+    for (int n = 0; n < elems; ++n) {
+      freq[n] = static_cast<uint16_t>(in_freq[n]);
+      if (freq[n] != 0) {
+        heap[++heap_len] = max_code = n;
+        depth[n] = 0;
+        set_key(n);
+      } else {
+        dl[n] = 0;
+      }
+    }
+    while (heap_len < 2) {  // at least two codes
+      const int node = heap[++heap_len] = max_code < 2 ? ++max_code : 0;
+      freq[node] = 1;
+      depth[node] = 0;
+      set_key(node);
+      --opt_len;
+      if (static_len) static_total -= static_len[node];
+    }
+    for (int n = heap_len / 2; n >= 1; --n) down(n);
+    int node = elems;
+    do {
+      const int n = heap[1];
+      heap[1] = heap[heap_len--];
+      down(1);
+      const int m = heap[1];
+      heap[--heap_max] = n;
+      heap[--heap_max] = m;
+      freq[node] = static_cast<uint16_t>(freq[n] + freq[m]);
+      depth[node] = static_cast<uint8_t>((depth[n] >= depth[m] ? depth[n] : depth[m]) + 1);
+      set_key(node);
+      dl[n] = dl[m] = static_cast<uint16_t>(node);
+      heap[1] = node++;
+      down(1);
+    } while (heap_len >= 2);
+    heap[--heap_max] = heap[1];
+
+    // Code lengths from the root down, limited to max_length.
+    std::array<int, 16> bl_count{};
+    dl[heap[heap_max]] = 0;
+    int overflow = 0, h = heap_max + 1;
+    for (; h < kHeapSize; ++h) {
+      const int n = heap[h];
+      int bits = dl[dl[n]] + 1;
+      if (bits > max_length) bits = max_length, ++overflow;
+      dl[n] = static_cast<uint16_t>(bits);
+      if (n > max_code) continue;
+      ++bl_count[bits];
+      const int xbits = extra && n >= base ? extra[n - base] : 0;
+      opt_len += static_cast<int64_t>(freq[n]) * (bits + xbits);
+      if (static_len) static_total += static_cast<int64_t>(freq[n]) * (static_len[n] + xbits);
+    }
+    if (overflow > 0) {
+      do {
+        int bits = max_length - 1;
+        while (bl_count[bits] == 0) --bits;
+        --bl_count[bits];
+        bl_count[bits + 1] += 2;
+        --bl_count[max_length];
+        overflow -= 2;
+      } while (overflow > 0);
+      for (int bits = max_length; bits != 0; --bits) {
+        int n = bl_count[bits];
+        while (n != 0) {
+          const int m = heap[--h];
+          if (m > max_code) continue;
+          if (dl[m] != bits) {
+            opt_len += (static_cast<int64_t>(bits) - dl[m]) * freq[m];
+            dl[m] = static_cast<uint16_t>(bits);
+          }
+          --n;
+        }
+      }
+    }
+    for (int n = 0; n < elems; ++n) len[n] = dl[n];
+    return max_code;
+  }
+};
+
+// The code-length alphabet's frequencies for one tree's lengths, run-length coded as deflate sends them.
+void scan_lengths(uint16_t* len, int max_code, uint32_t* bl_freq) {
+  int prevlen = -1, nextlen = len[0], count = 0, max_count = 7, min_count = 4;
+  if (nextlen == 0) max_count = 138, min_count = 3;
+  len[max_code + 1] = 0xffff;  // guard
+  for (int n = 0; n <= max_code; ++n) {
+    const int curlen = nextlen;
+    nextlen = len[n + 1];
+    if (++count < max_count && curlen == nextlen) continue;
+    if (count < min_count) bl_freq[curlen] += static_cast<uint32_t>(count);
+    else if (curlen != 0) {
+      if (curlen != prevlen) ++bl_freq[curlen];
+      ++bl_freq[16];
+    } else if (count <= 10) ++bl_freq[17];
+    else ++bl_freq[18];
+    count = 0;
+    prevlen = curlen;
+    if (nextlen == 0) max_count = 138, min_count = 3;
+    else if (curlen == nextlen) max_count = 6, min_count = 3;
+    else max_count = 7, min_count = 4;
+  }
+}
+
+}  // namespace
+
+DeflateSizeModel::DeflateSizeModel()
+    : head_(kHashMask + 1, 0), prev_(kWindow, 0), lfreq_(kLCodes, 0), dfreq_(kDCodes, 0) {
+  touched_.reserve(kHashMask + 1);
+}
+
+void DeflateSizeModel::tally_lit(unsigned c) {
+  ++lfreq_[c];
+  ++symbols_;
+}
+
+void DeflateSizeModel::tally_dist(unsigned dist, unsigned len_minus_3) {
+  const Codes& c = codes();
+  --dist;
+  ++lfreq_[c.length_code[len_minus_3] + kLiterals + 1];
+  ++dfreq_[dist < 256 ? c.dist_code[dist] : c.dist_code[256 + (dist >> 7)]];
+  ++symbols_;
+}
+
+// Bits of one block of `stored_len` input bytes with the current symbol counts: the cheapest of stored, static and
+// dynamic Huffman as trees.c chooses. For a stored block the caller aligns (it depends on the bit position).
+uint64_t DeflateSizeModel::block_bits(size_t stored_len) {
+  static thread_local HuffmanCost hc;
+  int64_t opt_len = 0, static_len = 0;
+  std::array<uint16_t, kLCodes + 2> llen{};
+  std::array<uint16_t, kDCodes + 2> dlen{};
+  std::array<uint16_t, kBLCodes + 2> bllen{};
+  static const std::array<uint8_t, kDCodes> kStaticDLen = [] {
+    std::array<uint8_t, kDCodes> a{};
+    a.fill(5);
+    return a;
+  }();
+  const int lmax = hc.build(lfreq_.data(), kLCodes, kExtraLBits.data(), kLiterals + 1, codes().static_llen.data(),
+                            15, llen.data(), opt_len, static_len);
+  const int dmax = hc.build(dfreq_.data(), kDCodes, kExtraDBits.data(), 0, kStaticDLen.data(), 15, dlen.data(),
+                            opt_len, static_len);
+  std::array<uint32_t, kBLCodes> bl_freq{};
+  scan_lengths(llen.data(), lmax, bl_freq.data());
+  scan_lengths(dlen.data(), dmax, bl_freq.data());
+  int64_t unused = 0;
+  hc.build(bl_freq.data(), kBLCodes, kExtraBLBits.data(), 0, nullptr, 7, bllen.data(), opt_len, unused);
+  int max_blindex = kBLCodes - 1;
+  for (; max_blindex >= 3; --max_blindex)
+    if (bllen[static_cast<size_t>(kBLOrder[static_cast<size_t>(max_blindex)])] != 0) break;
+  opt_len += 3 * (max_blindex + 1) + 5 + 5 + 4;
+  int64_t opt_lenb = (opt_len + 3 + 7) >> 3;
+  const int64_t static_lenb = (static_len + 3 + 7) >> 3;
+  if (static_lenb <= opt_lenb) opt_lenb = static_lenb;
+  if (static_cast<int64_t>(stored_len) + 4 <= opt_lenb) return ~uint64_t{0};  // stored: the caller counts it
+  return static_cast<uint64_t>(3 + (static_lenb == opt_lenb ? static_len : opt_len));
+}
+
+std::optional<size_t> DeflateSizeModel::raw_size(std::string_view a, std::string_view b) {
+  const size_t n = a.size() + b.size();
+  if (n >= kMaxInput) return std::nullopt;
+  if (std::memchr(a.data(), 0, a.size()) || (!b.empty() && std::memchr(b.data(), 0, b.size()))) return std::nullopt;
+  window_.assign(n + kPad, 0);
+  std::memcpy(window_.data(), a.data(), a.size());
+  if (!b.empty()) std::memcpy(window_.data() + a.size(), b.data(), b.size());
+  for (uint16_t h : touched_) head_[h] = 0;
+  touched_.clear();
+  std::fill(lfreq_.begin(), lfreq_.end(), 0u);
+  std::fill(dfreq_.begin(), dfreq_.end(), 0u);
+  lfreq_[kEndBlock] = 1;
+  symbols_ = 0;
+
+  const unsigned char* w = window_.data();
+  uint64_t bits = 0;
+  size_t block_start = 0;
+  auto flush = [&](size_t strstart) {
+    const uint64_t b = block_bits(strstart - block_start);
+    if (b == ~uint64_t{0}) {
+      bits = (bits + 3 + 7) & ~uint64_t{7};
+      bits += 32 + 8 * static_cast<uint64_t>(strstart - block_start);
+    } else {
+      bits += b;
+    }
+    block_start = strstart;
+    std::fill(lfreq_.begin(), lfreq_.end(), 0u);
+    std::fill(dfreq_.begin(), dfreq_.end(), 0u);
+    lfreq_[kEndBlock] = 1;
+    symbols_ = 0;
+  };
+
+  unsigned strstart = 0, lookahead = static_cast<unsigned>(n), ins_h = 0, match_length = kPrevLength, match_start = 0;
+  if (n >= kMinMatch) ins_h = ((static_cast<unsigned>(w[0]) << kHashShift) ^ w[1]) & kHashMask;
+  auto insert = [&](unsigned str) {
+    ins_h = ((ins_h << kHashShift) ^ w[str + kMinMatch - 1]) & kHashMask;
+    const unsigned head = head_[ins_h];
+    if (head == 0) touched_.push_back(static_cast<uint16_t>(ins_h));
+    prev_[str & kWMask] = static_cast<uint16_t>(head);
+    head_[ins_h] = static_cast<uint16_t>(str);
+    return head;
+  };
+  auto longest_match = [&](unsigned cur_match) {
+    unsigned chain = kMaxChain;
+    const unsigned char* scan = w + strstart;
+    unsigned best_len = kPrevLength;
+    unsigned nice = kNiceLength < lookahead ? kNiceLength : lookahead;
+    const unsigned limit = strstart > kMaxDist ? strstart - kMaxDist : 0;
+    if (kPrevLength >= kGoodLength) chain >>= 2;
+    unsigned char scan_end1 = scan[best_len - 1], scan_end = scan[best_len];
+    do {
+      const unsigned char* match = w + cur_match;
+      if (match[best_len] != scan_end || match[best_len - 1] != scan_end1 || match[0] != scan[0] ||
+          match[1] != scan[1])
+        continue;
+      unsigned len = 3;  // byte 2 is equal: the same hash chain and equal bytes 0 and 1
+      while (len < kMaxMatch && scan[len] == match[len]) ++len;
+      if (len > best_len) {
+        match_start = cur_match;
+        best_len = len;
+        if (len >= nice) break;
+        scan_end1 = scan[best_len - 1];
+        scan_end = scan[best_len];
+      }
+    } while ((cur_match = prev_[cur_match & kWMask]) > limit && --chain != 0);
+    return best_len <= lookahead ? best_len : lookahead;
+  };
+
+  while (lookahead > 0) {
+    unsigned hash_head = 0;
+    if (lookahead >= kMinMatch) hash_head = insert(strstart);
+    if (hash_head != 0 && strstart - hash_head <= kMaxDist) match_length = longest_match(hash_head);
+    if (match_length >= kMinMatch) {
+      tally_dist(strstart - match_start, match_length - kMinMatch);
+      lookahead -= match_length;
+      if (match_length <= kMaxInsert && lookahead >= kMinMatch) {
+        --match_length;
+        do {
+          ++strstart;
+          insert(strstart);
+        } while (--match_length != 0);
+        ++strstart;
+      } else {
+        strstart += match_length;
+        match_length = 0;
+        ins_h = ((static_cast<unsigned>(w[strstart]) << kHashShift) ^ w[strstart + 1]) & kHashMask;
+      }
+    } else {
+      tally_lit(w[strstart]);
+      --lookahead;
+      ++strstart;
+    }
+    if (symbols_ == kSymbolsPerBlock) flush(strstart);
+  }
+  flush(strstart);  // the last block; then the stream ends on a byte boundary
+  return static_cast<size_t>((bits + 7) / 8);
+}
+
+}  // namespace aligntrain::data
