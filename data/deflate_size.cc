@@ -54,17 +54,21 @@ const Codes& codes() {
 // overflow repair), for its cost in bits: adds Σ freq·(length + extra bits) to opt_len and the same with the static
 // lengths to static_len. len[n] receives each symbol's code length (0 when unused); returns max_code.
 struct HuffmanCost {
-  // Not zeroed: build writes every entry it reads.
+  // Not zeroed: build writes every entry it reads. The heap holds (key << 16 | node), key = freq << 8 | depth:
+  // trees.c's order (frequency, then depth; equal keys count as smaller) compared without an indirection.
   std::array<uint16_t, kHeapSize> freq, dl;  // dl: a node's parent while building, then its code length
   std::array<uint8_t, kHeapSize> depth;
-  std::array<uint32_t, kHeapSize> key;  // freq << 8 | depth: trees.c's order (frequency, then depth) in one compare
-  std::array<int, kHeapSize> heap;
+  std::array<uint64_t, kHeapSize> heap;
+  std::array<uint16_t, kHeapSize> order;  // nodes as they leave the heap, from heap_max up (trees.c's heap top)
   int heap_len = 0;
 
-  bool smaller(int n, int m) const { return key[n] <= key[m]; }
-  void set_key(int n) { key[n] = static_cast<uint32_t>(freq[n]) << 8 | depth[n]; }
+  uint64_t entry(int n) const {
+    return (static_cast<uint64_t>(freq[n]) << 24 | static_cast<uint64_t>(depth[n]) << 16) | static_cast<uint64_t>(n);
+  }
+  static bool smaller(uint64_t a, uint64_t b) { return (a >> 16) <= (b >> 16); }
+  static int node_of(uint64_t e) { return static_cast<int>(e & 0xffff); }
   void down(int k) {
-    const int v = heap[k];
+    const uint64_t v = heap[k];
     int j = k << 1;
     while (j <= heap_len) {
       if (j < heap_len && smaller(heap[j + 1], heap[j])) ++j;
@@ -82,46 +86,44 @@ struct HuffmanCost {
     int heap_max = kHeapSize, max_code = -1;
     for (int n = 0; n < elems; ++n) {
       freq[n] = static_cast<uint16_t>(in_freq[n]);
+      dl[n] = 0;
       if (freq[n] != 0) {
-        heap[++heap_len] = max_code = n;
+        max_code = n;
         depth[n] = 0;
-        set_key(n);
-      } else {
-        dl[n] = 0;
+        heap[++heap_len] = entry(n);
       }
     }
     while (heap_len < 2) {  // at least two codes
-      const int node = heap[++heap_len] = max_code < 2 ? ++max_code : 0;
+      const int node = max_code < 2 ? ++max_code : 0;
       freq[node] = 1;
       depth[node] = 0;
-      set_key(node);
+      heap[++heap_len] = entry(node);
       --opt_len;
       if (static_len) static_total -= static_len[node];
     }
     for (int n = heap_len / 2; n >= 1; --n) down(n);
     int node = elems;
     do {
-      const int n = heap[1];
+      const int n = node_of(heap[1]);
       heap[1] = heap[heap_len--];
       down(1);
-      const int m = heap[1];
-      heap[--heap_max] = n;
-      heap[--heap_max] = m;
+      const int m = node_of(heap[1]);
+      order[--heap_max] = static_cast<uint16_t>(n);
+      order[--heap_max] = static_cast<uint16_t>(m);
       freq[node] = static_cast<uint16_t>(freq[n] + freq[m]);
       depth[node] = static_cast<uint8_t>((depth[n] >= depth[m] ? depth[n] : depth[m]) + 1);
-      set_key(node);
       dl[n] = dl[m] = static_cast<uint16_t>(node);
-      heap[1] = node++;
+      heap[1] = entry(node++);
       down(1);
     } while (heap_len >= 2);
-    heap[--heap_max] = heap[1];
+    order[--heap_max] = static_cast<uint16_t>(node_of(heap[1]));
 
     // Code lengths from the root down, limited to max_length.
     std::array<int, 16> bl_count{};
-    dl[heap[heap_max]] = 0;
+    dl[order[heap_max]] = 0;
     int overflow = 0, h = heap_max + 1;
     for (; h < kHeapSize; ++h) {
-      const int n = heap[h];
+      const int n = order[h];
       int bits = dl[dl[n]] + 1;
       if (bits > max_length) bits = max_length, ++overflow;
       dl[n] = static_cast<uint16_t>(bits);
@@ -143,7 +145,7 @@ struct HuffmanCost {
       for (int bits = max_length; bits != 0; --bits) {
         int n = bl_count[bits];
         while (n != 0) {
-          const int m = heap[--h];
+          const int m = order[--h];
           if (m > max_code) continue;
           if (dl[m] != bits) {
             opt_len += (static_cast<int64_t>(bits) - dl[m]) * freq[m];
@@ -183,40 +185,26 @@ void scan_lengths(uint16_t* len, int max_code, uint32_t* bl_freq) {
 
 }  // namespace
 
-DeflateSizeModel::DeflateSizeModel()
-    : head_(kHashMask + 1, 0), prev_(kWindow, 0), lfreq_(kLCodes, 0), dfreq_(kDCodes, 0) {
+DeflateSizeModel::DeflateSizeModel() : head_(kHashMask + 1, 0), prev_(kWindow, 0) {
   touched_.reserve(kHashMask + 1);
 }
 
-void DeflateSizeModel::tally_lit(unsigned c) {
-  ++lfreq_[c];
-  ++symbols_;
-}
-
-void DeflateSizeModel::tally_dist(unsigned dist, unsigned len_minus_3) {
-  const Codes& c = codes();
-  --dist;
-  ++lfreq_[c.length_code[len_minus_3] + kLiterals + 1];
-  ++dfreq_[dist < 256 ? c.dist_code[dist] : c.dist_code[256 + (dist >> 7)]];
-  ++symbols_;
-}
-
-// Bits of one block of `stored_len` input bytes with the current symbol counts: the cheapest of stored, static and
-// dynamic Huffman as trees.c chooses. For a stored block the caller aligns (it depends on the bit position).
-uint64_t DeflateSizeModel::block_bits(size_t stored_len) {
+// Bits of one block of `stored_len` input bytes with the state's symbol counts: the cheapest of stored, static and
+// dynamic Huffman as trees.c chooses; ~0 for stored, whose size depends on the bit position (the caller counts it).
+uint64_t DeflateSizeModel::block_bits(const State& st, size_t stored_len) {
   static thread_local HuffmanCost hc;
   int64_t opt_len = 0, static_len = 0;
-  std::array<uint16_t, kLCodes + 2> llen{};
-  std::array<uint16_t, kDCodes + 2> dlen{};
-  std::array<uint16_t, kBLCodes + 2> bllen{};
+  std::array<uint16_t, kLCodes + 2> llen;
+  std::array<uint16_t, kDCodes + 2> dlen;
+  std::array<uint16_t, kBLCodes + 2> bllen;
   static const std::array<uint8_t, kDCodes> kStaticDLen = [] {
     std::array<uint8_t, kDCodes> a{};
     a.fill(5);
     return a;
   }();
-  const int lmax = hc.build(lfreq_.data(), kLCodes, kExtraLBits.data(), kLiterals + 1, codes().static_llen.data(),
+  const int lmax = hc.build(st.lfreq.data(), kLCodes, kExtraLBits.data(), kLiterals + 1, codes().static_llen.data(),
                             15, llen.data(), opt_len, static_len);
-  const int dmax = hc.build(dfreq_.data(), kDCodes, kExtraDBits.data(), 0, kStaticDLen.data(), 15, dlen.data(),
+  const int dmax = hc.build(st.dfreq.data(), kDCodes, kExtraDBits.data(), 0, kStaticDLen.data(), 15, dlen.data(),
                             opt_len, static_len);
   std::array<uint32_t, kBLCodes> bl_freq{};
   scan_lengths(llen.data(), lmax, bl_freq.data());
@@ -230,48 +218,50 @@ uint64_t DeflateSizeModel::block_bits(size_t stored_len) {
   int64_t opt_lenb = (opt_len + 3 + 7) >> 3;
   const int64_t static_lenb = (static_len + 3 + 7) >> 3;
   if (static_lenb <= opt_lenb) opt_lenb = static_lenb;
-  if (static_cast<int64_t>(stored_len) + 4 <= opt_lenb) return ~uint64_t{0};  // stored: the caller counts it
+  if (static_cast<int64_t>(stored_len) + 4 <= opt_lenb) return ~uint64_t{0};
   return static_cast<uint64_t>(3 + (static_lenb == opt_lenb ? static_len : opt_len));
 }
 
-std::optional<size_t> DeflateSizeModel::raw_size(std::string_view a, std::string_view b) {
-  const size_t n = a.size() + b.size();
-  if (n >= kMaxInput) return std::nullopt;
-  if (std::memchr(a.data(), 0, a.size()) || (!b.empty() && std::memchr(b.data(), 0, b.size()))) return std::nullopt;
-  window_.assign(n + kPad, 0);
-  std::memcpy(window_.data(), a.data(), a.size());
-  if (!b.empty()) std::memcpy(window_.data() + a.size(), b.data(), b.size());
+void DeflateSizeModel::flush_block(State& s, size_t strstart) {
+  const uint64_t b = block_bits(s, strstart - s.block_start);
+  if (b == ~uint64_t{0}) {
+    s.bits = (s.bits + 3 + 7) & ~uint64_t{7};  // stored: 3 header bits, then byte alignment, LEN and NLEN, the bytes
+    s.bits += 32 + 8 * static_cast<uint64_t>(strstart - s.block_start);
+  } else {
+    s.bits += b;
+  }
+  s.block_start = strstart;
+  std::fill(s.lfreq.begin(), s.lfreq.end(), 0u);
+  std::fill(s.dfreq.begin(), s.dfreq.end(), 0u);
+  s.lfreq[kEndBlock] = 1;
+  s.symbols = 0;
+}
+
+void DeflateSizeModel::reset_hash() {
   for (uint16_t h : touched_) head_[h] = 0;
   touched_.clear();
-  std::fill(lfreq_.begin(), lfreq_.end(), 0u);
-  std::fill(dfreq_.begin(), dfreq_.end(), 0u);
-  lfreq_[kEndBlock] = 1;
-  symbols_ = 0;
+  undo_.clear();
+}
 
+void DeflateSizeModel::start(State& s, size_t n) const {
+  s = State();
+  s.lfreq.assign(kLCodes, 0);
+  s.dfreq.assign(kDCodes, 0);
+  s.lfreq[kEndBlock] = 1;
+  s.match_length = kPrevLength;
+  if (n >= kMinMatch) s.ins_h = ((static_cast<unsigned>(window_[0]) << kHashShift) ^ window_[1]) & kHashMask;
+}
+
+void DeflateSizeModel::run(State& s, size_t n, size_t stop, bool log_changes) {
   const unsigned char* w = window_.data();
-  uint64_t bits = 0;
-  size_t block_start = 0;
-  auto flush = [&](size_t strstart) {
-    const uint64_t b = block_bits(strstart - block_start);
-    if (b == ~uint64_t{0}) {
-      bits = (bits + 3 + 7) & ~uint64_t{7};
-      bits += 32 + 8 * static_cast<uint64_t>(strstart - block_start);
-    } else {
-      bits += b;
-    }
-    block_start = strstart;
-    std::fill(lfreq_.begin(), lfreq_.end(), 0u);
-    std::fill(dfreq_.begin(), dfreq_.end(), 0u);
-    lfreq_[kEndBlock] = 1;
-    symbols_ = 0;
-  };
-
-  unsigned strstart = 0, lookahead = static_cast<unsigned>(n), ins_h = 0, match_length = kPrevLength, match_start = 0;
-  if (n >= kMinMatch) ins_h = ((static_cast<unsigned>(w[0]) << kHashShift) ^ w[1]) & kHashMask;
+  const Codes& c = codes();
+  unsigned strstart = s.strstart, ins_h = s.ins_h, match_length = s.match_length, match_start = s.match_start;
+  unsigned lookahead = static_cast<unsigned>(n) - strstart;
   auto insert = [&](unsigned str) {
     ins_h = ((ins_h << kHashShift) ^ w[str + kMinMatch - 1]) & kHashMask;
     const unsigned head = head_[ins_h];
-    if (head == 0) touched_.push_back(static_cast<uint16_t>(ins_h));
+    if (log_changes) undo_.emplace_back(static_cast<uint16_t>(ins_h), static_cast<uint16_t>(head));
+    else if (head == 0) touched_.push_back(static_cast<uint16_t>(ins_h));
     prev_[str & kWMask] = static_cast<uint16_t>(head);
     head_[ins_h] = static_cast<uint16_t>(str);
     return head;
@@ -280,7 +270,7 @@ std::optional<size_t> DeflateSizeModel::raw_size(std::string_view a, std::string
     unsigned chain = kMaxChain;
     const unsigned char* scan = w + strstart;
     unsigned best_len = kPrevLength;
-    unsigned nice = kNiceLength < lookahead ? kNiceLength : lookahead;
+    const unsigned nice = kNiceLength < lookahead ? kNiceLength : lookahead;
     const unsigned limit = strstart > kMaxDist ? strstart - kMaxDist : 0;
     if (kPrevLength >= kGoodLength) chain >>= 2;
     unsigned char scan_end1 = scan[best_len - 1], scan_end = scan[best_len];
@@ -302,12 +292,15 @@ std::optional<size_t> DeflateSizeModel::raw_size(std::string_view a, std::string
     return best_len <= lookahead ? best_len : lookahead;
   };
 
-  while (lookahead > 0) {
+  while (lookahead > 0 && strstart < stop) {
     unsigned hash_head = 0;
     if (lookahead >= kMinMatch) hash_head = insert(strstart);
     if (hash_head != 0 && strstart - hash_head <= kMaxDist) match_length = longest_match(hash_head);
     if (match_length >= kMinMatch) {
-      tally_dist(strstart - match_start, match_length - kMinMatch);
+      const unsigned dist = strstart - match_start - 1;
+      ++s.lfreq[c.length_code[match_length - kMinMatch] + kLiterals + 1];
+      ++s.dfreq[dist < 256 ? c.dist_code[dist] : c.dist_code[256 + (dist >> 7)]];
+      ++s.symbols;
       lookahead -= match_length;
       if (match_length <= kMaxInsert && lookahead >= kMinMatch) {
         --match_length;
@@ -322,14 +315,63 @@ std::optional<size_t> DeflateSizeModel::raw_size(std::string_view a, std::string
         ins_h = ((static_cast<unsigned>(w[strstart]) << kHashShift) ^ w[strstart + 1]) & kHashMask;
       }
     } else {
-      tally_lit(w[strstart]);
+      ++s.lfreq[w[strstart]];
+      ++s.symbols;
       --lookahead;
       ++strstart;
     }
-    if (symbols_ == kSymbolsPerBlock) flush(strstart);
+    if (s.symbols == kSymbolsPerBlock) flush_block(s, strstart);
   }
-  flush(strstart);  // the last block; then the stream ends on a byte boundary
-  return static_cast<size_t>((bits + 7) / 8);
+  s.strstart = strstart;
+  s.ins_h = ins_h;
+  s.match_length = match_length;
+  s.match_start = match_start;
+  if (lookahead == 0) flush_block(s, strstart);  // the last block; the stream then ends on a byte boundary
+}
+
+std::optional<size_t> DeflateSizeModel::raw_size(std::string_view a, std::string_view b) {
+  const size_t n = a.size() + b.size();
+  prefix_ok_ = false;
+  if (n >= kMaxInput) return std::nullopt;
+  if (std::memchr(a.data(), 0, a.size()) || (!b.empty() && std::memchr(b.data(), 0, b.size()))) return std::nullopt;
+  window_.resize(n + kPad);
+  std::memcpy(window_.data(), a.data(), a.size());
+  if (!b.empty()) std::memcpy(window_.data() + a.size(), b.data(), b.size());
+  std::memset(window_.data() + n, 0, kPad);
+  reset_hash();
+  start(state_, n);
+  run(state_, n, n, false);
+  return static_cast<size_t>((state_.bits + 7) / 8);
+}
+
+void DeflateSizeModel::set_prefix(std::string_view prefix) {
+  prefix_ok_ = prefix.size() < kMaxInput && !std::memchr(prefix.data(), 0, prefix.size());
+  if (!prefix_ok_) return;
+  prefix_len_ = prefix.size();
+  window_.resize(kMaxInput + kPad);
+  std::memcpy(window_.data(), prefix.data(), prefix.size());
+  reset_hash();
+  // Decisions at strstart read window bytes up to strstart + kMaxMatch + 1 and depend on the bytes left only beyond
+  // that: below this point they are the same whatever follows the prefix.
+  const size_t safe = prefix.size() > kMaxMatch + 2 ? prefix.size() - kMaxMatch - 2 : 0;
+  start(prefix_state_, kMaxInput);
+  if (prefix.size() < kMinMatch) prefix_state_.ins_h = 0;  // set from the whole input's first bytes below
+  if (safe > 0) run(prefix_state_, kMaxInput, safe, false);
+}
+
+std::optional<size_t> DeflateSizeModel::raw_size_after_prefix(std::string_view b) {
+  if (!prefix_ok_) return std::nullopt;
+  const size_t n = prefix_len_ + b.size();
+  if (n >= kMaxInput || std::memchr(b.data(), 0, b.size())) return std::nullopt;
+  std::memcpy(window_.data() + prefix_len_, b.data(), b.size());
+  std::memset(window_.data() + n, 0, kPad);
+  state_ = prefix_state_;
+  if (state_.strstart == 0) start(state_, n);  // nothing shared: the first bytes may come from b
+  run(state_, n, n, true);
+  const size_t out = static_cast<size_t>((state_.bits + 7) / 8);
+  for (auto it = undo_.rbegin(); it != undo_.rend(); ++it) head_[it->first] = it->second;
+  undo_.clear();
+  return out;
 }
 
 }  // namespace aligntrain::data

@@ -24,19 +24,35 @@ class DeflateSizeModel {
   // Bytes of the raw deflate stream (no wrapper) of a ⊕ b at level 1, or nullopt when the input is not modelled.
   std::optional<size_t> raw_size(std::string_view a, std::string_view b = {});
 
+  // The same for prefix ⊕ b for many b: the part of the work that depends on the prefix alone (everything up to
+  // where a match could reach past it) is done once by set_prefix and restored for every raw_size_after_prefix.
+  void set_prefix(std::string_view prefix);
+  std::optional<size_t> raw_size_after_prefix(std::string_view b);
+
   static constexpr size_t kMaxInput = 32768 - 262;
 
  private:
-  struct Tree;
-  void tally_lit(unsigned c);
-  void tally_dist(unsigned dist, unsigned len_minus_3);
-  uint64_t block_bits(size_t stored_len);
+  // Where deflate_fast stands between two iterations, and the current block's symbol counts.
+  struct State {
+    unsigned strstart = 0, ins_h = 0, match_length = 2, match_start = 0;
+    size_t block_start = 0, symbols = 0;
+    uint64_t bits = 0;
+    std::vector<uint32_t> lfreq, dfreq;
+  };
+  void reset_hash();
+  void start(State& s, size_t n) const;
+  // Runs deflate_fast over window_[0, n) from `s` while strstart < stop (n: to the end, with the last block).
+  void run(State& s, size_t n, size_t stop, bool log_changes);
+  void flush_block(State& s, size_t strstart);
+  uint64_t block_bits(const State& s, size_t stored_len);
 
   std::vector<unsigned char> window_;
   std::vector<uint16_t> head_, prev_;
-  std::vector<uint16_t> touched_;  // head_ entries written, reset after each string
-  std::vector<uint32_t> lfreq_, dfreq_;
-  size_t symbols_ = 0;
+  std::vector<uint16_t> touched_;                      // head_ entries set since the last reset
+  std::vector<std::pair<uint16_t, uint16_t>> undo_;    // (entry, old value) written after the prefix's state
+  State prefix_state_, state_;
+  size_t prefix_len_ = 0;
+  bool prefix_ok_ = false;
 };
 
 }  // namespace aligntrain::data

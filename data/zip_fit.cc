@@ -19,6 +19,7 @@ namespace aligntrain::data {
 struct GzipSizer::Impl {
   z_stream zs{};
   DeflateSizeModel model;
+  std::string prefix;
   std::string joined;
   std::vector<unsigned char> out = std::vector<unsigned char>(1 << 16);
 };
@@ -62,17 +63,40 @@ bool model_agrees_with_zlib(GzipSizer& gz) {
     const auto m = model.raw_size(p, p.substr(0, p.size() / 3));
     if (m && *m + kGzipWrapper != gz.zlib_size(p, p.substr(0, p.size() / 3))) return false;
   }
+  for (const auto& p : probes) {
+    model.set_prefix(p);
+    for (const auto& q : {probes[5], probes[6], probes.back()}) {
+      const auto m = model.raw_size_after_prefix(q);
+      if (m && *m + kGzipWrapper != gz.zlib_size(p, q)) return false;
+    }
+  }
   return true;
+}
+
+bool use_model(GzipSizer& gz) {
+  static const bool agrees = model_agrees_with_zlib(gz);
+  return agrees;
 }
 
 }  // namespace
 
 size_t GzipSizer::size(std::string_view a, std::string_view b) {
-  static const bool use_model = [this] { return model_agrees_with_zlib(*this); }();
-  if (use_model) {
+  if (use_model(*this)) {
     if (const auto raw = impl_->model.raw_size(a, b)) return *raw + kGzipWrapper;
   }
   return zlib_size(a, b);
+}
+
+void GzipSizer::set_prefix(std::string_view prefix) {
+  impl_->prefix.assign(prefix);
+  if (use_model(*this)) impl_->model.set_prefix(prefix);
+}
+
+size_t GzipSizer::size_after_prefix(std::string_view b) {
+  if (use_model(*this)) {
+    if (const auto raw = impl_->model.raw_size_after_prefix(b)) return *raw + kGzipWrapper;
+  }
+  return zlib_size(impl_->prefix, b);
 }
 
 size_t GzipSizer::zlib_size(std::string_view a, std::string_view b) {
@@ -153,9 +177,10 @@ std::vector<double> zip_fit_align(const std::vector<std::string>& candidates, co
       [&](GzipSizer& gz, size_t i) {
         const std::string& x = candidates.at(static_cast<size_t>(rows[i]));
         const size_t c_x = gz.size(x);
+        gz.set_prefix(x);
         double sum = 0;
         for (size_t j = 0; j < targets.size(); ++j)
-          sum += normalized_compression_distance(c_x, target_size[j], gz.size(x, targets[j]));
+          sum += normalized_compression_distance(c_x, target_size[j], gz.size_after_prefix(targets[j]));
         out[i] = 1.0 - sum / n;
         done.fetch_add(1);
       },

@@ -27,6 +27,9 @@ class GzipSizer {
   size_t size(std::string_view a, std::string_view b = {});
   // The same by zlib alone.
   size_t zlib_size(std::string_view a, std::string_view b = {});
+  // C(prefix ⊕ b) for many b: set the prefix once, then size_after_prefix(b) shares the prefix's work.
+  void set_prefix(std::string_view prefix);
+  size_t size_after_prefix(std::string_view b);
 
  private:
   struct Impl;

@@ -68,6 +68,8 @@ class TokenLogprobs : public torch::autograd::Function<TokenLogprobs> {
       if (keep) kept = z;
     }
     ctx->save_for_backward({h, w, l, rows, lse});
+    // The parameter itself (not a saved copy): its .grad receives the weight gradient in backward.
+    if (weight.requires_grad() && weight.is_leaf()) ctx->saved_data["param"] = weight;
     ctx->saved_data["n"] = hidden.size(0);
     ctx->saved_data["vocab_start"] = vocab_start;
     ctx->saved_data["chunk"] = chunk;
@@ -81,13 +83,22 @@ class TokenLogprobs : public torch::autograd::Function<TokenLogprobs> {
     const auto &h = saved[0], &w = saved[1], &l = saved[2], &rows = saved[3], &lse = saved[4];
     const int64_t n = ctx->saved_data["n"].toInt(), vocab_start = ctx->saved_data["vocab_start"].toInt();
     const int64_t chunk = ctx->saved_data["chunk"].toInt();
-    at::Tensor kept;
+    at::Tensor kept, param;
     if (ctx->saved_data.count("kept")) kept = ctx->saved_data["kept"].toTensor();
+    if (ctx->saved_data.count("param")) param = ctx->saved_data["param"].toTensor();
     ctx->saved_data.clear();
     const auto g = grad_out[0].to(at::kFloat).index_select(0, rows);
     const int64_t r = rows.size(0);
     auto grad_h = at::zeros({r, h.size(1)}, h.options());
-    auto grad_w = at::zeros_like(w, at::MemoryFormat::Contiguous);
+    // A leaf weight's gradient goes straight into its .grad (gradient-accumulation fusion: no weight-sized buffer for
+    // autograd to add); otherwise it is returned.
+    at::Tensor grad_w;
+    if (param.defined()) {
+      if (!param.grad().defined()) param.mutable_grad() = at::zeros_like(w, at::MemoryFormat::Contiguous);
+      grad_w = param.grad();
+    } else {
+      grad_w = at::zeros_like(w, at::MemoryFormat::Contiguous);
+    }
     at::Tensor buffer;
     for (int64_t start = 0; start < r; start += chunk) {
       const int64_t c = std::min(chunk, r - start);
@@ -100,7 +111,7 @@ class TokenLogprobs : public torch::autograd::Function<TokenLogprobs> {
       grad_w.addmm_(d.t(), h_c);
     }
     auto grad_hidden = at::zeros({n, h.size(1)}, h.options()).index_copy_(0, rows, grad_h);
-    return {grad_hidden, grad_w, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    return {grad_hidden, param.defined() ? at::Tensor() : grad_w, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 

@@ -37,7 +37,8 @@ at::Tensor token_logprob_rows(at::Tensor& logits, const at::Tensor& labels, int6
 // when every labelled row fits one chunk its block is kept for the backward, otherwise only each row's logsumexp is
 // kept and the backward forms each chunk's logits again (one more LM-head product instead of [N, V] floats). The
 // gradient with respect to hidden is this rank's share: on a group, pass hidden through a copy-to-group mapping
-// (parallel::copy_to_group) so that its backward sums the shares.
+// (parallel::copy_to_group) so that its backward sums the shares. A leaf weight (a parameter) receives its gradient
+// straight into .grad in the backward (allocated when undefined), so no weight-sized gradient is handed to autograd.
 at::Tensor token_logprobs(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& labels,
                           int64_t vocab_start, const ShardReduce& shards, int64_t chunk_rows = 0);
 

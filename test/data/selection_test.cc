@@ -76,6 +76,28 @@ TEST(DeflateSizeModel, GivesZlibsSizesExactly) {
     check(s, s.substr(0, s.size() / 2));
   }
   EXPECT_GT(checked, 5000);
+  // One prefix, many continuations: the shared prefix work is restored exactly each time (short prefixes share
+  // nothing, long ones most of their length).
+  std::vector<std::string> texts;
+  for (int i = 0; i < 60; ++i) {
+    std::string s;
+    const size_t len = rng() % (i % 3 == 0 ? 200 : 3000);
+    while (s.size() < len) s += words[rng() % words.size()] + (rng() % 3 ? "" : std::to_string(rng() % 100));
+    texts.push_back(s);
+  }
+  int shared = 0;
+  for (const auto& a : texts) {
+    model.set_prefix(a);
+    gz.set_prefix(a);
+    for (size_t j = 0; j < texts.size(); j += 3) {
+      const auto raw = model.raw_size_after_prefix(texts[j]);
+      ASSERT_TRUE(raw.has_value());
+      ASSERT_EQ(*raw + 18, gz.zlib_size(a, texts[j])) << "prefix " << a.size() << " + " << texts[j].size();
+      EXPECT_EQ(gz.size_after_prefix(texts[j]), gz.zlib_size(a, texts[j]));
+      ++shared;
+    }
+  }
+  EXPECT_EQ(shared, 60 * 20);
   EXPECT_FALSE(model.raw_size(std::string(40000, 'a')).has_value()) << "window sliding is left to zlib";
   EXPECT_FALSE(model.raw_size(std::string("a\0b", 3)).has_value()) << "NUL bytes are left to zlib";
   EXPECT_EQ(gz.size(std::string(40000, 'a')), gz.zlib_size(std::string(40000, 'a')));
