@@ -20,6 +20,7 @@
 #              with glibc's default allocator (ALIGNTRAIN_MALLOC=default), and transformers without the padding
 #              mask (--causal-only: sdpa with is_causal, same loss).
 #   --no-build uses bazel-bin/aligntrain as it is.
+#   --width 1b  teacher and student at Llama-3.2-1B's width (2 and 1 layers, tied embeddings) instead of small-llama.
 # Outputs (models, data, per-run logs, results.jsonl) go to $BENCH_BUILD_DIR (default runs/distill_bench, which
 # bench/distill_bench.yaml also points at). ~6 minutes on an idle 2-core machine with the defaults.
 set -euo pipefail
@@ -34,6 +35,7 @@ STEPS=8
 EXTRA=0
 DO_BUILD=1
 VOCAB=261
+WIDTH=small
 while [ $# -gt 0 ]; do
   case "$1" in
     --threads) THREADS="$2"; shift ;;
@@ -43,7 +45,8 @@ while [ $# -gt 0 ]; do
     --extra) EXTRA=1 ;;
     --no-build) DO_BUILD=0 ;;
     --vocab) VOCAB="$2"; shift ;;
-    *) echo "usage: $0 [--threads \"2 1\"] [--reps N] [--warmup N] [--steps N] [--vocab V] [--extra] [--no-build]" >&2; exit 2 ;;
+    --width) WIDTH="$2"; shift ;;
+    *) echo "usage: $0 [--threads \"2 1\"] [--reps N] [--warmup N] [--steps N] [--vocab V] [--width small|1b] [--extra] [--no-build]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -64,8 +67,15 @@ BIN="$BUILD/aligntrain"
 # teacher: small-llama (6 layers); student: the same config with 2 layers, the same byte tokenizer and vocab_size.
 # --vocab V gives both a V-row embedding and LM head (the byte tokenizer uses the first 261 ids), the size of real
 # vocabularies, where full-vocabulary logits dominate memory (e.g. --vocab 32000).
+# --width 1b: Llama-3.2-1B's width (bench/model_config.py), the teacher with 2 layers and the student with 1.
 TEACHER="$BUILD/teacher"
 STUDENT="$BUILD/student"
+STUDENT_LAYERS=2
+if [ "$WIDTH" != small ]; then
+  TEACHER="$BUILD/teacher-v$VOCAB-$WIDTH"
+  STUDENT="$BUILD/student-v$VOCAB-$WIDTH"
+  STUDENT_LAYERS=1
+fi
 DATA="$BUILD/data/train.jsonl"
 if [ -f "$TEACHER/config.json" ] && ! "$PY" -c 'import json, sys; sys.exit(json.load(open(sys.argv[1]))["vocab_size"] != int(sys.argv[2]))' \
      "$TEACHER/config.json" "$VOCAB"; then
@@ -73,14 +83,15 @@ if [ -f "$TEACHER/config.json" ] && ! "$PY" -c 'import json, sys; sys.exit(json.
 fi
 if [ ! -f "$TEACHER/model.safetensors" ]; then
   "$BIN" init-model --preset small-llama --seed 1 --out "$BUILD/preset"
-  "$PY" -c 'import json, sys; c = json.load(open(sys.argv[1])); c["vocab_size"] = int(sys.argv[3]); json.dump(c, open(sys.argv[2], "w"), indent=2)' \
-    "$BUILD/preset/config.json" "$BUILD/teacher_config.json" "$VOCAB"
+  TEACHER_LAYERS=(); [ "$WIDTH" != small ] && TEACHER_LAYERS=(--layers 2)
+  "$PY" bench/model_config.py "$BUILD/preset/config.json" "$BUILD/teacher_config.json" --vocab "$VOCAB" \
+    --width "$WIDTH" "${TEACHER_LAYERS[@]}"
   rm -rf "$BUILD/preset"
   "$BIN" init-model --config "$BUILD/teacher_config.json" --tokenizer byte --seed 1 --out "$TEACHER"
 fi
 if [ ! -f "$STUDENT/model.safetensors" ]; then
-  "$PY" -c 'import json, sys; c = json.load(open(sys.argv[1])); c["num_hidden_layers"] = 2; json.dump(c, open(sys.argv[2], "w"), indent=2)' \
-    "$TEACHER/config.json" "$BUILD/student_config.json"
+  "$PY" -c 'import json, sys; c = json.load(open(sys.argv[1])); c["num_hidden_layers"] = int(sys.argv[3]); json.dump(c, open(sys.argv[2], "w"), indent=2)' \
+    "$TEACHER/config.json" "$BUILD/student_config.json" "$STUDENT_LAYERS"
   "$BIN" init-model --config "$BUILD/student_config.json" --tokenizer byte --seed 2 --out "$STUDENT"
 fi
 [ -f "$DATA" ] || "$PY" bench/distill_step_peer.py --make-data "$DATA" --examples 512 --seed 0

@@ -22,6 +22,7 @@
 #              TRL with aligntrain's allocator setting (mallopt, --malloc keep) and aligntrain (live reference)
 #              with glibc's default allocator (ALIGNTRAIN_MALLOC=default).
 #   --no-build uses bazel-bin/aligntrain as it is.
+#   --peer-precompute  also runs TRL with precompute_ref_log_probs=True (without the rest of --extra).
 #   --vocab V, --width 1b  the model at a real vocabulary (e.g. 128256) and/or Llama-3.2-1B's width with 2 layers
 #              (bench/model_config.py), instead of small-llama with the byte vocabulary.
 # Outputs (model, data, per-run logs, results.jsonl) go to $BENCH_BUILD_DIR (default runs/dpo_bench, which
@@ -39,6 +40,7 @@ EXTRA=0
 DO_BUILD=1
 VOCAB=
 WIDTH=small
+PEER_PRECOMPUTE=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --threads) THREADS="$2"; shift ;;
@@ -49,7 +51,8 @@ while [ $# -gt 0 ]; do
     --no-build) DO_BUILD=0 ;;
     --vocab) VOCAB="$2"; shift ;;
     --width) WIDTH="$2"; shift ;;
-    *) echo "usage: $0 [--threads \"2 1\"] [--reps N] [--warmup N] [--steps N] [--vocab V] [--width small|1b] [--extra] [--no-build]" >&2; exit 2 ;;
+    --peer-precompute) PEER_PRECOMPUTE=1 ;;
+    *) echo "usage: $0 [--threads \"2 1\"] [--reps N] [--warmup N] [--steps N] [--vocab V] [--width small|1b] [--peer-precompute] [--extra] [--no-build]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -255,8 +258,10 @@ for t in $THREADS; do
       ours aligntrain "" "$t"
       trl trl "" "$t"
     fi
-    if [ $EXTRA = 1 ]; then
+    if [ $EXTRA = 1 ] || [ $PEER_PRECOMPUTE = 1 ]; then
       trl trl-precompute "--precompute" "$t"
+    fi
+    if [ $EXTRA = 1 ]; then
       trl trl-keepmem "--malloc keep" "$t"
       ours aligntrain-glibcmem "" "$t" ALIGNTRAIN_MALLOC=default
     fi
