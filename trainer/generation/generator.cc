@@ -8,6 +8,7 @@
 #include <numeric>
 
 #include "data/dealing.h"
+#include "kernels/token_logprobs.h"
 #include "trainer/parallel/data_parallel.h"
 
 namespace aligntrain::generation {
@@ -43,11 +44,25 @@ void decode_batch(model::CausalLM& lm, runtime::Communicator& tp, const std::vec
   if (sampled) {
     for (size_t i : batch) gens.push_back(at::make_generator<at::CPUGeneratorImpl>(data::splitmix64_of(o.seed ^ data::splitmix64_of(requests[i].stream))));
   }
-  auto draw = [&]() {
+  // Uniform draws of rows [start, start + n), each from its own row's stream.
+  auto draw = [&](int64_t start, int64_t n) {
     if (!sampled) return at::Tensor();
     std::vector<at::Tensor> rows;
-    for (auto& gen : gens) rows.push_back(at::rand({vocab}, gen, at::kFloat));
+    for (int64_t r = start; r < start + n; ++r) rows.push_back(at::rand({vocab}, gens[static_cast<size_t>(r)], at::kFloat));
     return at::stack(rows);
+  };
+  // The last position's logits (and the draws) of at most a logits budget's rows at a time (kernels::logits_chunk_rows):
+  // every row samples independently, so the tokens do not depend on the chunking.
+  const int64_t chunk = kernels::logits_chunk_rows(lm.lm_head->weight().size(0));
+  auto next_tokens = [&](const at::Tensor& last) {
+    if (b <= chunk) return parallel::sample_tokens(lm.lm_head_forward(last), o.sampling, draw(0, b), o.vocab_limit, tp);
+    std::vector<at::Tensor> parts;
+    for (int64_t start = 0; start < b; start += chunk) {
+      const int64_t n = std::min(chunk, b - start);
+      parts.push_back(parallel::sample_tokens(lm.lm_head_forward(last.narrow(0, start, n)), o.sampling,
+                                              draw(start, n), o.vocab_limit, tp));
+    }
+    return at::cat(parts);
   };
 
   at::NoGradGuard no_grad;
@@ -56,8 +71,7 @@ void decode_batch(model::CausalLM& lm, runtime::Communicator& tp, const std::vec
   std::vector<bool> done(static_cast<size_t>(b), false);
   int64_t open = b;
   for (int64_t step = 0; step < o.max_new_tokens && open > 0; ++step) {
-    const auto logits = lm.lm_head_forward(hidden.select(1, hidden.size(1) - 1));  // [B, V/p]
-    const auto next = parallel::sample_tokens(logits, o.sampling, draw(), o.vocab_limit, tp);
+    const auto next = next_tokens(hidden.select(1, hidden.size(1) - 1)).contiguous();  // [B]
     const auto* t = next.data_ptr<int64_t>();
     for (int64_t r = 0; r < b; ++r) {
       if (done[static_cast<size_t>(r)]) continue;
