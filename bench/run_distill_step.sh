@@ -81,14 +81,8 @@ if [ -f "$TEACHER/config.json" ] && ! "$PY" -c 'import json, sys; sys.exit(json.
      "$TEACHER/config.json" "$VOCAB"; then
   rm -rf "$TEACHER" "$STUDENT"  # made for another --vocab
 fi
-if [ ! -f "$TEACHER/model.safetensors" ]; then
-  "$BIN" init-model --preset small-llama --seed 1 --out "$BUILD/preset"
-  TEACHER_LAYERS=(); [ "$WIDTH" != small ] && TEACHER_LAYERS=(--layers 2)
-  "$PY" bench/model_config.py "$BUILD/preset/config.json" "$BUILD/teacher_config.json" --vocab "$VOCAB" \
-    --width "$WIDTH" "${TEACHER_LAYERS[@]}"
-  rm -rf "$BUILD/preset"
-  "$BIN" init-model --config "$BUILD/teacher_config.json" --tokenizer byte --seed 1 --out "$TEACHER"
-fi
+[ -f "$TEACHER/model.safetensors" ] ||
+  bench/make_model.sh "$BIN" "$PY" "$TEACHER" "$VOCAB" "$WIDTH" "$([ "$WIDTH" = small ] && echo 0 || echo 2)" 1
 if [ ! -f "$STUDENT/model.safetensors" ]; then
   "$PY" -c 'import json, sys; c = json.load(open(sys.argv[1])); c["num_hidden_layers"] = int(sys.argv[3]); json.dump(c, open(sys.argv[2], "w"), indent=2)' \
     "$TEACHER/config.json" "$BUILD/student_config.json" "$STUDENT_LAYERS"

@@ -67,15 +67,10 @@ BIN="$BUILD/aligntrain"
 MODEL="$BUILD/model"
 DATA="$BUILD/data/train.jsonl"
 if [ -n "$VOCAB" ] || [ "$WIDTH" != small ]; then
-  # --vocab V / --width 1b: the size of real models (bench/model_config.py), one folder per shape.
+  # --vocab V / --width 1b: the size of real models (bench/make_model.sh), one folder per shape; 2 layers at 1b.
   MODEL="$BUILD/model-v${VOCAB:-261}-$WIDTH"
-  if [ ! -f "$MODEL/model.safetensors" ]; then
-    "$BIN" init-model --preset small-llama --seed 1 --out "$BUILD/preset"
-    LAYERS=(); [ "$WIDTH" = 1b ] && LAYERS=(--layers 2)
-    "$PY" bench/model_config.py "$BUILD/preset/config.json" "$BUILD/model_config.json" ${VOCAB:+--vocab "$VOCAB"} --width "$WIDTH" "${LAYERS[@]}"
-    rm -rf "$BUILD/preset"
-    "$BIN" init-model --config "$BUILD/model_config.json" --tokenizer byte --seed 1 --out "$MODEL"
-  fi
+  [ -f "$MODEL/model.safetensors" ] ||
+    bench/make_model.sh "$BIN" "$PY" "$MODEL" "${VOCAB:-261}" "$WIDTH" "$([ "$WIDTH" = 1b ] && echo 2 || echo 0)" 1
 fi
 [ -f "$MODEL/model.safetensors" ] || "$BIN" init-model --preset small-llama --seed 1 --out "$MODEL"
 [ -f "$DATA" ] || "$PY" bench/sft_step_peer.py --make-data "$DATA" --examples 512 --seed 0
