@@ -355,7 +355,6 @@ void DeflateSizeModel::set_prefix(std::string_view prefix) {
   // that: below this point they are the same whatever follows the prefix.
   const size_t safe = prefix.size() > kMaxMatch + 2 ? prefix.size() - kMaxMatch - 2 : 0;
   start(prefix_state_, kMaxInput);
-  if (prefix.size() < kMinMatch) prefix_state_.ins_h = 0;  // set from the whole input's first bytes below
   if (safe > 0) run(prefix_state_, kMaxInput, safe, false);
 }
 

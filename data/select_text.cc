@@ -28,6 +28,12 @@ std::vector<std::string> text_fields(const std::string& spec, DataKind kind) {
   return out;
 }
 
+std::string join_fields(const std::vector<std::string>& fields) {
+  std::string spec;
+  for (const auto& f : fields) spec += (spec.empty() ? "" : "+") + f;
+  return spec;
+}
+
 namespace {
 
 // Contents of messages [begin, end) joined by "\n"; throws the problem as a string.
@@ -74,9 +80,7 @@ std::string example_text(const std::string& json_line, const std::vector<std::st
         throw std::string(": missing field");
       }
     } catch (const std::string& problem) {
-      std::string spec;
-      for (const auto& f : fields) spec += (spec.empty() ? "" : "+") + f;
-      throw DataError(where + field + problem + " (select.text is " + spec + ")");
+      throw DataError(where + field + problem + " (select.text is " + join_fields(fields) + ")");
     }
   }
   return text;

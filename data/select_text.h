@@ -14,6 +14,9 @@ namespace aligntrain::data {
 // unpaired data, prompt+chosen for pairs, prompt+rejected for negatives, prompt for prompts).
 std::vector<std::string> text_fields(const std::string& spec, DataKind kind);
 
+// "prompt+completion" for {"prompt", "completion"}: the fields as select.text writes them.
+std::string join_fields(const std::vector<std::string>& fields);
+
 // The text of one line (a JSON object) of `path`. Throws DataError "PATH:LINE: FIELD: ..." when a field is missing
 // or not text.
 std::string example_text(const std::string& json_line, const std::vector<std::string>& fields, const std::string& path,

@@ -80,11 +80,7 @@ std::vector<double> zip_fit_scores(StageEnv& env, const config::StageConfig& sta
   const auto rows = data::rank_share(n, env.world.rank(), env.world.size());
   const int threads = at::get_num_threads();
   spdlog::info("[{}] ZIP-FIT: {} candidates x {} targets (text: {}), gzip level 1, {} rank(s) x {} thread(s)",
-               stage.name, n, target.texts.size(), [&] {
-                 std::string s;
-                 for (const auto& f : pool.fields) s += (s.empty() ? "" : "+") + f;
-                 return s;
-               }(), env.world.size(), threads);
+               stage.name, n, target.texts.size(), data::join_fields(pool.fields), env.world.size(), threads);
   Progress progress("[" + stage.name + "] ZIP-FIT: candidates", n, env.world.is_root());
   const double share = static_cast<double>(n) / static_cast<double>(std::max<size_t>(1, rows.size()));
   const auto mine = data::zip_fit_align(pool.texts, target.texts, rows, threads, [&](size_t done) {
