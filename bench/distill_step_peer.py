@@ -7,7 +7,7 @@ transformers, for bench/run_distill_step.sh to compare step throughput and peak 
       writes the synthetic {"prompt", "completion"} set (bench/sft_step_peer.py's generator).
   distill_step_peer.py --recipe bench/distill_bench.yaml --teacher-dir DIR --student-dir DIR --data FILE
                        [--threads 2] [--steps 11] [--attn sdpa|eager] [--malloc default|keep] [--causal-only]
-                       [--profile] [--out FILE.jsonl]
+                       [--profile] [--device cpu|cuda] [--dtype fp32|bf16] [--out FILE.jsonl]
       trains like aligntrain's distill stage (loss type kd) and writes one JSON line per step (loss, grad_norm,
       tokens, tokens_per_sec), as aligntrain's metrics.jsonl does; prints a last line "RESULT {json}".
 
@@ -32,11 +32,17 @@ What it does, matching aligntrain (trainer/stages/{distill,train_loop}.cc, train
     trainer/optim/schedule.cc.
   * attention: attn_implementation="sdpa" by default (transformers' default, the same
     torch.nn.functional.scaled_dot_product_attention aligntrain calls); "eager" is available.
-  * fp32 throughout, the student in model.train() (Llama has no dropout), grads set to None before each step.
+  * fp32 throughout by default, the student in model.train() (Llama has no dropout), grads set to None before each
+    step. --device cuda --dtype bf16 (bench/gpu/): both models on the GPU, the student's weights, gradients and
+    AdamW state in fp32 (aligntrain's master weights), both forwards under torch.autocast(bfloat16), the teacher's
+    weights in bf16 (aligntrain keeps frozen models in run.precision); log-softmaxes and the KL in fp32 as above.
+    Defaults: the recipe's run.device (auto: cuda when present) and run.precision. On CUDA the step ends with
+    torch.cuda.synchronize(); memory: the caching allocator's peaks.
   * timing: a step is timed from choosing its examples to after optimizer.step() and the loss .item(), the span
     aligntrain's train loop times; tokens = non-padding tokens of the step (aligntrain's "tokens").
 """
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -44,8 +50,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from sft_step_peer import (BOS, EOS, PAD, Sampler, apply_malloc, encode, learning_rate,  # noqa: E402,F401
-                           make_data, status_kb)
+from sft_step_peer import (BOS, EOS, PAD, Sampler, apply_malloc, cuda_peaks, encode,  # noqa: E402,F401
+                           learning_rate, make_data, resolve_device, status_kb)
 
 
 def train(args):
@@ -76,10 +82,16 @@ def train(args):
     if too_long:
         sys.exit(f"{args.data}: {len(too_long)} prompt(s) longer than max_prompt_length {max_prompt} "
                  "(aligntrain would truncate them; not handled here)")
-    teacher = AutoModelForCausalLM.from_pretrained(args.teacher_dir, dtype=torch.float32, attn_implementation=args.attn)
+    device = resolve_device(args.device or recipe["run"].get("device", "auto"), torch)
+    dtype = args.dtype or recipe["run"].get("precision", "fp32")
+    bf16 = dtype == "bf16"
+    autocast = (torch.autocast(device_type=device, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext())
+    teacher = AutoModelForCausalLM.from_pretrained(args.teacher_dir, dtype=torch.bfloat16 if bf16 else torch.float32,
+                                                   attn_implementation=args.attn).to(device)
     teacher.eval()
     teacher.requires_grad_(False)
-    student = AutoModelForCausalLM.from_pretrained(args.student_dir, dtype=torch.float32, attn_implementation=args.attn)
+    student = AutoModelForCausalLM.from_pretrained(args.student_dir, dtype=torch.float32,
+                                                   attn_implementation=args.attn).to(device)
     student.train()
     if teacher.config.vocab_size != student.config.vocab_size:
         sys.exit(f"vocab_size differs: teacher {teacher.config.vocab_size}, student {student.config.vocab_size}")
@@ -123,10 +135,12 @@ def train(args):
                 input_ids[r, :len(ids)] = t
                 attention_mask[r, :len(ids)] = 1
                 labels[r, max(1, plen):len(ids)] = t[max(1, plen):]
+            input_ids, attention_mask, labels = input_ids.to(device), attention_mask.to(device), labels.to(device)
             mask_arg = None if args.causal_only else attention_mask
-            with torch.no_grad():
+            with torch.no_grad(), autocast:
                 teacher_logits = teacher(input_ids=input_ids, attention_mask=mask_arg).logits
-            student_logits = student(input_ids=input_ids, attention_mask=mask_arg).logits
+            with autocast:
+                student_logits = student(input_ids=input_ids, attention_mask=mask_arg).logits
             # Causal shift: position j predicts token j + 1; keep the positions whose next token carries the loss.
             shift_mask = labels[:, 1:] != -100
             log_q = F.log_softmax(student_logits[:, :-1, :].float() / temperature, dim=-1)
@@ -140,12 +154,15 @@ def train(args):
         for g in optimizer.param_groups:
             g["lr"] = lr
         optimizer.step()
+        if device == "cuda":
+            torch.cuda.synchronize()
         dt = time.perf_counter() - t0
         if prof is not None:
             prof.__exit__(None, None, None)
             print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25))
         line = {"stage": stage["name"], "step": step + 1, "loss": loss_sum, "lr": lr, "grad_norm": grad_norm,
-                "tokens": tokens, "loss_tokens": loss_tokens, "tokens_per_sec": tokens / dt, "step_sec": dt}
+                "tokens": tokens, "loss_tokens": loss_tokens, "tokens_per_sec": tokens / dt, "step_sec": dt,
+                **cuda_peaks(torch, device)}
         rows_log.append(line)
         if out:
             out.write(json.dumps(line) + "\n")
@@ -155,9 +172,11 @@ def train(args):
     if out:
         out.close()
     ru = resource.getrusage(resource.RUSAGE_SELF)
+    import transformers
     res = {"impl": f"transformers-{args.attn}", "causal_only": args.causal_only, "threads": torch.get_num_threads(),
-           "malloc": args.malloc, "torch": torch.__version__, "first_loss": rows_log[0]["loss"],
-           "peak_rss_mib": ru.ru_maxrss / 1024, "rss_after_load_mib": rss_loaded / 1024}
+           "malloc": args.malloc, "torch": torch.__version__, "transformers": transformers.__version__,
+           "device": device, "dtype": dtype, "first_loss": rows_log[0]["loss"],
+           "peak_rss_mib": ru.ru_maxrss / 1024, "rss_after_load_mib": rss_loaded / 1024, **cuda_peaks(torch, device)}
     print("RESULT " + json.dumps(res))
 
 
@@ -177,6 +196,9 @@ def main():
     p.add_argument("--causal-only", action="store_true",
                    help="pass no attention_mask (right padding makes it redundant): sdpa runs with is_causal")
     p.add_argument("--profile", action="store_true", help="print torch.profiler's op table for the last step")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="default: the recipe's run.device")
+    p.add_argument("--dtype", choices=["fp32", "bf16"],
+                   help="bf16: fp32 student weights and optimizer, forwards under bf16 autocast (default: run.precision)")
     p.add_argument("--out", help="per-step JSON lines (like aligntrain's metrics.jsonl)")
     args = p.parse_args()
     if args.make_data:

@@ -7,7 +7,8 @@ bench/run_dpo_step.sh to compare step throughput and peak memory.
       BOS + prompt + rejected + EOS are each 128-256 tokens with the byte tokenizer, the prompt 20-45% of the
       longer one.
   dpo_step_peer.py --recipe bench/dpo_bench.yaml --model-dir DIR --data FILE [--threads 2] [--steps 11]
-                   [--precompute] [--malloc default|keep] [--profile] [--out FILE.jsonl]
+                   [--precompute] [--malloc default|keep] [--profile] [--device cpu|cuda] [--dtype fp32|bf16]
+                   [--out FILE.jsonl]
       trains with trl.DPOTrainer and writes one JSON line per optimizer step (loss, grad_norm, tokens,
       tokens_per_sec, step_sec), as aligntrain's metrics.jsonl does; prints a last line "RESULT {json}".
 
@@ -31,6 +32,11 @@ What it sets up, matching the dpo stage of the recipe (aligntrain: trainer/stage
     seeded from (run.seed, epoch 0), data/sampler.cc) and TRL reads them sequentially (the random sampler is
     replaced by a SequentialSampler), so step k trains on the same pairs on both sides, split into the same two
     consecutive micro-batches of 4 pairs. steps * global must not exceed the number of pairs (one epoch).
+  * --device cuda --dtype bf16 (bench/gpu/): use_cpu=False and bf16=True, i.e. the HF Trainer's mixed precision
+    (accelerate's bf16 autocast) over fp32 weights, gradients and AdamW state (aligntrain's fp32 master weights);
+    the live reference is loaded as TRL loads it (model_init_kwargs, fp32, run under the same autocast; aligntrain
+    keeps it in bf16). Defaults: the recipe's run.device (auto: cuda when present) and run.precision. On CUDA a
+    step's timer stops after torch.cuda.synchronize(); memory: the caching allocator's peaks.
   * timing: a step is timed from fetching its micro-batches (Trainer.get_batch_samples: dataloader + TRL's
     collator) to on_step_end (after clipping, optimizer.step, scheduler, zero_grad) -- the span aligntrain's
     train loop times (choosing the rows, collating, forward/backward per micro-batch, clip, AdamW, metrics).
@@ -184,6 +190,10 @@ def train(args):
 
     import torch
     torch.set_num_threads(args.threads)
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from sft_step_peer import cuda_peaks, resolve_device
+    device = resolve_device(args.device or recipe["run"].get("device", "auto"), torch)
+    dtype = args.dtype or recipe["run"].get("precision", "fp32")
     import datasets
     import transformers
     import trl
@@ -215,6 +225,8 @@ def train(args):
             self.begin = time.perf_counter()
 
         def on_step_end(self, args_, state, control, **kw):
+            if device == "cuda":
+                torch.cuda.synchronize()
             now = time.perf_counter()
             self.steps[state.global_step] = {"step_sec": now - self.t0, "compute_sec": now - self.begin,
                                              "tokens": self.tokens}
@@ -244,7 +256,8 @@ def train(args):
         learning_rate=float(opt["lr"]), weight_decay=float(opt.get("weight_decay", 0.0)),
         adam_beta1=float(opt.get("betas", [0.9, 0.999])[0]), adam_beta2=float(opt.get("betas", [0.9, 0.999])[1]),
         adam_epsilon=float(opt.get("eps", 1e-8)), max_grad_norm=float(opt.get("grad_clip", 1.0)),
-        lr_scheduler_type="constant", warmup_steps=0, seed=seed, use_cpu=True, bf16=False, fp16=False,
+        lr_scheduler_type="constant", warmup_steps=0, seed=seed, use_cpu=device == "cpu", bf16=dtype == "bf16",
+        fp16=False,
         gradient_checkpointing=False, dataloader_num_workers=0, dataloader_pin_memory=False,
         max_length=max_length, beta=float(loss_cfg.get("beta", 0.1)), loss_type=["sigmoid"],
         precompute_ref_log_probs=args.precompute,
@@ -295,7 +308,7 @@ def train(args):
         s = timer.steps[step]
         line = {"stage": "dpo", "step": step, "loss": s.get("loss"), "grad_norm": s.get("grad_norm"),
                 "tokens": s["tokens"], "tokens_per_sec": s["tokens"] / s["step_sec"], "step_sec": s["step_sec"],
-                "compute_sec": s["compute_sec"]}
+                "compute_sec": s["compute_sec"], **cuda_peaks(torch, device)}
         rows.append(line)
         if out:
             out.write(json.dumps(line) + "\n")
@@ -306,8 +319,9 @@ def train(args):
     ru = resource.getrusage(resource.RUSAGE_SELF)
     res = {"impl": "trl-dpo" + ("-precompute" if args.precompute else ""), "threads": timer.threads,
            "malloc": args.malloc, "optim": str(config.optim), "torch": torch.__version__,
-           "transformers": transformers.__version__, "trl": trl.__version__, "first_loss": rows[0]["loss"],
-           "peak_rss_mib": ru.ru_maxrss / 1024, "rss_after_load_mib": rss_loaded / 1024}
+           "transformers": transformers.__version__, "trl": trl.__version__, "device": device, "dtype": dtype,
+           "first_loss": rows[0]["loss"], "peak_rss_mib": ru.ru_maxrss / 1024, "rss_after_load_mib": rss_loaded / 1024,
+           **cuda_peaks(torch, device)}
     print("RESULT " + json.dumps(res))
 
 
@@ -325,6 +339,9 @@ def main():
     p.add_argument("--attn", default="sdpa", choices=["sdpa", "eager"])
     p.add_argument("--malloc", default="default", choices=["default", "keep"])
     p.add_argument("--profile", action="store_true", help="print torch.profiler's op table for the last step")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="default: the recipe's run.device")
+    p.add_argument("--dtype", choices=["fp32", "bf16"],
+                   help="bf16: the Trainer's bf16 mixed precision over fp32 weights (default: run.precision)")
     p.add_argument("--out", help="per-step JSON lines (like aligntrain's metrics.jsonl)")
     args = p.parse_args()
     if args.make_data:

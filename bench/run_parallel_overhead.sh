@@ -30,15 +30,7 @@ run_case() {  # run_case NAME LAUNCH... -- SETS...
 }
 # Only the sft stage: the eval stage after it is not part of the measurement.
 R=$OUT/recipe.yaml
-python3 - config/recipes/demo.yaml "$R" <<'PY'
-import sys, re, os
-text = open(sys.argv[1]).read()
-text = text[: text.index("  - name: dpo")]
-text = "\n".join(l for l in text.splitlines() if "eval: data/sft_eval.jsonl" not in l and "eval: {every_steps" not in l) + "\n"
-text = text.replace("data/", os.path.abspath("config/recipes/data") + "/")
-text = text.replace("output_dir: ../../runs/demo", "output_dir: out")
-open(sys.argv[2], "w").write(text)
-PY
+python3 bench/demo_sft_recipe.py config/recipes/demo.yaml "$R"
 run_case tp1_2thr $BIN run $R "${COMMON[@]}" --set run.threads=2 --set run.output_dir=$OUT/tp1_2thr
 run_case tp1_1thr $BIN run $R "${COMMON[@]}" --set run.threads=1 --set run.output_dir=$OUT/tp1_1thr
 run_case tp2 "${MPIRUN[@]}" $BIN run $R "${COMMON[@]}" --set run.threads=1 --set parallel.tensor=2 --set run.output_dir=$OUT/tp2

@@ -7,7 +7,7 @@ with PyTorch + transformers, for bench/run_sft_step.sh to compare step throughpu
       tokenizer (BOS + prompt bytes + completion bytes + EOS), prompt 20-45% of it.
   sft_step_peer.py --recipe bench/sft_bench.yaml --model-dir DIR --data FILE [--threads 2] [--steps 12]
                    [--attn sdpa|eager] [--malloc default|keep] [--optim default|foreach|fused] [--causal-only] [--profile]
-                   [--out FILE.jsonl]
+                   [--device cpu|cuda] [--dtype fp32|bf16] [--out FILE.jsonl]
       trains like aligntrain's sft stage and writes one JSON line per step (loss, grad_norm, tokens,
       tokens_per_sec), as aligntrain's metrics.jsonl does; prints a last line "RESULT {json}".
 
@@ -26,11 +26,22 @@ What it does, matching aligntrain (trainer/stages/{sft,train_loop}.cc, data/{enc
     parameters with >= 2 dims), constant / warmup / linear / cosine lr exactly as trainer/optim/schedule.cc.
   * attention: attn_implementation="sdpa" by default (transformers' default, the same
     torch.nn.functional.scaled_dot_product_attention aligntrain calls); "eager" is available.
-  * fp32 throughout, model.train() (Llama has no dropout), grads set to None before each step.
+  * fp32 throughout by default, model.train() (Llama has no dropout), grads set to None before each step.
+  * --device cuda --dtype bf16 (bench/gpu/): the model on the GPU with fp32 weights, AdamW state and gradients
+    (aligntrain's fp32 master weights), forwards under torch.autocast(bfloat16) (aligntrain's bf16 weights and
+    activations); the loss in fp32 as transformers computes it. Defaults: the recipe's run.device (auto: cuda when
+    present) and run.precision. CUDA memory: the caching allocator's peaks (max_memory_allocated / _reserved).
+  * data.packing (from the recipe): examples fill rows of at most max_length tokens in sampler order (a new row
+    starts when the next example does not fit; a step takes `global` rows), as data/sampler.cc plans them;
+    position_ids restart at each document and a 4-D boolean mask [rows, 1, L, L] keeps attention causal inside each
+    document (what aligntrain's segment ids do); sdpa then runs with that mask.
+  * activation_checkpointing (from the recipe): transformers' gradient checkpointing (use_reentrant=False).
   * timing: a step is timed from choosing its examples to after optimizer.step() and the loss .item(), the span
-    aligntrain's train loop times; tokens = non-padding tokens of the step (aligntrain's "tokens").
+    aligntrain's train loop times (on CUDA after a torch.cuda.synchronize()); tokens = non-padding tokens of the
+    step (aligntrain's "tokens").
 """
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -118,6 +129,74 @@ class Sampler:
         return self.order[position % self.n]
 
 
+def plan_step(sampler, cursor, global_bs, packing, lengths, max_length):
+    """data/sampler.cc plan_step: (rows of example indices, the next cursor). Without packing one example per row;
+    with packing, examples fill rows of at most max_length tokens in stream order until `global` rows are full."""
+    if not packing:
+        return [[sampler.at(cursor + r)] for r in range(global_bs)], cursor + global_bs
+    rows = []
+    while len(rows) < global_bs:
+        row, used = [], 0
+        while True:
+            i = sampler.at(cursor)
+            if row and used + lengths[i] > max_length:
+                break
+            row.append(i)
+            used += lengths[i]
+            cursor += 1
+        rows.append(row)
+    return rows, cursor
+
+
+def collate(rows, examples, torch):
+    """One micro-batch: rows of (possibly packed) documents, right-padded with PAD to the longest row.
+    Returns input_ids, attention_mask (2-D, 1 on tokens; None when a row is packed), position_ids or None, a 4-D
+    boolean mask or None (packed rows: causal inside each document), labels (completion tokens; -100 elsewhere)."""
+    length = max(sum(len(examples[i][0]) for i in row) for row in rows)
+    n = len(rows)
+    input_ids = torch.full((n, length), PAD, dtype=torch.long)
+    attention_mask = torch.zeros((n, length), dtype=torch.long)
+    position_ids = torch.zeros((n, length), dtype=torch.long)
+    segment = torch.zeros((n, length), dtype=torch.long)
+    labels = torch.full((n, length), -100, dtype=torch.long)
+    packed = any(len(row) > 1 for row in rows)
+    for r, row in enumerate(rows):
+        at = 0
+        for d, i in enumerate(row):
+            ids, plen = examples[i]
+            t = torch.tensor(ids, dtype=torch.long)
+            input_ids[r, at:at + len(ids)] = t
+            attention_mask[r, at:at + len(ids)] = 1
+            position_ids[r, at:at + len(ids)] = torch.arange(len(ids))
+            segment[r, at:at + len(ids)] = d + 1
+            # a document's first token is never a label: nothing in its document predicts it
+            labels[r, at + max(1, plen):at + len(ids)] = t[max(1, plen):]
+            at += len(ids)
+    if not packed:
+        return input_ids, attention_mask, None, None, labels
+    idx = torch.arange(length)
+    causal = idx.view(1, length) <= idx.view(length, 1)                         # [query, key]
+    same = segment.unsqueeze(2) == segment.unsqueeze(1)                         # [rows, query, key]
+    mask = causal.unsqueeze(0) & same & (segment != 0).unsqueeze(1)
+    mask = mask | torch.eye(length, dtype=torch.bool).unsqueeze(0)              # padding queries see themselves
+    return input_ids, attention_mask, position_ids, mask.unsqueeze(1), labels
+
+
+def resolve_device(name, torch):
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        sys.exit("--device cuda: torch sees no CUDA GPU")
+    return name
+
+
+def cuda_peaks(torch, device):
+    if device != "cuda":
+        return {}
+    return {"cuda_peak_allocated_mib": torch.cuda.max_memory_allocated() / 2**20,
+            "cuda_peak_reserved_mib": torch.cuda.max_memory_reserved() / 2**20}
+
+
 def learning_rate(sched, base_lr, step, total):
     """trainer/optim/schedule.cc learning_rate."""
     w = round(sched.get("warmup_ratio", 0.0) * total) if sched.get("warmup_ratio", 0.0) > 0 else \
@@ -164,14 +243,24 @@ def train(args):
     opt, sched, batch = stage["optimizer"], stage.get("schedule", {}), stage["batch"]
     seed = int(recipe["run"]["seed"])
     global_bs, micro, max_length = int(batch["global"]), int(batch["micro"]), int(batch["max_length"])
+    packing = bool(stage.get("data", {}).get("packing", False))
+    checkpointing = bool(stage.get("activation_checkpointing", False))
     total = args.steps
 
     import torch
     torch.set_num_threads(args.threads)
     from transformers import AutoModelForCausalLM
 
+    device = resolve_device(args.device or recipe["run"].get("device", "auto"), torch)
+    dtype = args.dtype or recipe["run"].get("precision", "fp32")
+    autocast = (torch.autocast(device_type=device, dtype=torch.bfloat16) if dtype == "bf16"
+                else contextlib.nullcontext())
     examples = encode(args.data, max_length)
+    lengths = [len(ids) for ids, _ in examples]
     model = AutoModelForCausalLM.from_pretrained(args.model_dir, dtype=torch.float32, attn_implementation=args.attn)
+    model.to(device)
+    if checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model.train()
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
@@ -200,29 +289,27 @@ def train(args):
             prof = profile(activities=[ProfilerActivity.CPU])
             prof.__enter__()
         t0 = time.perf_counter()
-        idx = [sampler.at(cursor + r) for r in range(global_bs)]
-        cursor += global_bs
+        step_rows, cursor = plan_step(sampler, cursor, global_bs, packing, lengths, max_length)
+        idx = [i for row in step_rows for i in row]
         loss_tokens = sum(len(examples[i][0]) - max(1, examples[i][1]) for i in idx)
         tokens = sum(len(examples[i][0]) for i in idx)
         for p in params:
             p.grad = None
         loss_sum = 0.0
         for start in range(0, global_bs, micro):
-            rows = [examples[i] for i in idx[start:start + micro]]
-            length = max(len(ids) for ids, _ in rows)
-            input_ids = torch.full((len(rows), length), PAD, dtype=torch.long)
-            attention_mask = torch.zeros((len(rows), length), dtype=torch.long)
-            labels = torch.full((len(rows), length), -100, dtype=torch.long)
-            for r, (ids, plen) in enumerate(rows):
-                t = torch.tensor(ids, dtype=torch.long)
-                input_ids[r, :len(ids)] = t
-                attention_mask[r, :len(ids)] = 1
-                labels[r, max(1, plen):len(ids)] = t[max(1, plen):]
+            input_ids, attention_mask, position_ids, mask4d, labels = collate(step_rows[start:start + micro],
+                                                                             examples, torch)
             # transformers shifts labels inside the loss; num_items_in_batch makes it sum / global loss tokens.
             # --causal-only: no padding mask. With right padding a causal mask alone already hides every pad key
             # from every real query, so the loss and gradients are the same; sdpa then runs with is_causal.
-            loss = model(input_ids=input_ids, attention_mask=None if args.causal_only else attention_mask,
-                         labels=labels, num_items_in_batch=loss_tokens).loss
+            # Packed rows: the 4-D mask (causal inside each document) and per-document positions.
+            if mask4d is not None:
+                kw = {"attention_mask": mask4d.to(device), "position_ids": position_ids.to(device)}
+            else:
+                kw = {"attention_mask": None if args.causal_only else attention_mask.to(device)}
+            with autocast:
+                loss = model(input_ids=input_ids.to(device), labels=labels.to(device),
+                             num_items_in_batch=loss_tokens, **kw).loss
             loss.backward()
             loss_sum += loss.item()
         grad_norm = torch.nn.utils.clip_grad_norm_(params, clip).item() if clip > 0 else float("nan")
@@ -230,12 +317,14 @@ def train(args):
         for g in optimizer.param_groups:
             g["lr"] = lr
         optimizer.step()
+        if device == "cuda":
+            torch.cuda.synchronize()
         dt = time.perf_counter() - t0
         if prof is not None:
             prof.__exit__(None, None, None)
             print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25))
         line = {"stage": "sft", "step": step + 1, "loss": loss_sum, "lr": lr, "grad_norm": grad_norm,
-                "tokens": tokens, "tokens_per_sec": tokens / dt, "step_sec": dt}
+                "tokens": tokens, "tokens_per_sec": tokens / dt, "step_sec": dt, **cuda_peaks(torch, device)}
         rows_log.append(line)
         if out:
             out.write(json.dumps(line) + "\n")
@@ -245,9 +334,12 @@ def train(args):
     if out:
         out.close()
     ru = resource.getrusage(resource.RUSAGE_SELF)
+    import transformers
     res = {"impl": f"transformers-{args.attn}", "causal_only": args.causal_only, "threads": torch.get_num_threads(), "malloc": args.malloc,
-           "optim": args.optim, "torch": torch.__version__, "first_loss": rows_log[0]["loss"],
-           "peak_rss_mib": ru.ru_maxrss / 1024, "rss_after_load_mib": rss_loaded / 1024}
+           "optim": args.optim, "torch": torch.__version__, "transformers": transformers.__version__,
+           "device": device, "dtype": dtype, "packing": packing, "activation_checkpointing": checkpointing,
+           "first_loss": rows_log[0]["loss"], "peak_rss_mib": ru.ru_maxrss / 1024, "rss_after_load_mib": rss_loaded / 1024,
+           **cuda_peaks(torch, device)}
     print("RESULT " + json.dumps(res))
 
 
@@ -268,6 +360,9 @@ def main():
     p.add_argument("--causal-only", action="store_true",
                    help="pass no attention_mask (right padding makes it redundant): sdpa runs with is_causal")
     p.add_argument("--profile", action="store_true", help="print torch.profiler's op table for the last step")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="default: the recipe's run.device")
+    p.add_argument("--dtype", choices=["fp32", "bf16"],
+                   help="bf16: fp32 weights and optimizer, forwards under bf16 autocast (default: run.precision)")
     p.add_argument("--out", help="per-step JSON lines (like aligntrain's metrics.jsonl)")
     args = p.parse_args()
     if args.make_data:

@@ -120,6 +120,7 @@ struct Fields<ParallelConfig> {
     f(key("tensor").positive(), o.tensor);
     f(key("zero1"), o.zero1);
     f(key("bucket_mb").positive(), o.bucket_mb);
+    f(key("overlap_grad_reduce"), o.overlap_grad_reduce);
     f(key("logits_mb").positive(), o.logits_mb);
   }
 };
@@ -247,6 +248,7 @@ struct Fields<LogConfig> {
   template <class S, class F>
   static void each(S& o, StageKind, F&& f) {
     f(key("every_steps").positive(), o.every_steps);
+    f(key("tensorboard"), o.tensorboard);
   }
 };
 

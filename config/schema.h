@@ -118,6 +118,7 @@ struct ParallelConfig {
   int tensor = 1;      // TP degree; data-parallel degree = world_size / tensor
   bool zero1 = false;  // shard optimizer state over the data-parallel group
   int bucket_mb = 25;  // gradient all-reduce bucket size
+  bool overlap_grad_reduce = true;  // launch each bucket's all-reduce during the backward pass (bitwise the same)
   int logits_mb = 128;  // LM-head logits held at once, per chunk of positions (kernels::logits_chunk_rows)
 };
 
@@ -220,6 +221,7 @@ struct CheckpointConfig {
 
 struct LogConfig {
   int every_steps = 10;
+  bool tensorboard = false;  // also write TensorBoard event files to <output_dir>/tensorboard/<stage>/
 };
 
 // Loss parameters, named as in TRL and the method papers (METHODS.md). A parameter is set only when one

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "common/data_source.h"
 #include "config/resolve.h"
 #include "config/suggest.h"
 
@@ -224,6 +225,14 @@ class Validator {
     const std::string base = fs::path(value).filename().string();
     const int j = stage_index(base);
     std::error_code ec;
+    if (is_parquet_source(value)) {
+      // Parquet: a file, a folder of .parquet files or a glob of shards; the reader checks their contents.
+      if (!data_source_files(value).empty()) return;
+      if (fs::is_directory(value, ec))
+        return error(at, "not a regular file, and no .parquet files in the folder " + value);
+      if (value.find_first_of("*?[") != std::string::npos) return error(at, "no files match " + value);
+      return error(at, "no such file: " + value);
+    }
     if (!fs::exists(value, ec)) {
       if (j >= static_cast<int>(i))
         return error(at, fmt::format("`{}` is {} stage; data can only come from files and earlier stages", base,

@@ -54,85 +54,105 @@ const Codes& codes() {
 // overflow repair), for its cost in bits: adds Σ freq·(length + extra bits) to opt_len and the same with the static
 // lengths to static_len. len[n] receives each symbol's code length (0 when unused); returns max_code.
 struct HuffmanCost {
-  // Not zeroed: build writes every entry it reads. The heap holds (key << 16 | node), key = freq << 8 | depth:
-  // trees.c's order (frequency, then depth; equal keys count as smaller) compared without an indirection.
+  // Not zeroed: build writes every entry it reads. A heap entry (from position 1) is freq << 15 | depth << 10 | node:
+  // its bits above the node order as trees.c's smaller() does (frequency, then depth; equal keys count as smaller).
+  // Frequencies stay below 2^16 (a block has at most 2^14 symbols), depths below 2^5, nodes below 2^10.
   std::array<uint16_t, kHeapSize> freq, dl;  // dl: a node's parent while building, then its code length
   std::array<uint8_t, kHeapSize> depth;
-  std::array<uint64_t, kHeapSize> heap;
+  std::array<uint32_t, kLCodes + 2> heap;
   std::array<uint16_t, kHeapSize> order;  // nodes as they leave the heap, from heap_max up (trees.c's heap top)
-  int heap_len = 0;
+  std::array<uint16_t, kLCodes> used;     // the symbols of nonzero frequency, in order
 
-  uint64_t entry(int n) const {
-    return (static_cast<uint64_t>(freq[n]) << 24 | static_cast<uint64_t>(depth[n]) << 16) | static_cast<uint64_t>(n);
-  }
-  static bool smaller(uint64_t a, uint64_t b) { return (a >> 16) <= (b >> 16); }
-  static int node_of(uint64_t e) { return static_cast<int>(e & 0xffff); }
-  void down(int k) {
-    const uint64_t v = heap[k];
+  static constexpr uint32_t kNodeBits = 1023, kNone = ~uint32_t{0};  // kNone: a missing right child, never smaller
+  static uint32_t entry(unsigned f, unsigned d, int n) { return f << 15 | d << 10 | static_cast<uint32_t>(n); }
+  // trees.c's pqdownheap: sifts v down from position k of a heap of len entries; heap[len + 1] == kNone. Key a is
+  // smaller than key b (a <= b) exactly when entry a <= (entry b | kNodeBits), and v's key is smaller than b's when
+  // (v without its node) <= entry b: one comparison each.
+  void down(int len, int k, uint32_t v) {
+    uint32_t* const hp = heap.data();
+    const uint32_t v_key = v & ~kNodeBits;
     int j = k << 1;
-    while (j <= heap_len) {
-      if (j < heap_len && smaller(heap[j + 1], heap[j])) ++j;
-      if (smaller(v, heap[j])) break;
-      heap[k] = heap[j];
+    while (j <= len) {
+      const uint32_t left = hp[j], right = hp[j + 1];
+      const int take_right = right <= (left | kNodeBits);
+      j += take_right;
+      const uint32_t hj = take_right ? right : left;
+      if (v_key <= hj) break;
+      hp[k] = hj;
       k = j;
       j <<= 1;
     }
-    heap[k] = v;
+    hp[k] = v;
   }
 
   int build(const uint32_t* in_freq, int elems, const int* extra, int base, const uint8_t* static_len,
             int max_length, uint16_t* len, int64_t& opt_len, int64_t& static_total) {
-    heap_len = 0;
-    int heap_max = kHeapSize, max_code = -1;
-    for (int n = 0; n < elems; ++n) {
-      freq[n] = static_cast<uint16_t>(in_freq[n]);
-      dl[n] = 0;
-      if (freq[n] != 0) {
-        max_code = n;
-        depth[n] = 0;
-        heap[++heap_len] = entry(n);
-      }
+    uint16_t* const fr = freq.data();
+    uint16_t* const dlp = dl.data();
+    uint8_t* const dp = depth.data();
+    int used_count = 0;
+    for (int n = 0; n < elems; ++n) {  // without a branch on the frequency: most are zero, in no pattern
+      used[static_cast<size_t>(used_count)] = static_cast<uint16_t>(n);
+      used_count += in_freq[n] != 0;
     }
+    std::memset(dlp, 0, sizeof(uint16_t) * static_cast<size_t>(elems));
+    int heap_len = 0, heap_max = kHeapSize;
+    for (; heap_len < used_count; ++heap_len) {
+      const int n = used[static_cast<size_t>(heap_len)];
+      fr[n] = static_cast<uint16_t>(in_freq[n]);
+      dp[n] = 0;
+      heap[static_cast<size_t>(heap_len) + 1] = entry(fr[n], 0, n);
+    }
+    int max_code = used_count > 0 ? used[static_cast<size_t>(used_count) - 1] : -1;
     while (heap_len < 2) {  // at least two codes
       const int node = max_code < 2 ? ++max_code : 0;
-      freq[node] = 1;
-      depth[node] = 0;
-      heap[++heap_len] = entry(node);
+      fr[node] = 1;
+      dp[node] = 0;
+      ++heap_len;
+      heap[static_cast<size_t>(heap_len)] = entry(1, 0, node);
       --opt_len;
       if (static_len) static_total -= static_len[node];
     }
-    for (int n = heap_len / 2; n >= 1; --n) down(n);
+    heap[static_cast<size_t>(heap_len) + 1] = kNone;
+    for (int n = heap_len / 2; n >= 1; --n) down(heap_len, n, heap[static_cast<size_t>(n)]);
     int node = elems;
     do {
-      const int n = node_of(heap[1]);
-      heap[1] = heap[heap_len--];
-      down(1);
-      const int m = node_of(heap[1]);
+      const int n = static_cast<int>(heap[1] & kNodeBits);
+      const uint32_t last = heap[static_cast<size_t>(heap_len)];
+      heap[static_cast<size_t>(heap_len)] = kNone;
+      --heap_len;
+      down(heap_len, 1, last);
+      const int m = static_cast<int>(heap[1] & kNodeBits);
       order[--heap_max] = static_cast<uint16_t>(n);
       order[--heap_max] = static_cast<uint16_t>(m);
-      freq[node] = static_cast<uint16_t>(freq[n] + freq[m]);
-      depth[node] = static_cast<uint8_t>((depth[n] >= depth[m] ? depth[n] : depth[m]) + 1);
-      dl[n] = dl[m] = static_cast<uint16_t>(node);
-      heap[1] = entry(node++);
-      down(1);
+      const unsigned f = static_cast<unsigned>(fr[n]) + fr[m];
+      const unsigned d = (dp[n] >= dp[m] ? dp[n] : dp[m]) + 1u;
+      fr[node] = static_cast<uint16_t>(f);
+      dp[node] = static_cast<uint8_t>(d);
+      dlp[n] = dlp[m] = static_cast<uint16_t>(node);
+      down(heap_len, 1, entry(f & 0xffff, d & 31, node));
+      ++node;
     } while (heap_len >= 2);
-    order[--heap_max] = static_cast<uint16_t>(node_of(heap[1]));
+    order[--heap_max] = static_cast<uint16_t>(heap[1] & kNodeBits);
 
     // Code lengths from the root down, limited to max_length.
     std::array<int, 16> bl_count{};
-    dl[order[heap_max]] = 0;
+    dlp[order[heap_max]] = 0;
     int overflow = 0, h = heap_max + 1;
+    int64_t opt = 0, stat = 0;
     for (; h < kHeapSize; ++h) {
       const int n = order[h];
-      int bits = dl[dl[n]] + 1;
+      int bits = dlp[dlp[n]] + 1;
       if (bits > max_length) bits = max_length, ++overflow;
-      dl[n] = static_cast<uint16_t>(bits);
+      dlp[n] = static_cast<uint16_t>(bits);
       if (n > max_code) continue;
       ++bl_count[bits];
       const int xbits = extra && n >= base ? extra[n - base] : 0;
-      opt_len += static_cast<int64_t>(freq[n]) * (bits + xbits);
-      if (static_len) static_total += static_cast<int64_t>(freq[n]) * (static_len[n] + xbits);
+      opt += static_cast<int64_t>(fr[n]) * (bits + xbits);
+      if (static_len) stat += static_cast<int64_t>(fr[n]) * (static_len[n] + xbits);
     }
+    opt_len += opt;
+    static_total += stat;
     if (overflow > 0) {
       do {
         int bits = max_length - 1;
@@ -147,15 +167,15 @@ struct HuffmanCost {
         while (n != 0) {
           const int m = order[--h];
           if (m > max_code) continue;
-          if (dl[m] != bits) {
-            opt_len += (static_cast<int64_t>(bits) - dl[m]) * freq[m];
-            dl[m] = static_cast<uint16_t>(bits);
+          if (dlp[m] != bits) {
+            opt_len += (static_cast<int64_t>(bits) - dlp[m]) * fr[m];
+            dlp[m] = static_cast<uint16_t>(bits);
           }
           --n;
         }
       }
     }
-    for (int n = 0; n < elems; ++n) len[n] = dl[n];
+    std::memcpy(len, dlp, sizeof(uint16_t) * static_cast<size_t>(elems));
     return max_code;
   }
 };
@@ -185,7 +205,7 @@ void scan_lengths(uint16_t* len, int max_code, uint32_t* bl_freq) {
 
 }  // namespace
 
-DeflateSizeModel::DeflateSizeModel() : head_(kHashMask + 1, 0), prev_(kWindow, 0) {
+DeflateSizeModel::DeflateSizeModel() : head_(kHashMask + 1, 0), prev_(kWindow, 0), undo_(kWindow, 0) {
   touched_.reserve(kHashMask + 1);
 }
 
@@ -240,7 +260,7 @@ void DeflateSizeModel::flush_block(State& s, size_t strstart) {
 void DeflateSizeModel::reset_hash() {
   for (uint16_t h : touched_) head_[h] = 0;
   touched_.clear();
-  undo_.clear();
+  undo_len_ = 0;
 }
 
 void DeflateSizeModel::start(State& s, size_t n) const {
@@ -252,7 +272,8 @@ void DeflateSizeModel::start(State& s, size_t n) const {
   if (n >= kMinMatch) s.ins_h = ((static_cast<unsigned>(window_[0]) << kHashShift) ^ window_[1]) & kHashMask;
 }
 
-void DeflateSizeModel::run(State& s, size_t n, size_t stop, bool log_changes) {
+template <DeflateSizeModel::Mode kMode>
+void DeflateSizeModel::run(State& s, size_t n, size_t stop) {
   const unsigned char* w = window_.data();
   const Codes& c = codes();
   unsigned strstart = s.strstart, ins_h = s.ins_h, match_length = s.match_length, match_start = s.match_start;
@@ -260,13 +281,13 @@ void DeflateSizeModel::run(State& s, size_t n, size_t stop, bool log_changes) {
   auto insert = [&](unsigned str) {
     ins_h = ((ins_h << kHashShift) ^ w[str + kMinMatch - 1]) & kHashMask;
     const unsigned head = head_[ins_h];
-    if (log_changes) undo_.emplace_back(static_cast<uint16_t>(ins_h), static_cast<uint16_t>(head));
+    if (kMode == Mode::kAfterPrefix) undo_[undo_len_++] = ins_h << 16 | head;
     else if (head == 0) touched_.push_back(static_cast<uint16_t>(ins_h));
     prev_[str & kWMask] = static_cast<uint16_t>(head);
     head_[ins_h] = static_cast<uint16_t>(str);
     return head;
   };
-  auto longest_match = [&](unsigned cur_match) {
+  auto longest_match = [&](unsigned cur_match, unsigned& match_at) {
     unsigned chain = kMaxChain;
     const unsigned char* scan = w + strstart;
     unsigned best_len = kPrevLength;
@@ -282,7 +303,7 @@ void DeflateSizeModel::run(State& s, size_t n, size_t stop, bool log_changes) {
       unsigned len = 3;  // byte 2 is equal: the same hash chain and equal bytes 0 and 1
       while (len < kMaxMatch && scan[len] == match[len]) ++len;
       if (len > best_len) {
-        match_start = cur_match;
+        match_at = cur_match;
         best_len = len;
         if (len >= nice) break;
         scan_end1 = scan[best_len - 1];
@@ -293,9 +314,22 @@ void DeflateSizeModel::run(State& s, size_t n, size_t stop, bool log_changes) {
   };
 
   while (lookahead > 0 && strstart < stop) {
+    if (kMode == Mode::kPrefix) {
+      // Take this step only if its outcome is the same whatever follows the prefix window_[0, stop), deciding it
+      // first without changing anything. Its hash reads strstart + 2. A literal means no chain entry matched the
+      // first 3 bytes. A match of length L compared bytes up to strstart + L, is followed by insertions or a hash
+      // that read up to strstart + L + 1, and by a test that 3 bytes are left; then every continuation gives the
+      // same L and distance, the nice length included (a shorter lookahead would only cut a match at the input's
+      // end, which lies past stop).
+      if (strstart + kMinMatch > stop) break;
+      const unsigned head = head_[((ins_h << kHashShift) ^ w[strstart + kMinMatch - 1]) & kHashMask];
+      unsigned length = match_length, at = match_start;
+      if (head != 0 && strstart - head <= kMaxDist) length = longest_match(head, at);
+      if (length >= kMinMatch && strstart + length + kMinMatch > stop) break;
+    }
     unsigned hash_head = 0;
     if (lookahead >= kMinMatch) hash_head = insert(strstart);
-    if (hash_head != 0 && strstart - hash_head <= kMaxDist) match_length = longest_match(hash_head);
+    if (hash_head != 0 && strstart - hash_head <= kMaxDist) match_length = longest_match(hash_head, match_start);
     if (match_length >= kMinMatch) {
       const unsigned dist = strstart - match_start - 1;
       ++s.lfreq[c.length_code[match_length - kMinMatch] + kLiterals + 1];
@@ -329,6 +363,10 @@ void DeflateSizeModel::run(State& s, size_t n, size_t stop, bool log_changes) {
   if (lookahead == 0) flush_block(s, strstart);  // the last block; the stream then ends on a byte boundary
 }
 
+template void DeflateSizeModel::run<DeflateSizeModel::Mode::kWhole>(State&, size_t, size_t);
+template void DeflateSizeModel::run<DeflateSizeModel::Mode::kPrefix>(State&, size_t, size_t);
+template void DeflateSizeModel::run<DeflateSizeModel::Mode::kAfterPrefix>(State&, size_t, size_t);
+
 std::optional<size_t> DeflateSizeModel::raw_size(std::string_view a, std::string_view b) {
   const size_t n = a.size() + b.size();
   prefix_ok_ = false;
@@ -340,7 +378,7 @@ std::optional<size_t> DeflateSizeModel::raw_size(std::string_view a, std::string
   std::memset(window_.data() + n, 0, kPad);
   reset_hash();
   start(state_, n);
-  run(state_, n, n, false);
+  run<Mode::kWhole>(state_, n, n);
   return static_cast<size_t>((state_.bits + 7) / 8);
 }
 
@@ -351,11 +389,9 @@ void DeflateSizeModel::set_prefix(std::string_view prefix) {
   window_.resize(kMaxInput + kPad);
   std::memcpy(window_.data(), prefix.data(), prefix.size());
   reset_hash();
-  // Decisions at strstart read window bytes up to strstart + kMaxMatch + 1 and depend on the bytes left only beyond
-  // that: below this point they are the same whatever follows the prefix.
-  const size_t safe = prefix.size() > kMaxMatch + 2 ? prefix.size() - kMaxMatch - 2 : 0;
+  // Every step whose outcome does not depend on what follows the prefix (see run) is taken once here.
   start(prefix_state_, kMaxInput);
-  if (safe > 0) run(prefix_state_, kMaxInput, safe, false);
+  run<Mode::kPrefix>(prefix_state_, kMaxInput, prefix.size());
 }
 
 std::optional<size_t> DeflateSizeModel::raw_size_after_prefix(std::string_view b) {
@@ -366,10 +402,12 @@ std::optional<size_t> DeflateSizeModel::raw_size_after_prefix(std::string_view b
   std::memset(window_.data() + n, 0, kPad);
   state_ = prefix_state_;
   if (state_.strstart == 0) start(state_, n);  // nothing shared: the first bytes may come from b
-  run(state_, n, n, true);
+  run<Mode::kAfterPrefix>(state_, n, n);
   const size_t out = static_cast<size_t>((state_.bits + 7) / 8);
-  for (auto it = undo_.rbegin(); it != undo_.rend(); ++it) head_[it->first] = it->second;
-  undo_.clear();
+  while (undo_len_ > 0) {
+    const uint32_t u = undo_[--undo_len_];
+    head_[u >> 16] = static_cast<uint16_t>(u);
+  }
   return out;
 }
 

@@ -42,14 +42,19 @@ class DeflateSizeModel {
   void reset_hash();
   void start(State& s, size_t n) const;
   // Runs deflate_fast over window_[0, n) from `s` while strstart < stop (n: to the end, with the last block).
-  void run(State& s, size_t n, size_t stop, bool log_changes);
+  // kWhole: one whole input; kPrefix: the steps decided by window_[0, stop) alone (stops at the first step that
+  // could depend on a later byte); kAfterPrefix: the rest after the prefix's state, logging head_ writes in undo_.
+  enum class Mode { kWhole, kPrefix, kAfterPrefix };
+  template <Mode kMode>
+  void run(State& s, size_t n, size_t stop);
   void flush_block(State& s, size_t strstart);
   uint64_t block_bits(const State& s, size_t stored_len);
 
   std::vector<unsigned char> window_;
   std::vector<uint16_t> head_, prev_;
   std::vector<uint16_t> touched_;                      // head_ entries set since the last reset
-  std::vector<std::pair<uint16_t, uint16_t>> undo_;    // (entry, old value) written after the prefix's state
+  std::vector<uint32_t> undo_;  // entry << 16 | old value, for each head_ write after the prefix's state
+  size_t undo_len_ = 0;
   State prefix_state_, state_;
   size_t prefix_len_ = 0;
   bool prefix_ok_ = false;

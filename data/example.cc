@@ -4,8 +4,10 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "common/data_source.h"
 #include "common/errors.h"
 #include "data/chat_template.h"
+#include "data/parquet_rows.h"
 
 namespace aligntrain::data {
 
@@ -142,16 +144,12 @@ const char* kind_name(DataKind kind) {
 
 std::vector<Example> read_examples(const std::string& path, const ReadOptions& options, ReadReport* report,
                                    DataKind* detected) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw DataError(path + ": cannot open data file");
   ReadReport local;
   ReadReport& rep = report ? *report : local;
   DataKind kind = options.kind;
   std::vector<Example> out;
-  std::string line;
-  for (int64_t lineno = 1; std::getline(in, line); ++lineno) {
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.find_first_not_of(" \t") == std::string::npos) continue;
+  // One record: a JSONL line, or a Parquet row as a JSON object; `where` names it in errors ("FILE:LINE").
+  auto consume = [&](const std::string& line, int64_t lineno, const std::string& where) {
     ++rep.lines;
     try {
       if (kind == DataKind::kAuto) {
@@ -166,11 +164,22 @@ std::vector<Example> read_examples(const std::string& path, const ReadOptions& o
       ex.index = static_cast<int64_t>(out.size());
       out.push_back(std::move(ex));
     } catch (const LineError& e) {
-      const std::string msg =
-          path + ":" + std::to_string(lineno) + ": " + (e.field.empty() ? "" : e.field + ": ") + e.problem;
+      const std::string msg = where + ": " + (e.field.empty() ? "" : e.field + ": ") + e.problem;
       if (!options.skip_invalid) throw DataError(msg);
       ++rep.skipped;
       if (rep.first_errors.size() < 5) rep.first_errors.push_back(msg);
+    }
+  };
+  if (is_parquet_source(path)) {
+    for_each_parquet_row(path, [&](const ParquetRow& row) { consume(row.json, row.row, parquet_location(row)); });
+  } else {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw DataError(path + ": cannot open data file");
+    std::string line;
+    for (int64_t lineno = 1; std::getline(in, line); ++lineno) {
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      if (line.find_first_not_of(" \t") == std::string::npos) continue;
+      consume(line, lineno, path + ":" + std::to_string(lineno));
     }
   }
   if (out.empty()) {

@@ -1,6 +1,9 @@
 // Training examples read from JSONL (DESIGN.md §4, TRL's field names). One reader for every data kind: each line is
 // a JSON object; which fields are required depends on the kind. A malformed line is a DataError naming
 // file:line and the field, unless skip_invalid is set, in which case it is counted and its line number kept.
+// Parquet data (a .parquet file, a folder of them or a glob of shards: common/data_source.h) is read the same way,
+// a row as a line (data/parquet_rows.h): Example::line is the row's 1-based number across the files, and errors
+// name "FILE: row group G, row R".
 //
 //   sft         {"prompt", "completion"} or {"messages": [{"role", "content"}, ...]} (the last assistant message is
 //               the completion, everything before it the prompt); an optional "chosen" is read too (ADPA's

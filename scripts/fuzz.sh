@@ -2,6 +2,8 @@
 # Builds a libFuzzer target with ASan + UBSan and runs it: scripts/fuzz.sh TARGET [SECONDS]
 #   TARGET   recipe       fuzz/recipe_fuzz.cc: recipe text and --set overrides (config/)
 #            safetensors  fuzz/safetensors_fuzz.cc: safetensors headers and files (trainer/model/)
+#            examples     fuzz/examples_fuzz.cc: JSONL data files read as every data kind (data/example.h)
+#            parquet      the same for Parquet files (data/parquet_rows.h; Arrow's reader is not instrumented)
 #   SECONDS  run time, default 60
 # Work files go to $FUZZ_DIR (default /tmp/aligntrain-fuzz/TARGET): the binary, the corpus it grows, and
 # crash-* / leak-* / timeout-* reproducers (re-run one with `$FUZZ_DIR/TARGET_fuzz FILE`). Seeds: the
@@ -15,12 +17,20 @@ seconds=${2:-60}
 cd "$(dirname "$0")/.."
 
 dir=${FUZZ_DIR:-/tmp/aligntrain-fuzz/$target}
+std=c++17
+# Arrow / Parquet from the venv's pyarrow wheel (third_party/arrow.bzl): include path and libraries.
+arrow_libs() {
+  local pa
+  pa=$(ls -d .venv/lib/python3*/site-packages/pyarrow | head -1)
+  [ -d "$pa/include/parquet" ] || { echo "no pyarrow in .venv: run scripts/setup.sh" >&2; exit 2; }
+  arrow=(-I"$pa/include" "$pa"/libparquet.so.[0-9]* "$pa"/libarrow.so.[0-9]* -Wl,-rpath,"$PWD/$pa")
+}
 mkdir -p "$dir/corpus"
 extra=()  # extra libFuzzer flags
 
 case "$target" in
   recipe)
-    sources=(config/*.cc fuzz/recipe_fuzz.cc)
+    sources=(config/*.cc common/data_source.cc fuzz/recipe_fuzz.cc)
     libs=(-lyaml-cpp -lfmt)
     # The first byte picks the mode (see recipe_fuzz.cc): 0x00 = recipe text, 0x01 = --set lines.
     for f in config/recipes/*.yaml; do
@@ -35,8 +45,37 @@ case "$target" in
     sources=(trainer/model/safetensors.cc common/atomic_file.cc fuzz/safetensors_fuzz.cc)
     libs=()
     ;;
+  examples)
+    # example.cc links the chat-role check (tokenizer library) and the Parquet reader (Arrow, C++20).
+    sources=(data/example.cc data/chat_template.cc data/tokenizer*.cc data/parquet_rows.cc common/data_source.cc
+             fuzz/examples_fuzz.cc)
+    arrow_libs
+    libs=(-lpcre2-8 "${arrow[@]}")
+    std=c++20
+    # Seeds: the demo's and the tests' data files, a few lines each.
+    for f in config/recipes/data/*.jsonl; do
+      [ -f "$f" ] && head -c 4000 "$f" > "$dir/corpus/seed-$(basename "$f")"
+    done
+    ;;
+  parquet)
+    sources=(data/example.cc data/chat_template.cc data/tokenizer*.cc data/parquet_rows.cc common/data_source.cc
+             fuzz/examples_fuzz.cc -DFUZZ_PARQUET)
+    arrow_libs
+    libs=(-lpcre2-8 "${arrow[@]}")
+    std=c++20
+    # Seeds: small files of each shape the readers take, written by pyarrow.
+    .venv/bin/python - "$dir/corpus" <<'PY'
+import sys, pyarrow as pa, pyarrow.parquet as pq
+out = sys.argv[1]
+pq.write_table(pa.table({"prompt": ["a", "b"], "completion": ["c", None]}), out + "/seed-plain.parquet")
+pq.write_table(pa.table({"messages": [[{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}]]}),
+               out + "/seed-messages.parquet", compression="none")
+pq.write_table(pa.table({"prompt": ["p"], "chosen": ["c"], "rejected": ["r"], "label": [True]}),
+               out + "/seed-pairs.parquet", row_group_size=1, use_dictionary=True)
+PY
+    ;;
   *)
-    echo "unknown fuzz target '$target' (known: recipe, safetensors)" >&2
+    echo "unknown fuzz target '$target' (known: recipe, safetensors, examples, parquet)" >&2
     exit 2
     ;;
 esac
@@ -46,7 +85,7 @@ seed_dirs=()
 
 binary="$dir/${target}_fuzz"
 echo "building $binary"
-clang++ -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+clang++ -std=$std -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
   -I. "${sources[@]}" ${libs[@]+"${libs[@]}"} -o "$binary"
 
 echo "fuzzing $target for ${seconds}s"

@@ -15,7 +15,9 @@ APT_PACKAGES=(
   libyaml-cpp-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libcli11-dev
   libopenmpi-dev openmpi-bin zlib1g-dev libpcre2-dev libxxhash-dev
   googletest libgtest-dev clang libclang-rt-14-dev
+  chromium
 )
+# chromium: test/metrics/run_outputs_test.sh renders report.html headless into a screenshot.
 
 # --- 1. Debian packages --------------------------------------------------------------------------------------
 missing=()
@@ -52,7 +54,7 @@ fi
 step "installing Python packages into .venv ($REQ; the torch wheel is large, this takes a few minutes once)"
 .venv/bin/python -m pip install -q --disable-pip-version-check -r "$REQ" ||
   die "step 2 (pip): 'pip install -r $REQ' failed; check access to PyPI"
-.venv/bin/python -c 'import torch, transformers, tokenizers, safetensors, numpy, sklearn' ||
+.venv/bin/python -c 'import torch, transformers, tokenizers, safetensors, numpy, sklearn, pyarrow, tensorboard' ||
   die "step 2 (pip): the packages installed but do not import"
 echo "$want" > "$STAMP"
 step "setup complete: $(.venv/bin/python -c 'import torch; print("torch", torch.__version__)')"

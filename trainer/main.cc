@@ -11,6 +11,7 @@
 #include "common/errors.h"
 #include "trainer/cli/commands.h"
 #include "trainer/runtime/allocator.h"
+#include "trainer/runtime/cuda_alloc_conf.h"
 #include "trainer/runtime/logging.h"
 #include "trainer/runtime/world.h"
 #include "trainer/version.h"
@@ -22,7 +23,7 @@ using namespace aligntrain;
 struct Args {
   cli::RecipeArgs recipe;
   bool fresh = false;
-  int plan_world_size = 0;
+  cli::PlanArgs plan;
   bool verbose = false;
 };
 
@@ -47,6 +48,7 @@ int fail(runtime::World& world, const char* what, int code) {
 
 int main(int argc, char** argv) {
   const char* malloc_mode = runtime::keep_freed_memory();  // before any large allocation
+  const char* cuda_alloc = runtime::configure_cuda_allocator();  // before anything touches CUDA
   runtime::World world(&argc, &argv);
   Args args;
 
@@ -68,9 +70,19 @@ int main(int argc, char** argv) {
 
   auto* plan = app.add_subcommand("plan", "Print the rank layout and the plan of each stage");
   add_recipe_args(plan, args.recipe);
-  plan->add_option("--world-size", args.plan_world_size,
+  plan->add_option("--world-size", args.plan.world_size,
                    "Plan for this many ranks (default: the current world, 1 without mpirun)")
       ->check(CLI::Range(1, 1 << 20));
+  auto* gpu = plan->add_option("--gpu", args.plan.gpu,
+                   "Add each training stage's expected tokens/s and memory on this GPU (a name as nvidia-smi prints "
+                   "it, e.g. \"NVIDIA H100 80GB HBM3\")");
+  plan->add_option("--mfu", args.plan.mfu, "Model-FLOPs utilisation the GPU estimate assumes (default 0.4)")
+      ->check(CLI::Range(0.01, 1.0))
+      ->needs(gpu);
+  plan->add_option("--peak-tflops", args.plan.peak_tflops,
+                   "The GPU's dense bf16 peak in TFLOP/s (instead of the built-in table; needed for other chips)")
+      ->check(CLI::PositiveNumber)
+      ->needs(gpu);
 
   cli::InitModelArgs init_args;
   auto* init_model = app.add_subcommand("init-model", "Write a random-initialised model as a Hugging Face model dir");
@@ -119,6 +131,13 @@ int main(int argc, char** argv) {
                          "Checkpoint dir (checkpoints/<stage>/step-<N>), or checkpoints/<stage> for its newest")
       ->required();
   export_cmd->add_option("--out", export_args.out, "Output model dir")->required();
+  std::string report_dir;
+  auto* report = app.add_subcommand(
+      "report", "Rewrite RUN_DIR/report.html (charts of metrics.jsonl, the summary, the resolved recipe)");
+  report->add_option("run_dir", report_dir, "Run folder: the run.output_dir of an `aligntrain run`")->required();
+  report->footer("Reads RUN_DIR's recipe.resolved.yaml, metrics.jsonl and <stage>/DONE markers; needs no model or data "
+                 "file.\nExit codes: 0 written, 2 RUN_DIR missing or not a run folder, 3 a file in it unreadable, "
+                 "1 the report cannot be written.");
 
   try {
     app.parse(argc, argv);
@@ -131,16 +150,18 @@ int main(int argc, char** argv) {
   }
 
   runtime::init_logging(world.rank(), world.size(), args.verbose);
-  spdlog::debug("allocator: {} (ALIGNTRAIN_MALLOC=default keeps glibc's defaults)", malloc_mode);
+  spdlog::debug("allocator: {} (ALIGNTRAIN_MALLOC=default keeps glibc's defaults); CUDA caching allocator: {}",
+                malloc_mode, cuda_alloc);
   int code = cli::kExitRuntime;
   try {
     if (*run) code = cli::run(world, args.recipe, args.fresh);
     else if (*validate) code = cli::validate(world, args.recipe);
-    else if (*plan) code = cli::plan(world, args.recipe, args.plan_world_size);
+    else if (*plan) code = cli::plan(world, args.recipe, args.plan);
     else if (*init_model) code = cli::init_model(world, init_args);
     else if (*logprobs) code = cli::logprobs(world, lp_args);
     else if (*generate) code = cli::generate(world, gen_args);
     else if (*export_cmd) code = cli::export_checkpoint(world, export_args);
+    else if (*report) code = cli::report(world, report_dir);
   } catch (const UsageError& e) {
     code = fail(world, e.what(), cli::kExitUsage);
   } catch (const DataError& e) {

@@ -5,6 +5,7 @@ set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 BIN=$HERE/aligntrain
 TL=$(python3 -c 'import torch,os;print(os.path.dirname(torch.__file__))')/lib
+bash "$HERE/unpack_libs.sh"
 export LD_LIBRARY_PATH=$TL:$HERE/lib
 export OUT=${OUT:-$(mktemp -d)}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader

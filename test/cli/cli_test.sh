@@ -8,7 +8,7 @@ TMP=${TEST_TMPDIR:-$(mktemp -d)}
 
 run_cmd $BIN --help
 expect_exit 0 "--help"
-for sub in run validate plan init-model logprobs generate export; do
+for sub in run validate plan init-model logprobs generate export report; do
   expect_output "$sub" "--help lists $sub"
 done
 
@@ -25,6 +25,16 @@ expect_exit 2 "validate without a recipe"
 run_cmd $BIN validate --help
 expect_exit 0 "validate --help"
 expect_output "--set" "validate --help documents --set"
+
+# log.tensorboard: a boolean of training stages, false unless set.
+run_cmd $BIN validate config/recipes/sft.yaml
+expect_output "^      tensorboard: false" "the resolved recipe shows log.tensorboard (default false)"
+run_cmd $BIN validate config/recipes/sft.yaml --set stages.0.log.tensorboard=true
+expect_exit 0 "log.tensorboard: true is valid"
+expect_output "^      tensorboard: true" "and resolved"
+run_cmd $BIN validate config/recipes/sft.yaml --set stages.0.log.tensorboard=sometimes
+expect_exit 2 "log.tensorboard must be a boolean"
+expect_output "stages\.sft\.log\.tensorboard: expected true or false, got .sometimes." "the error names the key and the value"
 
 for r in config/recipes/*.yaml; do
   run_cmd $BIN validate "$r"

@@ -98,6 +98,29 @@ TEST(DeflateSizeModel, GivesZlibsSizesExactly) {
     }
   }
   EXPECT_EQ(shared, 60 * 20);
+  // The prefix's steps are taken once only where nothing after the prefix can change them: runs and repeats whose
+  // matches reach the prefix's end and may go on in the continuation, and continuations shorter than a match, a
+  // hash (3 bytes) or the nice length (8) — empty included.
+  std::vector<std::string> prefixes = {"", "a", "abcdefg", "abcdefgh", std::string(300, 'a'), std::string(9, 'a')};
+  for (const std::string unit : {"ab", "abc", "the fox ", "0123456789"})
+    for (const size_t len : {11u, 40u, 257u, 600u}) {
+      std::string s;
+      while (s.size() < len) s += unit;
+      prefixes.push_back(s.substr(0, len));
+      prefixes.push_back(texts[len % texts.size()] + s.substr(0, len));
+    }
+  for (const auto& a : prefixes) {
+    model.set_prefix(a);
+    const std::string tail = a.substr(a.size() > 300 ? a.size() - 300 : 0);
+    std::vector<std::string> continuations = {"", "a", "ab", "abc", "abcdefg", "xyz", tail, tail + tail, "q" + tail};
+    for (size_t n = 1; n <= 12; ++n) continuations.push_back(tail.substr(0, n));
+    for (const auto& b : continuations) {
+      const auto raw = model.raw_size_after_prefix(b);
+      ASSERT_TRUE(raw.has_value());
+      ASSERT_EQ(*raw + 18, gz.zlib_size(a, b)) << "prefix \"" << a.substr(0, 20) << "\"… (" << a.size()
+                                               << " bytes) + " << b.size() << " bytes";
+    }
+  }
   EXPECT_FALSE(model.raw_size(std::string(40000, 'a')).has_value()) << "window sliding is left to zlib";
   EXPECT_FALSE(model.raw_size(std::string("a\0b", 3)).has_value()) << "NUL bytes are left to zlib";
   EXPECT_EQ(gz.size(std::string(40000, 'a')), gz.zlib_size(std::string(40000, 'a')));

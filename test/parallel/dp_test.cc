@@ -9,6 +9,7 @@
 #include <torch/optim/adamw.h>
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <string>
 
@@ -110,6 +111,46 @@ TEST(DataParallel, BucketsHoldOneDtypeAndRespectTheSize) {
   std::vector<at::Tensor> params = {at::zeros({256}), at::zeros({256}), at::zeros({256}, at::kDouble), at::zeros({10})};
   EXPECT_EQ(parallel::GradientAverager(params, one, 2048).num_buckets(), 3);  // [f32 f32] [f64] [f32]
   EXPECT_EQ(parallel::GradientAverager(params, one, 1024).num_buckets(), 4);
+}
+
+// Clipping computes its factor on the device (no host read); the gradients and the norm are bitwise those of the
+// host formula it replaced: norm = √(Σ sharded + Σ replicated) in fp64, factor = max_norm / (norm + 1e-6), and
+// the gradients multiplied by it (a host scalar, so for bf16 gradients the factor rounded to bf16) only where it is
+// below 1. fp32 and bf16 gradients; clipping and not.
+TEST(DataParallel, ClippingOnTheDeviceIsTheHostFormulaBitwise) {
+  runtime::SelfCommunicator one;
+  for (const auto dtype : {at::kFloat, at::kBFloat16}) {
+    for (const double max_norm : {0.5, 1e6}) {
+      auto gen = at::make_generator<at::CPUGeneratorImpl>(9);
+      std::vector<parallel::NormParam> ours, host;
+      for (const auto& shape : {std::vector<int64_t>{7, 5}, std::vector<int64_t>{33}, std::vector<int64_t>{4, 4}}) {
+        const auto w = at::randn(shape, gen).to(dtype), g = (at::randn(shape, gen) * 3).to(dtype);
+        ours.push_back({w.clone().requires_grad_(), shape.size() == 1});
+        host.push_back({w.clone().requires_grad_(), shape.size() == 1});
+        ours.back().param.mutable_grad() = g.clone();
+        host.back().param.mutable_grad() = g.clone();
+      }
+      at::Tensor sharded = at::zeros({1}, at::kDouble), replicated = at::zeros({1}, at::kDouble);
+      for (const auto& p : host) {
+        auto sq = at::zeros({1}, at::kDouble);
+        sq.add_(p.param.grad().reshape({-1}).to(at::kDouble).pow(2).sum());
+        (p.sharded ? sharded : replicated).add_(sq);
+      }
+      const double norm = std::sqrt((sharded + replicated).item<double>());
+      const double factor = max_norm / (norm + 1e-6);
+      if (factor < 1.0) {
+        for (const auto& p : host) p.param.mutable_grad().mul_(factor);
+      }
+      EXPECT_EQ(parallel::clip_grad_norm(ours, one, max_norm), norm);
+      for (size_t i = 0; i < ours.size(); ++i) {
+        EXPECT_TRUE(at::equal(ours[i].param.grad(), host[i].param.grad()))
+            << at::toString(dtype) << " max_norm " << max_norm << " tensor " << i;
+      }
+      if (max_norm < 1) {
+        EXPECT_LT(factor, 1.0);  // the clipping case does clip
+      }
+    }
+  }
 }
 
 }  // namespace

@@ -6,7 +6,8 @@
 #             COMPLETE): the incomplete folder is ignored and resume starts from the one before
 # Each interrupted-then-resumed run must end with a model.safetensors byte-identical to an uninterrupted run's and
 # a metrics.jsonl identical apart from timing fields. Also: `export` of the final TP=2 checkpoint equals the stage's
-# saved model, and ZeRO-1 gives the same weights as plain DP.
+# saved model, ZeRO-1 gives the same weights as plain DP, and so does the gradient all-reduce after the backward pass
+# instead of overlapped with it.
 set -u
 source test/cli/testlib.sh
 source test/stages/stagelib.sh
@@ -124,4 +125,12 @@ run_long "${MPIRUN[@]}" $BIN run "$TMP/zero1.yaml" --set parallel.zero1=true
 expect_exit 0 "DP=2 with ZeRO-1"
 cmp -s "$TMP/zero1/sft/model/model.safetensors" "$TMP/dp2-ref/sft/model/model.safetensors"
 check "ZeRO-1 gives bitwise the same weights as plain DP" $?
+expect_output "gradient all-reduce \(overlapped\)" "DP=2 overlaps the gradient all-reduce with the backward pass by default"
+
+# The gradient all-reduce after the backward pass (parallel.overlap_grad_reduce: false) vs overlapped (the default).
+recipe "$TMP/after-backward" 1 > "$TMP/after-backward.yaml"
+run_long "${MPIRUN[@]}" $BIN run "$TMP/after-backward.yaml" --set parallel.overlap_grad_reduce=false
+expect_exit 0 "DP=2 with the gradient all-reduce after the backward pass"
+expect_output "gradient all-reduce \(after the backward pass\)" "the all-reduce ran after the backward pass"
+same_result "$TMP/dp2-ref" "$TMP/after-backward" "all-reduce after vs during the backward pass"
 finish

@@ -18,6 +18,7 @@
 #include "trainer/model/safetensors_torch.h"
 #include "trainer/optim/schedule.h"
 #include "trainer/runtime/communicators.h"
+#include "trainer/runtime/host_sync.h"
 #include "trainer/stages/sft.h"
 #include "trainer/stages/train_loop.h"
 
@@ -41,7 +42,7 @@ SftData toy_data() {
   return d;
 }
 
-config::Recipe recipe_for(const fs::path& out, int micro, int every) {
+config::Recipe recipe_for(const fs::path& out, int micro, int every, int log_every = 1) {
   const std::string text = R"(
 run: {name: loop, output_dir: )" + out.string() + R"(, seed: 7, threads: 1}
 models:
@@ -56,7 +57,7 @@ stages:
     batch: {global: 4, micro: )" + std::to_string(micro) + R"(, max_length: 16}
     train: {epochs: 2}
     checkpoint: {every_steps: )" + std::to_string(every) + R"(, keep_last: 10}
-    log: {every_steps: 1}
+    log: {every_steps: )" + std::to_string(log_every) + R"(}
 )";
   // The recipe names a data file (it must exist); the objective below trains on in-memory examples instead.
   fs::create_directories(out);
@@ -72,9 +73,10 @@ struct LoopRun {
 };
 
 // Trains a fresh tiny model (seed 1) on the toy data; `setup` (if any) changes the model first.
-LoopRun train_once(const fs::path& out, int micro, int every, const std::function<void(model::CausalLM&)>& setup) {
+LoopRun train_once(const fs::path& out, int micro, int every, const std::function<void(model::CausalLM&)>& setup,
+                   int log_every = 1) {
   LoopRun r;
-  const auto recipe = recipe_for(out, micro, every);
+  const auto recipe = recipe_for(out, micro, every, log_every);
   auto groups = runtime::make_groups(testing::world(), 1, runtime::Device::kCpu);
   r.lm = std::make_shared<model::CausalLM>(model::preset_config("tiny-llama"), *r.factory);
   model::init_weights(*r.lm, 1, 0, 1);
@@ -177,6 +179,18 @@ TEST(TrainLoop, FrozenParametersStayAndHaveNoOptimizerState) {
   EXPECT_EQ(state.parameters.back().name, "score.weight");
   EXPECT_EQ(state.parameters.back().shape, std::vector<int64_t>{64});
   EXPECT_EQ(state.parameters.back().split, model::Split::kReplicated);
+}
+
+// A step reads device values on the host (runtime/host_sync.h) only to log them: none in the steps that log nothing
+// (2, 4 and 5 of 6 when logging every 3 steps), some in those that do (the loss and the gradient norm).
+TEST(TrainLoop, NoHostReadsInStepsThatLogNothing) {
+  const auto out = aligntrain::testing::scratch_dir("loop_host_reads");
+  const int64_t before = runtime::host_syncs();
+  const LoopRun r = train_once(out, 2, 0, {}, 3);
+  ASSERT_EQ(r.lines.size(), 3u);  // steps 1, 3 and 6
+  EXPECT_EQ(r.outcome.unlogged_host_syncs, 0);
+  EXPECT_GE(runtime::host_syncs() - before, 3 * 2);
+  EXPECT_TRUE(r.lines.back().contains("grad_norm"));
 }
 
 TEST(TrainLoop, ResumeFromAMidStageCheckpointEndsBitForBitTheSame) {

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <vector>
 
+#include "common/data_source.h"
 #include "config/recipe.h"
 
 namespace aligntrain::checkpoint {
@@ -124,7 +125,15 @@ nlohmann::json stage_fingerprint(const config::Recipe& recipe, const config::Sta
                                                                     ? stage.select.target : std::string()}}) {
     if (path.empty()) continue;
     const std::string resolved = resolve(recipe, config::data_file(recipe, path));
-    if (fs::exists(resolved)) fp["stages." + stage.name + "." + field + " (file contents)"] = file_digest(resolved);
+    // Parquet may be a folder or a glob of shards: every file's name and contents count.
+    const auto files = data_source_files(resolved);
+    if (files.size() == 1 && files.front() == resolved) {
+      fp["stages." + stage.name + "." + field + " (file contents)"] = file_digest(resolved);
+    } else if (!files.empty()) {
+      std::string all_files;
+      for (const auto& f : files) all_files += fs::path(f).filename().string() + ":" + file_digest(f) + "\n";
+      fp["stages." + stage.name + "." + field + " (file contents)"] = text_digest(all_files);
+    }
   }
   return fp;
 }

@@ -26,8 +26,15 @@ int validate(const runtime::World& world, const RecipeArgs& args);
 // Runs every stage of the recipe (resuming unless `fresh`).
 int run(const runtime::World& world, const RecipeArgs& args, bool fresh);
 
-// Prints the rank layout and per-stage plan. `world_size` > 0 plans for that many ranks instead of the current world.
-int plan(const runtime::World& world, const RecipeArgs& args, int world_size);
+struct PlanArgs {
+  int world_size = 0;       // > 0: plan for that many ranks instead of the current world
+  std::string gpu;          // non-empty: add the GPU estimate for this chip (a name as nvidia-smi prints it)
+  double mfu = 0.4;         // the model-FLOPs utilisation the estimate assumes
+  double peak_tflops = 0;   // > 0: the chip's dense bf16 peak instead of the table's (needed for unknown chips)
+};
+
+// Prints the rank layout and per-stage plan; with a GPU named, each training stage's expected tokens/s and memory.
+int plan(const runtime::World& world, const RecipeArgs& args, const PlanArgs& plan_args);
 
 struct InitModelArgs {
   std::string preset, config, out, tokenizer;
@@ -72,5 +79,10 @@ struct ExportArgs {
 // Gathers a checkpoint's tensor-parallel shards into an HF model dir. `checkpoint` is a step-<N> folder, or a
 // checkpoints/<stage> folder (its newest complete checkpoint).
 int export_checkpoint(const runtime::World& world, const ExportArgs& args);
+
+// Rewrites RUN_DIR/report.html from the run folder's files (recipe.resolved.yaml, metrics.jsonl, DONE markers).
+// A missing folder or one without recipe.resolved.yaml is a usage error (UsageError), an unreadable file a data
+// error (DataError).
+int report(const runtime::World& world, const std::string& run_dir);
 
 }  // namespace aligntrain::cli

@@ -11,7 +11,10 @@
 #include <system_error>
 
 #include "config/recipe.h"
+#include "common/errors.h"
 #include "trainer/cli/commands.h"
+#include "trainer/cli/gpu_estimate.h"
+#include "trainer/model/flops.h"
 #include "trainer/model/recipe_models.h"
 #include "trainer/model/model_config.h"
 #include "trainer/runtime/logging.h"
@@ -61,6 +64,56 @@ void write_file_atomic(const fs::path& path, const std::string& text) {
   if (ec) throw std::runtime_error("cannot rename " + tmp.string() + " to " + path.string() + ": " + ec.message());
 }
 
+// `plan --gpu NAME`: per training stage on one GPU, the model FLOPs per token, the expected tokens/s at the assumed
+// MFU and the expected memory (gpu_estimate.h). Each row is one line of whitespace-separated fields after the
+// stage name, so that scripts (bench/gpu/) can read it.
+int print_gpu_estimate(const config::Recipe& recipe, const std::map<std::string, model::ModelConfig>& arch,
+                       const PlanArgs& a) {
+  if (recipe.parallel.tensor != 1) {
+    throw UsageError("plan --gpu estimates one GPU per data-parallel replica (parallel.tensor 1), not tensor " +
+                     std::to_string(recipe.parallel.tensor));
+  }
+  const auto chip = find_chip(a.gpu);
+  if (!chip && a.peak_tflops <= 0) {
+    throw UsageError("plan --gpu '" + a.gpu + "': not a chip of the built-in table; give its dense bf16 peak with "
+                     "--peak-tflops");
+  }
+  const double peak = a.peak_tflops > 0 ? a.peak_tflops : chip->bf16_tflops;
+  const std::string chip_name = chip ? chip->name : a.gpu;
+  std::printf("\nGPU estimate: %s, dense bf16 peak %.0f TFLOP/s, assumed MFU %.0f%% (one GPU per rank; tokens/s and\n"
+              "memory per GPU; every row of max_len tokens, causal attention over the whole row)\n",
+              chip_name.c_str(), peak, 100.0 * a.mfu);
+  std::printf("%-18s %-10s %12s %12s %10s %10s %10s %10s %5s\n", "stage", "kind", "GFLOP/token", "tokens/s",
+              "state GiB", "frozen GiB", "act GiB", "total GiB", "ckpt");
+  for (const auto& s : recipe.stages) {
+    if (!config::is_training(s.kind)) continue;
+    StageWork w;
+    w.policy = arch.at(s.policy);
+    for (const auto* ref : {&s.reference, &s.teacher, &s.teacher_reference}) {
+      if (*ref && !(*ref)->precompute) {
+        w.frozen.push_back(arch.at((*ref)->model));
+        w.resident.push_back(arch.at((*ref)->model));
+      }
+    }
+    w.rows_per_micro = s.batch.micro * (s.kind == config::StageKind::preference ? 2 : 1);
+    w.max_length = s.batch.max_length;
+    w.mean_keys = model::causal_mean_keys(s.batch.max_length);
+    w.checkpointing = s.activation_checkpointing;
+    w.bf16 = recipe.run.precision == config::Precision::bf16;
+    w.logits_mib = recipe.parallel.logits_mb;
+    const auto e = estimate_stage(w, peak, a.mfu);
+    std::printf("%-18s %-10s %12.6g %12.0f %10.2f %10.2f %10.2f %10.2f %5s\n", s.name.c_str(),
+                config::to_string(s.kind).c_str(), e.flops_per_token / 1e9, e.tokens_per_s, e.state_gib,
+                e.frozen_gib, e.activation_gib, e.total_gib(), w.checkpointing ? "yes" : "no");
+  }
+  std::printf("GFLOP/token: model FLOPs per trained token, 6·N (N: parameters in matrix products) + attention, plus\n"
+              "2·N + attention of each live frozen model (reference, teacher); recomputation not counted. tokens/s =\n"
+              "MFU · peak / FLOPs per token. Memory: state = weights (+ fp32 master with bf16), fp32 gradients and\n"
+              "AdamW moments; act = what one micro-batch keeps for the backward plus the logits chunks; the CUDA\n"
+              "caching allocator's reserve and fragmentation come on top.\n");
+  return kExitOk;
+}
+
 }  // namespace
 
 int validate(const runtime::World& world, const RecipeArgs& args) {
@@ -91,8 +144,8 @@ int run(const runtime::World& world, const RecipeArgs& args, bool fresh) {
   return stages::run_pipeline(world, *recipe, fresh);
 }
 
-int plan(const runtime::World& world, const RecipeArgs& args, int world_size) {
-  const int n = world_size > 0 ? world_size : world.size();
+int plan(const runtime::World& world, const RecipeArgs& args, const PlanArgs& plan_args) {
+  const int n = plan_args.world_size > 0 ? plan_args.world_size : world.size();
   auto recipe = load_checked(world, args, n);
   if (!recipe) return kExitUsage;
   if (!world.is_root()) return kExitOk;
@@ -147,6 +200,7 @@ int plan(const runtime::World& world, const RecipeArgs& args, int world_size) {
               "come on top. DP/TP MiB: data each rank sends per optimizer step in ring all-reduces (DP: gradients;\n"
               "TP: activations of every micro-batch; frozen models' forwards add their TP share).\n",
               bf16 ? "bf16 weights, fp32 master, grads and moments" : "fp32", tp);
+  if (!plan_args.gpu.empty()) return print_gpu_estimate(*recipe, arch, plan_args);
   return kExitOk;
 }
 

@@ -13,7 +13,13 @@ namespace fs = std::filesystem;
 MetricsLog::MetricsLog(std::string path, bool enabled) : path_(std::move(path)), enabled_(enabled) {}
 
 void MetricsLog::truncate_after(const std::string& stage, int64_t step) {
-  if (!enabled_ || !fs::exists(path_)) return;
+  if (!enabled_) return;
+  truncate_file(stage, step);
+  if (observer_) observer_->on_truncate(stage, step);
+}
+
+void MetricsLog::truncate_file(const std::string& stage, int64_t step) {
+  if (!fs::exists(path_)) return;
   std::ifstream in(path_);
   std::string kept, line;
   while (std::getline(in, line)) {
@@ -44,6 +50,8 @@ void MetricsLog::write(const nlohmann::ordered_json& line) {
   out << line.dump() << "\n";
   out.flush();
   if (!out) throw std::runtime_error("cannot append to " + path_);
+  out.close();
+  if (observer_) observer_->on_line(line);
 }
 
 std::string format_duration(double seconds) {

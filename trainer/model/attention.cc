@@ -31,6 +31,25 @@ at::Tensor pad_tokens(const at::Tensor& rows, const at::Tensor& tokens, int64_t 
   return at::zeros({positions, rows.size(-1)}, rows.options()).index_copy(0, tokens, rows);
 }
 
+bool repeat_kv_heads(const c10::Device& device, at::ScalarType dtype, bool has_mask, bool grouped) {
+  if (!grouped || !device.is_cuda()) return false;
+  const bool flash_dtype = dtype == at::kBFloat16 || dtype == at::kHalf;
+  return has_mask || !flash_dtype;
+}
+
+at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const std::optional<at::Tensor>& mask,
+                  bool causal, bool repeat_kv) {
+  const int64_t group = q.size(1) / k.size(1);
+  const bool gqa = group > 1;
+  if (repeat_kv && gqa) {
+    const auto kr = k.repeat_interleave(group, 1), vr = v.repeat_interleave(group, 1);
+    return mask ? at::scaled_dot_product_attention(q, kr, vr, mask, 0.0, false)
+                : at::scaled_dot_product_attention(q, kr, vr, std::nullopt, 0.0, causal);
+  }
+  return mask ? at::scaled_dot_product_attention(q, k, v, mask, 0.0, false, std::nullopt, gqa)
+              : at::scaled_dot_product_attention(q, k, v, std::nullopt, 0.0, causal, std::nullopt, gqa);
+}
+
 at::Tensor Attention::forward(const at::Tensor& x, const AttentionContext& ctx) {
   const bool unpadded = ctx.tokens.has_value();
   const int64_t b = unpadded ? ctx.batch : x.size(0), t = unpadded ? ctx.length : x.size(1);
@@ -54,9 +73,8 @@ at::Tensor Attention::forward(const at::Tensor& x, const AttentionContext& ctx) 
     k = layer.k.narrow(2, 0, past + t);
     v = layer.v.narrow(2, 0, past + t);
   }
-  const bool gqa = local_heads_ != local_kv_heads_;
-  auto out = ctx.mask ? at::scaled_dot_product_attention(q, k, v, ctx.mask, 0.0, false, std::nullopt, gqa)
-                      : at::scaled_dot_product_attention(q, k, v, std::nullopt, 0.0, ctx.causal, std::nullopt, gqa);
+  const bool repeat = repeat_kv_heads(q.device(), q.scalar_type(), ctx.mask.has_value(), local_heads_ != local_kv_heads_);
+  auto out = attend(q, k, v, ctx.mask, ctx.causal, repeat);
   auto merged = out.transpose(1, 2).reshape({b, t, local_heads_ * head_dim_});
   if (unpadded) merged = merged.view({b * t, local_heads_ * head_dim_}).index_select(0, *ctx.tokens);
   return o_proj->forward(merged);

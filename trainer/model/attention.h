@@ -44,6 +44,20 @@ struct AttentionContext {
 // layout [batch·length, F], zeros at padding: what the padding-free forward does before attention and at its end.
 at::Tensor pad_tokens(const at::Tensor& rows, const at::Tensor& tokens, int64_t positions);
 
+// Whether attention repeats each key-value head over its group of query heads before scaled-dot-product attention
+// instead of passing enable_gqa. On CPU never (the numerics stay as they are). On CUDA, PyTorch's flash kernel (fp16 /
+// bf16, no explicit mask: the plain causal batch, is_causal) takes grouped heads as they are, but the
+// memory-efficient kernel (the only fused one that takes a mask: padded and packed batches, or fp32) refuses
+// enable_gqa and SDPA would fall back to the unfused math path that materialises every score; with the heads
+// repeated it runs fused.
+bool repeat_kv_heads(const c10::Device& device, at::ScalarType dtype, bool has_mask, bool grouped);
+
+// softmax(q kᵀ / sqrt(head_dim) + mask) v: q [B, H, T, D], k and v [B, H_kv, S, D] (H a multiple of H_kv); `mask` bool
+// [B or 1, 1, T, S] (true = may attend), or none for causal (`causal`) or full attention. `repeat_kv` chooses the
+// form of the call (repeat_kv_heads); the result is the same.
+at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const std::optional<at::Tensor>& mask,
+                  bool causal, bool repeat_kv);
+
 class Attention : public torch::nn::Module {
  public:
   Attention(const ModelConfig& config, LayerFactory& factory);

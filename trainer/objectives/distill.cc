@@ -105,9 +105,10 @@ class ChunkedLoss : public torch::autograd::Function<ChunkedLoss> {
     const bool in_param = ctx->saved_data.count("weight_grad_in_param") != 0;
     ctx->saved_data.clear();
     const auto& g = grad_out[0];
-    if (in_param && g.item<double>() != 1.0)
-      throw std::logic_error("chunked_token_loss: the weight gradient went into the parameter's .grad during the "
-                             "forward, so the loss must be back-propagated with gradient 1");
+    // Checked on the device (no host read in the step; on CUDA a failure is a device-side assert).
+    if (in_param)
+      at::_assert_async(g.eq(1.0).all(), "chunked_token_loss: the weight gradient went into the parameter's .grad "
+                                         "during the forward, so the loss must be back-propagated with gradient 1");
     // The buffers are this node's alone (saved_data is cleared): scaled in place, not copied.
     return {gh.defined() ? gh.mul_(g.to(gh.scalar_type())) : at::Tensor(),
             gw.defined() ? gw.mul_(g.to(gw.scalar_type())) : at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(),

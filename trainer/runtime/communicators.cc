@@ -42,6 +42,7 @@ Groups make_groups(const World& world, int tp, Device device) {
     groups.world = std::make_unique<SelfCommunicator>();
     groups.tp = std::make_unique<SelfCommunicator>();
     groups.dp = std::make_unique<SelfCommunicator>();
+    groups.host = std::make_unique<SelfCommunicator>();
     return groups;
   }
 #ifndef ALIGNTRAIN_WITH_NCCL
@@ -53,6 +54,7 @@ Groups make_groups(const World& world, int tp, Device device) {
   if (!world.uses_mpi()) throw std::logic_error("a world of more than one rank without MPI");
 
   std::unique_ptr<Communicator> all = MpiCommunicator::duplicate(MPI_COMM_WORLD);
+  groups.host = MpiCommunicator::duplicate(MPI_COMM_WORLD);
   std::unique_ptr<Communicator> tp_group = subgroup(*all, layout.tp, layout.dp_rank, layout.tp_rank);
   std::unique_ptr<Communicator> dp_group = subgroup(*all, layout.dp, layout.tp_rank, layout.dp_rank);
 #ifdef ALIGNTRAIN_WITH_NCCL

@@ -23,6 +23,9 @@ enum class Device { kCpu, kCuda };
 
 struct Groups {
   std::unique_ptr<Communicator> world, tp, dp;
+  // The world again, on the CPU (MPI, or SelfCommunicator for one rank) whatever the device: for host values that
+  // every rank must agree on (the stop flag), so that reducing them never waits for a device.
+  std::unique_ptr<Communicator> host;
   Layout layout;
 };
 

@@ -18,6 +18,7 @@
 #include "trainer/model/logprobs.h"
 #include "trainer/objectives/distill.h"
 #include "trainer/parallel/vocab_parallel.h"
+#include "trainer/runtime/host_sync.h"
 #include "trainer/stages/distill_data.h"
 #include "trainer/stages/distill_losses.h"
 #include "trainer/stages/models.h"
@@ -68,7 +69,10 @@ class DistillObjective : public TrainObjective {
     for (int64_t c = 0; c < train_.width; ++c) column(train_, index, c, /*train=*/true, sums_);
   }
 
-  StepMetrics end_step() override {
+  // One backward pass per response column.
+  bool one_backward_per_micro_step() const override { return train_.width == 1; }
+
+  StepMetrics end_step(bool) override {
     auto m = reduce(sums_, "");
     m.emplace_back("on_policy", on_policy_ ? 1.0 : 0.0);
     return m;
@@ -168,7 +172,7 @@ class DistillObjective : public TrainObjective {
       std::optional<at::NoGradGuard> metric_only;
       if (w_nll <= 0) metric_only.emplace();
       const auto nll = -objectives::token_logprob_sum(hidden, *lm_.lm_head, mb.labels, tp) / tokens;
-      sums.nll += nll.item<double>();
+      sums.nll += runtime::host_value<double>(nll);
       if (w_nll > 0) total = total + w_nll * nll;
     }
     if (loss_->has_divergence(c)) {
@@ -196,7 +200,7 @@ class DistillObjective : public TrainObjective {
       const DivergenceInput in{h_sel, *lm_.lm_head, weights, teacher_.lm, ref_ ? ref_->lm : nullptr, t_sel, r_sel,
                                table, tp, lm_.config().vocab_size};
       const auto d = loss_->divergence(in);
-      (c == 0 ? sums.distill0 : sums.distill1) += d.item<double>();
+      (c == 0 ? sums.distill0 : sums.distill1) += runtime::host_value<double>(d);
       if (w_dist > 0) total = total + w_dist * d;
     }
     if (train && total.requires_grad()) (total * static_cast<double>(env_.groups.layout.dp)).backward();
@@ -206,7 +210,7 @@ class DistillObjective : public TrainObjective {
   StepMetrics reduce(const Sums& s, const std::string& prefix) {
     auto t = at::tensor({s.nll, s.distill0, s.distill1}, at::kDouble).to(env_.device);
     env_.groups.dp->all_reduce(t, runtime::ReduceOp::kSum);
-    t = t.to(at::kCPU);
+    t = runtime::to_host(t);
     StepMetrics m = loss_->metrics(t[0].item<double>(), t[1].item<double>(), t[2].item<double>());
     if (!prefix.empty())
       for (auto& [k, v] : m) k = prefix + k;

@@ -31,8 +31,14 @@ class TrainObjective {
   // is scaled so that summing over micro-batches and averaging over data-parallel ranks gives the gradient of
   // the global-batch loss.
   virtual void micro_step(const std::vector<std::vector<int64_t>>& rows) = 0;
-  // The step's metrics, reduced over the data-parallel group; "loss" first.
-  virtual StepMetrics end_step() = 0;
+  // Whether micro_step runs (at most) one backward pass: then the loop overlaps the data-parallel gradient all-reduce
+  // with the last micro-batch's backward (a gradient is final once that pass has added to it); otherwise the
+  // all-reduce runs after the last micro_step.
+  virtual bool one_backward_per_micro_step() const { return true; }
+  // The step's metrics, reduced over the data-parallel group; "loss" first. `report` (the same on every rank) says
+  // whether the loop logs this step: when false the objective may return no metrics, and should not read device
+  // values on the host only to report them (runtime/host_sync.h).
+  virtual StepMetrics end_step(bool report) = 0;
   // Non-padding tokens in the step's global batch.
   virtual int64_t step_tokens() const = 0;
 

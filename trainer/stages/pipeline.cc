@@ -8,11 +8,13 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <set>
 #include <thread>
 
 #include <sys/resource.h>
 
 #include "common/errors.h"
+#include "config/recipe.h"
 #include "config/resolve.h"
 #include "data/example.h"
 #include "data/tokenizer.h"
@@ -20,7 +22,9 @@
 #include "trainer/checkpoint/checkpoint.h"
 #include "trainer/checkpoint/fingerprint.h"
 #include "trainer/metrics/metrics.h"
+#include "trainer/metrics/run_reporter.h"
 #include "trainer/runtime/communicators.h"
+#include "trainer/runtime/cuda_memory.h"
 #include "trainer/runtime/device.h"
 #include "trainer/runtime/signals.h"
 #include "trainer/stages/models.h"
@@ -121,6 +125,8 @@ int run_pipeline(const runtime::World& world, const config::Recipe& recipe, bool
     if (fresh) {
       fs::remove_all(out_dir / "checkpoints");
       fs::remove(out_dir / "metrics.jsonl");
+      fs::remove_all(out_dir / "tensorboard");
+      fs::remove(out_dir / "report.html");
       for (const auto& stage : recipe.stages) fs::remove(done_path(recipe, stage.name));
     }
     bool byte = false;
@@ -138,6 +144,14 @@ int run_pipeline(const runtime::World& world, const config::Recipe& recipe, bool
                recipe.run.name, recipe.stages.size(), world.size(), groups.layout.tp, groups.layout.dp,
                config::name_of(recipe.run.precision), device.str(), at::get_num_threads());
   metrics::MetricsLog metrics((out_dir / "metrics.jsonl").string(), world.is_root());
+  std::set<std::string> tensorboard_stages;
+  for (const auto& stage : recipe.stages)
+    if (stage.log.tensorboard) tensorboard_stages.insert(stage.name);
+  metrics::RunReporter reporter(out_dir.string(), config::to_yaml(recipe), tensorboard_stages);
+  if (world.is_root()) {
+    metrics.set_observer(&reporter);
+    reporter.refresh();
+  }
   StageEnv env{world, recipe, groups, device, metrics};
 
   std::vector<std::pair<std::string, nlohmann::ordered_json>> rows;
@@ -155,18 +169,28 @@ int run_pipeline(const runtime::World& world, const config::Recipe& recipe, bool
     const StageResult result = find_stage_kind(stage.kind)->run(env, stage_run);
     const auto& summary = result.summary;
     if (result.stopped) {
+      if (world.is_root()) reporter.refresh();
       spdlog::warn("stopped by signal; `aligntrain run` with the same recipe resumes from the checkpoint");
       return 0;
     }
-    if (world.is_root()) write_done(recipe, stage.name, fingerprint, summary);
+    if (world.is_root()) {
+      write_done(recipe, stage.name, fingerprint, summary);
+      reporter.refresh();
+    }
     world.barrier();
     rows.emplace_back(stage.name, summary);
   }
   print_summary(rows);
+  if (world.is_root()) spdlog::info("report: {}", (out_dir / "report.html").string());
   struct rusage usage {};
   getrusage(RUSAGE_SELF, &usage);
   spdlog::info("outputs in {} (metrics.jsonl, <stage>/model); peak memory of rank 0: {} MiB", out_dir.string(),
                usage.ru_maxrss / 1024);
+  if (device.is_cuda()) {
+    const auto peak = runtime::cuda_memory_peak(device);
+    spdlog::info("peak CUDA memory of rank 0: allocated {} MiB, reserved {} MiB", peak.allocated_bytes >> 20,
+                 peak.reserved_bytes >> 20);
+  }
   return 0;
 }
 

@@ -12,6 +12,7 @@
 #include "config/resolve.h"
 #include "data/example.h"
 #include "trainer/objectives/preference.h"
+#include "trainer/runtime/host_sync.h"
 #include "trainer/stages/udm.h"
 
 namespace aligntrain::stages {
@@ -238,7 +239,7 @@ StageResult run_unpaired(StageEnv& env, const config::StageConfig& stage) {
         auto t = at::stack({r.sum(), at::scalar_tensor(static_cast<double>(r.numel()), at::kDouble).to(r.device())})
                      .to(device);
         groups->dp->all_reduce(t, runtime::ReduceOp::kSum);
-        t = t.to(at::kCPU);
+        t = runtime::to_host(t);
         const double count = t[1].item<double>();
         *delta = objectives::running_mean_update(delta->first, delta->second, t[0].item<double>() / count, count);
       }
@@ -265,12 +266,12 @@ StageResult run_unpaired(StageEnv& env, const config::StageConfig& stage) {
         for (const auto& r : rows) index.insert(index.end(), r.begin(), r.end());
         const auto p = sequence_logps(policy, *groups->tp, device, *set, index, {1}, pad).sum.select(1, 0);
         const auto r = ref_fn(*set, index, {1}).select(1, 0);
-        sum += (p - r).to(at::kDouble).sum().item<double>();
+        sum += runtime::host_value<double>((p - r).to(at::kDouble).sum());
         count += static_cast<double>(index.size());
       }
       auto t = at::tensor({sum, count}, at::kDouble).to(device);
       groups->dp->all_reduce(t, runtime::ReduceOp::kSum);
-      t = t.to(at::kCPU);
+      t = runtime::to_host(t);
       *z0 = objectives::kto_z0(t[0].item<double>(), t[1].item<double>());
     };
   }

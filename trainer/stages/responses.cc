@@ -15,6 +15,7 @@
 #include "trainer/model/logprobs.h"
 #include "trainer/parallel/data_parallel.h"
 #include "trainer/parallel/vocab_parallel.h"
+#include "trainer/runtime/host_sync.h"
 #include "trainer/stages/frozen_cache.h"
 #include "trainer/stages/train_loop.h"
 #include "trainer/stages/training_stage.h"
@@ -146,8 +147,8 @@ void MetricSums::add(const objectives::LossTerms& terms) {
   auto put = [&](const std::string& key, const at::Tensor& v) {
     const auto d = v.detach().to(at::kDouble);
     const auto ok = ~d.isnan();
-    const double s = at::where(ok, d, at::zeros_like(d)).sum().item<double>();
-    const double c = ok.sum().item<double>();
+    const double s = runtime::host_value<double>(at::where(ok, d, at::zeros_like(d)).sum());
+    const double c = runtime::host_value<double>(ok.sum());
     for (size_t i = 0; i < keys.size(); ++i) {
       if (keys[i] == key) {
         sums[i] += s;
@@ -169,7 +170,7 @@ StepMetrics MetricSums::mean(runtime::Communicator& dp, const at::Device& device
   both.insert(both.end(), counts.begin(), counts.end());
   auto t = at::tensor(both, at::kDouble).to(device);
   dp.all_reduce(t, runtime::ReduceOp::kSum);
-  t = t.to(at::kCPU);
+  t = runtime::to_host(t);
   const auto n = static_cast<int64_t>(keys.size());
   StepMetrics out;
   for (int64_t i = 0; i < n; ++i) {
@@ -208,7 +209,7 @@ class ResponseObjective : public TrainObjective {
     (terms.loss.sum() * (static_cast<double>(groups_.layout.dp) / static_cast<double>(global_))).backward();
     sums_.add(terms);
   }
-  StepMetrics end_step() override { return sums_.mean(*groups_.dp, device_, static_cast<double>(global_), ""); }
+  StepMetrics end_step(bool) override { return sums_.mean(*groups_.dp, device_, static_cast<double>(global_), ""); }
   int64_t step_tokens() const override { return tokens_; }
   nlohmann::json state() const override { return loss_.state ? loss_.state() : nlohmann::json::object(); }
   void load_state(const nlohmann::json& j) override {

@@ -12,8 +12,10 @@
 #include <sstream>
 
 #include "common/atomic_file.h"
+#include "common/data_source.h"
 #include "common/errors.h"
 #include "data/dealing.h"
+#include "data/parquet_rows.h"
 #include "data/select_text.h"
 #include "data/zip_fit.h"
 #include "trainer/metrics/metrics.h"
@@ -34,11 +36,16 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 }
 
 // Every line of `path` as read, without its "\n" (a "\r" before it is kept), so that kept lines are copied byte for
-// byte. lines[i] is line i + 1.
+// byte. lines[i] is line i + 1. A Parquet pool's lines are its rows as JSON objects (data/parquet_rows.h), so the
+// selection of a Parquet pool is JSONL.
 std::vector<std::string> raw_lines(const std::string& path) {
+  std::vector<std::string> lines;
+  if (is_parquet_source(path)) {
+    data::for_each_parquet_row(path, [&](const data::ParquetRow& row) { lines.push_back(row.json); });
+    return lines;
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) throw DataError(path + ": cannot open data file");
-  std::vector<std::string> lines;
   for (std::string line; std::getline(in, line);) lines.push_back(std::move(line));
   return lines;
 }

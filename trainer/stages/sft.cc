@@ -11,6 +11,7 @@
 #include "trainer/model/logprobs.h"
 #include "trainer/objectives/distill.h"
 #include "trainer/parallel/vocab_parallel.h"
+#include "trainer/runtime/host_sync.h"
 #include "trainer/stages/training_stage.h"
 
 namespace aligntrain::stages {
@@ -101,7 +102,7 @@ SftObjective::SftObjective(model::CausalLM& lm, runtime::Groups& groups, at::Dev
 void SftObjective::begin_step(const data::StepRows& step) {
   loss_tokens_ = 0;
   step_tokens_ = 0;
-  nll_sum_ = 0;
+  nll_sum_ = at::zeros({1}, at::TensorOptions(at::kDouble).device(device_));
   for (const auto& row : step.rows) {
     for (int64_t i : row) {
       const auto& e = data_.examples.at(static_cast<size_t>(i));
@@ -120,13 +121,14 @@ void SftObjective::micro_step(const std::vector<std::vector<int64_t>>& rows) {
   const auto loss = objectives::token_logprob_sum(lm_.hidden_states(mb.input), *lm_.lm_head, mb.labels, *groups_.tp,
                                                   0, scale);
   loss.backward();
-  nll_sum_ += loss.item<double>() / scale * -1.0;
+  nll_sum_.add_(loss.detach().to(at::kDouble) / scale * -1.0);
 }
 
-StepMetrics SftObjective::end_step() {
-  auto t = at::tensor({nll_sum_}, at::kDouble).to(device_);
+StepMetrics SftObjective::end_step(bool report) {
+  if (!report) return {};
+  auto t = nll_sum_.clone();
   groups_.dp->all_reduce(t, runtime::ReduceOp::kSum);
-  const double loss = t.to(at::kCPU).item<double>() / static_cast<double>(loss_tokens_);
+  const double loss = runtime::host_value<double>(t) / static_cast<double>(loss_tokens_);
   return {{"loss", loss}, {"ppl", std::exp(loss)}};
 }
 

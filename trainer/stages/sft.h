@@ -53,7 +53,7 @@ class SftObjective : public TrainObjective {
   bool packing() const override { return packing_; }
   void begin_step(const data::StepRows& step) override;
   void micro_step(const std::vector<std::vector<int64_t>>& rows) override;
-  StepMetrics end_step() override;
+  StepMetrics end_step(bool report) override;
   int64_t step_tokens() const override { return step_tokens_; }
 
  private:
@@ -64,7 +64,7 @@ class SftObjective : public TrainObjective {
   data::CollateOptions collate_;
   bool packing_;
   int64_t loss_tokens_ = 0, step_tokens_ = 0;
-  double nll_sum_ = 0;
+  at::Tensor nll_sum_;  // this rank's Σ NLL of the step, fp64 on the device (read only when reported)
 };
 
 // kind: sft — the stage runner.

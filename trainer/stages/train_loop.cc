@@ -8,6 +8,7 @@
 #include <thread>
 #include <cmath>
 #include <filesystem>
+#include <optional>
 
 #include "common/errors.h"
 #include "trainer/checkpoint/checkpoint.h"
@@ -16,6 +17,9 @@
 #include "trainer/optim/adamw.h"
 #include "trainer/optim/schedule.h"
 #include "trainer/parallel/data_parallel.h"
+#include "trainer/parallel/overlapped_averager.h"
+#include "trainer/runtime/cuda_memory.h"
+#include "trainer/runtime/host_sync.h"
 #include "trainer/runtime/signals.h"
 #include "trainer/stages/stage_state.h"
 
@@ -35,10 +39,11 @@ int test_step_delay_ms() {
   return v ? std::max(0, std::atoi(v)) : 0;
 }
 
-bool any_rank_stopping(runtime::Communicator& world, const at::Device& device) {
-  auto flag = at::full({1}, runtime::stop_requested() ? 1.0 : 0.0, at::kFloat).to(device);
-  world.all_reduce(flag, runtime::ReduceOp::kMax);
-  return flag.to(at::kCPU).item<float>() > 0.5f;
+// Over the host communicator (the world on the CPU): the flag is a host value, so this never waits for the device.
+bool any_rank_stopping(runtime::Communicator& host_world) {
+  auto flag = at::full({1}, runtime::stop_requested() ? 1.0 : 0.0, at::kFloat);
+  host_world.all_reduce(flag, runtime::ReduceOp::kMax);
+  return flag.item<float>() > 0.5f;
 }
 
 std::string metric_text(const StepMetrics& m, const std::string& key) {
@@ -90,7 +95,14 @@ TrainOutcome train(TrainContext& ctx, TrainObjective& objective) {
   optim::AdamW optimizer(params, ao, ctx.recipe.parallel.zero1 ? groups.dp.get() : nullptr);
   std::vector<at::Tensor> param_tensors;
   for (const auto& p : params) param_tensors.push_back(p.param);
-  parallel::GradientAverager averager(param_tensors, *groups.dp, int64_t{ctx.recipe.parallel.bucket_mb} << 20);
+  // Gradient averaging over the data-parallel group: overlapped with the last micro-batch's backward pass, or after
+  // it (the same buckets and arithmetic, so the same bits either way).
+  const int64_t bucket_bytes = int64_t{ctx.recipe.parallel.bucket_mb} << 20;
+  const bool overlap = groups.layout.dp > 1 && ctx.recipe.parallel.overlap_grad_reduce;
+  parallel::GradientAverager averager(param_tensors, *groups.dp, bucket_bytes);
+  std::optional<parallel::OverlappedAverager> overlapped;
+  if (overlap) overlapped.emplace(param_tensors, *groups.dp, bucket_bytes);
+  parallel::ReduceTiming after_backward;  // the non-overlapped path's time
   const auto norm_params = parallel::norm_params(param_set);
   const double base_lr = stage.optimizer.lr.value_or(config::default_lr(stage.kind));
 
@@ -146,31 +158,46 @@ TrainOutcome train(TrainContext& ctx, TrainObjective& objective) {
     const auto t_step = Clock::now();
     const auto rows = data::plan_step(sampler, cursor, stage.batch.global, objective.packing(), objective.lengths(),
                                       stage.batch.max_length);
+    const int64_t syncs_before = runtime::host_syncs();
+    // Whether this step is logged: the only place where the step reads device values on the host.
+    const bool report = (step + 1) % std::max(1, stage.log.every_steps) == 0 || step == 0 || step + 1 == out.total;
     objective.begin_step(rows);
     for (auto& p : param_tensors) p.mutable_grad() = at::Tensor();
-    for (const auto& micro : data::micro_batches(rows, groups.layout.dp_rank, groups.layout.dp, stage.batch.micro)) {
-      objective.micro_step(micro);
+    const auto micros = data::micro_batches(rows, groups.layout.dp_rank, groups.layout.dp, stage.batch.micro);
+    for (size_t k = 0; k < micros.size(); ++k) {
+      // Gradients are final after this micro-batch's backward pass (not armed: all buckets go in finish()).
+      if (overlapped && k + 1 == micros.size() && objective.one_backward_per_micro_step()) overlapped->arm();
+      objective.micro_step(micros[k]);
     }
     for (auto& p : param_tensors)
       if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p);
-    if (groups.layout.dp > 1) averager.average();
-    const double grad_norm = stage.optimizer.grad_clip > 0
-                                 ? parallel::clip_grad_norm(norm_params, *groups.tp, stage.optimizer.grad_clip)
-                                 : parallel::global_grad_norm(norm_params, *groups.tp);
+    if (overlapped) {
+      overlapped->finish();
+    } else if (groups.layout.dp > 1) {
+      const auto t_reduce = Clock::now();
+      averager.average();
+      after_backward.exposed += seconds_since(t_reduce);
+      ++after_backward.steps;
+    }
+    const at::Tensor grad_norm_t =
+        stage.optimizer.grad_clip > 0 ? parallel::clip_grad_norm_tensor(norm_params, *groups.tp, stage.optimizer.grad_clip)
+                                      : parallel::global_grad_norm_tensor(norm_params, *groups.tp);
     const double lr = optim::learning_rate(stage.schedule, base_lr, step, out.total);
     optimizer.step(lr);
-    const StepMetrics m = objective.end_step();
+    const StepMetrics m = objective.end_step(report);
+    const double grad_norm = report ? runtime::host_value<double>(grad_norm_t) : 0.0;
+    if (!report) out.unlogged_host_syncs += runtime::host_syncs() - syncs_before;
     cursor = rows.end;
     ++step;
     checkpoint_current = false;
     const double dt = seconds_since(t_step);
     const int64_t tokens = objective.step_tokens();
     out.tokens += tokens;
-    if (out.first.empty()) out.first = m;
-    out.last = m;
+    if (report && out.first.empty()) out.first = m;
+    if (report) out.last = m;
 
     const bool last = step == out.total;
-    if (step % std::max(1, stage.log.every_steps) == 0 || step == 1 || last) {
+    if (report) {
       nlohmann::ordered_json line;
       line["stage"] = stage.name;
       line["step"] = step;
@@ -181,6 +208,11 @@ TrainOutcome train(TrainContext& ctx, TrainObjective& objective) {
       line["epoch"] = static_cast<double>(cursor) / static_cast<double>(objective.num_examples());
       line["tokens_per_sec"] = static_cast<double>(tokens) / dt;
       line["elapsed_sec"] = seconds_since(t_start);
+      if (ctx.device.is_cuda()) {  // the caching allocator's peaks so far (what bench/gpu/ reports)
+        const auto peak = runtime::cuda_memory_peak(ctx.device);
+        line["cuda_peak_allocated_mib"] = peak.allocated_bytes >> 20;
+        line["cuda_peak_reserved_mib"] = peak.reserved_bytes >> 20;
+      }
       ctx.metrics.write(line);
       const double per_step = seconds_since(t_start) / static_cast<double>(step - out.start_step);
       spdlog::info("[{}] step {}/{} | loss {} | lr {:.2e} | grad {:.3f} | {} tok/s | ETA {}", stage.name, step,
@@ -197,7 +229,7 @@ TrainOutcome train(TrainContext& ctx, TrainObjective& objective) {
       checkpoint_current = true;
     }
     if (delay_ms > 0 && !last) std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
-    if (!last && any_rank_stopping(*groups.world, ctx.device)) {
+    if (!last && any_rank_stopping(*groups.host)) {
       spdlog::warn("[{}] stop requested (signal {}): writing a checkpoint at step {}", stage.name,
                    runtime::stop_signal(), step);
       if (!checkpoint_current) write_checkpoint();
@@ -207,6 +239,13 @@ TrainOutcome train(TrainContext& ctx, TrainObjective& objective) {
   }
   out.steps = step;
   out.seconds = seconds_since(t_start);
+  if (groups.layout.dp > 1) {
+    const parallel::ReduceTiming& t = overlapped ? overlapped->timing() : after_backward;
+    out.reduce = t;
+    spdlog::info("[{}] data-parallel gradient all-reduce ({}): {:.3f} s after the backward pass, {:.3f} s inside it, "
+                 "over {} step(s)", stage.name, overlapped ? "overlapped" : "after the backward pass", t.exposed,
+                 t.in_backward, t.steps);
+  }
   return out;
 }
 

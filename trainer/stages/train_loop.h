@@ -12,6 +12,7 @@
 #include "config/schema.h"
 #include "trainer/metrics/metrics.h"
 #include "trainer/model/transformer.h"
+#include "trainer/parallel/overlapped_averager.h"
 #include "trainer/runtime/communicators.h"
 #include "trainer/stages/objective.h"
 
@@ -36,6 +37,10 @@ struct TrainOutcome {
   std::optional<StepMetrics> eval_first, eval_last;
   double seconds = 0;
   int64_t tokens = 0;        // tokens this run trained on
+  // Host reads of device values (runtime/host_sync.h) in the steps that logged nothing; the step reads values only
+  // to log them, so this is 0 for objectives that keep their running sums on the device.
+  int64_t unlogged_host_syncs = 0;
+  parallel::ReduceTiming reduce;  // time spent on the data-parallel gradient all-reduce (DP > 1)
 };
 
 // Optimizer steps of the stage: train.steps, or train.epochs (default 1) passes over the data.
