@@ -92,6 +92,7 @@ Written write_checkpoint(const fs::path& stage_dir, const TrainState& state, con
     j["cursor"] = state.cursor;
     j["tp"] = state.tp;
     j["dp"] = state.dp;
+    j["zero1"] = state.zero1;
     j["world"] = world.size();
     j["objective"] = state.objective;
     j["fingerprint"] = state.fingerprint;
@@ -167,6 +168,7 @@ TrainState read_state(const fs::path& dir) {
     s.cursor = j.at("cursor").get<int64_t>();
     s.tp = j.at("tp").get<int>();
     s.dp = j.at("dp").get<int>();
+    s.zero1 = j.value("zero1", false);
     s.fingerprint = j.at("fingerprint");
     s.objective = j.value("objective", nlohmann::json::object());
     for (const auto& item : j.value("parameters", nlohmann::json::array())) {
@@ -184,6 +186,17 @@ TrainState read_state(const fs::path& dir) {
     return s;
   } catch (const nlohmann::json::exception& e) {
     throw DataError(p.string() + ": " + e.what());
+  }
+}
+
+void restore_rng(const at::Tensor& cpu_state, const at::Tensor& cuda_state) {
+  if (cpu_state.defined()) {
+    at::Generator gen = at::detail::getDefaultCPUGenerator();
+    gen.set_state(cpu_state);
+  }
+  if (cuda_state.defined() && at::globalContext().hasCUDA()) {
+    at::Generator gen = at::globalContext().defaultGenerator(at::Device(at::kCUDA));
+    gen.set_state(cuda_state);
   }
 }
 
@@ -205,14 +218,11 @@ NamedTensors load_rank(const fs::path& dir, int rank, const NamedTensors& model)
   for (const auto& [name, t] : loaded) {
     if (name.rfind("optim.", 0) == 0) optim.emplace_back(name.substr(6), t);
   }
-  if (const auto it = by_name.find("rng.cpu"); it != by_name.end()) {
-    at::Generator gen = at::detail::getDefaultCPUGenerator();
-    gen.set_state(it->second);
-  }
-  if (const auto it = by_name.find("rng.cuda"); it != by_name.end() && at::globalContext().hasCUDA()) {
-    at::Generator gen = at::globalContext().defaultGenerator(at::Device(at::kCUDA));
-    gen.set_state(it->second);
-  }
+  const auto rng = [&](const char* name) {
+    const auto it = by_name.find(name);
+    return it == by_name.end() ? at::Tensor() : it->second;
+  };
+  restore_rng(rng("rng.cpu"), rng("rng.cuda"));
   return optim;
 }
 

@@ -34,6 +34,7 @@ struct TrainState {
   int64_t total_steps = 0;
   int64_t cursor = 0;       // data stream position after `step` steps
   int tp = 1, dp = 1;
+  bool zero1 = false;       // optimizer state sharded over the data-parallel group (each tensor on its owner)
   nlohmann::json fingerprint = nlohmann::json::object();  // results-relevant recipe fields (fingerprint.h)
   nlohmann::json objective = nlohmann::json::object();    // objective state that must survive a resume
   // The model's parameter set (name, full shape, tensor-parallel split) as written: export gathers the shards by it.
@@ -68,6 +69,10 @@ TrainState read_state(const std::filesystem::path& dir);
 NamedTensors load_rank(const std::filesystem::path& dir, int rank, const NamedTensors& model);
 
 std::string rank_file_name(int rank);
+
+// Restores the default CPU generator (and the CUDA one, where there is a GPU) from saved states; an undefined
+// tensor leaves that generator as it is.
+void restore_rng(const at::Tensor& cpu_state, const at::Tensor& cuda_state);
 
 // Removes incomplete checkpoint folders and all but the newest `keep_last` complete ones (at least one kept).
 void prune(const std::filesystem::path& stage_dir, int keep_last);

@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <set>
+#include <string>
 #include <vector>
 
 #include "common/data_source.h"
@@ -90,7 +92,7 @@ std::string file_digest(const std::string& path) {
 
 std::string text_digest(std::string_view bytes) { return hex(fnv1a(bytes, kFnvOffset)); }
 
-nlohmann::json stage_fingerprint(const config::Recipe& recipe, const config::StageConfig& stage, int dp) {
+nlohmann::json stage_fingerprint(const config::Recipe& recipe, const config::StageConfig& stage) {
   const YAML::Node root = YAML::Load(config::to_yaml(recipe));
   nlohmann::json all = nlohmann::json::object();
   flatten(root, "", all);
@@ -101,9 +103,6 @@ nlohmann::json stage_fingerprint(const config::Recipe& recipe, const config::Sta
   copy(".run.seed");
   copy(".run.precision");
   copy(".run.device");
-  copy(".parallel.tensor");
-  copy(".parallel.zero1");
-  fp["parallel.data (world size / tensor)"] = std::to_string(dp);
   // A select stage's model is its embedding model (isa); zip_fit uses none.
   const bool isa = stage.kind == config::StageKind::select && stage.select.method == config::SelectMethod::isa;
   const std::string model = root_model(recipe, isa ? stage.select.embedding_model : stage.policy);
@@ -139,13 +138,18 @@ nlohmann::json stage_fingerprint(const config::Recipe& recipe, const config::Sta
 }
 
 std::optional<std::string> fingerprint_difference(const nlohmann::json& stored, const nlohmann::json& current) {
+  // Layout keys of fingerprints written before a checkpoint could resume on another layout.
+  static const std::set<std::string> kLayoutKeys = {"parallel.tensor", "parallel.zero1",
+                                                    "parallel.data (world size / tensor)"};
   auto show = [](const nlohmann::json& j, const std::string& key) {
     return j.contains(key) ? j[key].get<std::string>() : std::string("(not set)");
   };
   for (const auto& [key, value] : current.items()) {
+    if (kLayoutKeys.count(key)) continue;
     if (!stored.contains(key) || stored[key] != value) return key + ": was " + show(stored, key) + ", now " + show(current, key);
   }
   for (const auto& [key, value] : stored.items()) {
+    if (kLayoutKeys.count(key)) continue;
     if (!current.contains(key)) return key + ": was " + show(stored, key) + ", now " + show(current, key);
   }
   return std::nullopt;

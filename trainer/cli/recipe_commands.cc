@@ -131,7 +131,7 @@ int run(const runtime::World& world, const RecipeArgs& args, bool fresh) {
   auto recipe = load_checked(world, args, world.size());
   if (!recipe) return kExitUsage;
   const fs::path out_dir = recipe->run.output_dir;
-  stages::check_resumable(world, *recipe, fresh);  // before anything in output_dir is touched
+  stages::check_resumable(*recipe, fresh);  // before anything in output_dir is touched
   if (world.is_root()) {
     std::error_code ec;
     fs::create_directories(out_dir, ec);

@@ -159,6 +159,17 @@ std::vector<std::pair<std::string, at::Tensor>> AdamW::state_tensors() const {
   return out;
 }
 
+std::vector<std::pair<std::string, std::string>> AdamW::state_layout() const {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& s : slots_) {
+    if (!owns(s)) continue;
+    out.emplace_back("exp_avg." + s.entry.name, s.entry.name);
+    out.emplace_back("exp_avg_sq." + s.entry.name, s.entry.name);
+    if (s.master.defined()) out.emplace_back("master." + s.entry.name, s.entry.name);
+  }
+  return out;
+}
+
 void AdamW::load_state(const std::vector<std::pair<std::string, at::Tensor>>& tensors, int64_t steps) {
   std::map<std::string, at::Tensor> by_name(tensors.begin(), tensors.end());
   auto take = [&](const std::string& name, at::Tensor& into) {

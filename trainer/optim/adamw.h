@@ -67,6 +67,9 @@ class AdamW {
   // This rank's optimizer state as named tensors, for checkpoints: "exp_avg.<name>", "exp_avg_sq.<name>" and,
   // for non-fp32 parameters, "master.<name>" (only the parameters this rank owns under ZeRO-1).
   std::vector<std::pair<std::string, at::Tensor>> state_tensors() const;
+  // The (state tensor name, parameter name) of each tensor state_tensors() returns, in the same order: what a
+  // checkpoint written by another layout must provide (checkpoint/reshard.h).
+  std::vector<std::pair<std::string, std::string>> state_layout() const;
   // Restores what state_tensors() returned (same parameters, same layout). Throws std::runtime_error naming a
   // missing or mis-shaped tensor.
   void load_state(const std::vector<std::pair<std::string, at::Tensor>>& tensors, int64_t steps);

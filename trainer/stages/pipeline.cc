@@ -96,12 +96,11 @@ void check_data(const config::Recipe& recipe) {
 
 }  // namespace
 
-void check_resumable(const runtime::World& world, const config::Recipe& recipe, bool fresh) {
+void check_resumable(const config::Recipe& recipe, bool fresh) {
   if (fresh) return;
-  const int dp = world.size() / std::max(1, recipe.parallel.tensor);
   const fs::path out_dir = recipe.run.output_dir;
   for (const auto& stage : recipe.stages) {
-    const auto fingerprint = checkpoint::stage_fingerprint(recipe, stage, dp);
+    const auto fingerprint = checkpoint::stage_fingerprint(recipe, stage);
     if (finished_summary(recipe, stage.name, fingerprint)) continue;
     if (const auto latest = checkpoint::latest_complete(out_dir / "checkpoints" / stage.name)) {
       require_same_recipe(stage.name, *latest, checkpoint::read_state(*latest).fingerprint, fingerprint);
@@ -156,7 +155,7 @@ int run_pipeline(const runtime::World& world, const config::Recipe& recipe, bool
 
   std::vector<std::pair<std::string, nlohmann::ordered_json>> rows;
   for (const auto& stage : recipe.stages) {
-    const auto fingerprint = checkpoint::stage_fingerprint(recipe, stage, groups.layout.dp);
+    const auto fingerprint = checkpoint::stage_fingerprint(recipe, stage);
     if (auto summary = finished_summary(recipe, stage.name, fingerprint)) {
       spdlog::info("[{}] done earlier ({}), skipping", stage.name, done_path(recipe, stage.name).string());
       rows.emplace_back(stage.name, std::move(*summary));

@@ -11,7 +11,7 @@ namespace aligntrain::stages {
 
 // Before anything is written: throws UsageError when a DONE stage or the newest complete checkpoint of a stage was
 // made by a recipe that differs in a results-changing field (unless `fresh`).
-void check_resumable(const runtime::World& world, const config::Recipe& recipe, bool fresh);
+void check_resumable(const config::Recipe& recipe, bool fresh);
 
 // Returns the exit code (0 also when stopped by a signal after writing a checkpoint).
 int run_pipeline(const runtime::World& world, const config::Recipe& recipe, bool fresh);

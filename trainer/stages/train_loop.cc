@@ -13,6 +13,7 @@
 #include "common/errors.h"
 #include "trainer/checkpoint/checkpoint.h"
 #include "trainer/checkpoint/fingerprint.h"
+#include "trainer/checkpoint/reshard.h"
 #include "trainer/model/checkpoint_io.h"
 #include "trainer/optim/adamw.h"
 #include "trainer/optim/schedule.h"
@@ -108,17 +109,32 @@ TrainOutcome train(TrainContext& ctx, TrainObjective& objective) {
 
   // Resume from the newest complete checkpoint of this stage, if the recipe still describes the same training.
   const fs::path ckpt_dir = fs::path(ctx.recipe.run.output_dir) / "checkpoints" / stage.name;
-  const auto fingerprint = checkpoint::stage_fingerprint(ctx.recipe, stage, groups.layout.dp);
+  const auto fingerprint = checkpoint::stage_fingerprint(ctx.recipe, stage);
+  const checkpoint::ShardLayout layout{groups.layout.tp, groups.layout.dp,
+                                       ctx.recipe.parallel.zero1 && groups.layout.dp > 1};
   int64_t step = 0, cursor = 0;
   if (const auto latest = checkpoint::latest_complete(ckpt_dir)) {
     const auto state = checkpoint::read_state(*latest);
     require_same_recipe(stage.name, *latest, state.fingerprint, fingerprint);
-    const auto optim_state = checkpoint::load_rank(*latest, groups.layout.rank, param_set.named_tensors());
+    const checkpoint::ShardLayout saved{state.tp, state.dp, state.zero1 && state.dp > 1};
+    checkpoint::NamedTensors optim_state;
+    if (saved == layout) {
+      optim_state = checkpoint::load_rank(*latest, groups.layout.rank, param_set.named_tensors());
+    } else {
+      checkpoint::ReshardCounts counts;
+      optim_state = checkpoint::load_resharded(*latest, state, groups.layout.rank, groups.layout.tp_rank,
+                                               groups.layout.tp, param_set.named_tensors(), optimizer.state_layout(),
+                                               &counts);
+      spdlog::info("[{}] resharded the checkpoint from {} to {}: {} parameters ({} resliced) and {} optimizer "
+                   "tensors on this rank", stage.name, checkpoint::describe(saved), checkpoint::describe(layout),
+                   counts.parameters, counts.resliced, counts.optimizer_tensors);
+    }
     optimizer.load_state(optim_state, state.step);
     objective.load_state(state.objective);
     step = state.step;
     cursor = state.cursor;
-    spdlog::info("[{}] resuming from {} (step {}/{})", stage.name, latest->string(), step, out.total);
+    spdlog::info("[{}] resuming from {} (step {}/{}, data position {})", stage.name, latest->string(), step, out.total,
+                 cursor);
   }
   ctx.metrics.truncate_after(stage.name, step == 0 ? -1 : step);
   out.start_step = step;
@@ -134,6 +150,7 @@ TrainOutcome train(TrainContext& ctx, TrainObjective& objective) {
     st.cursor = cursor;
     st.tp = groups.layout.tp;
     st.dp = groups.layout.dp;
+    st.zero1 = layout.zero1;
     st.fingerprint = fingerprint;
     st.objective = objective.state();
     st.parameters = param_set.specs();
@@ -206,6 +223,7 @@ TrainOutcome train(TrainContext& ctx, TrainObjective& objective) {
       line["grad_norm"] = grad_norm;
       line["tokens"] = tokens;
       line["epoch"] = static_cast<double>(cursor) / static_cast<double>(objective.num_examples());
+      line["data_position"] = cursor;  // examples drawn from the (global) data stream so far
       line["tokens_per_sec"] = static_cast<double>(tokens) / dt;
       line["elapsed_sec"] = seconds_since(t_start);
       if (ctx.device.is_cuda()) {  // the caching allocator's peaks so far (what bench/gpu/ reports)
