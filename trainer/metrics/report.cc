@@ -295,7 +295,8 @@ pre{background:#fff;border:1px solid #ddd;padding:10px;font-size:12px;overflow-x
 }  // namespace
 
 bool is_plotted_metric(const std::string& key) {
-  static const std::set<std::string> not_plotted = {"epoch", "elapsed_sec", "tokens", "eval/tokens", "eval/examples",
+  static const std::set<std::string> not_plotted = {"epoch",       "data_position", "elapsed_sec",
+                                                    "tokens",      "eval/tokens",   "eval/examples",
                                                     "eval/exact_match_count"};
   return not_plotted.count(key) == 0;
 }
