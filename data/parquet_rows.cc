@@ -5,6 +5,8 @@
 #include <arrow/io/file.h>
 #include <parquet/arrow/reader.h>
 #include <parquet/exception.h>
+#include <parquet/file_reader.h>
+#include <parquet/metadata.h>
 
 #include <nlohmann/json.hpp>
 
@@ -72,6 +74,31 @@ T ok_or_throw(arrow::Result<T> result, const std::string& where) {
   return std::move(result).ValueUnsafe();
 }
 
+// Arrow sizes its buffers by the row and value counts the footer declares, so a corrupt footer (a few bytes claiming
+// billions of rows) would allocate gigabytes before any page is read. The counts must agree with each other: the row
+// groups' rows add up to the file's, and each column chunk holds at least one value (or null) per row.
+void check_declared_counts(const parquet::FileMetaData& md, const std::string& file) {
+  int64_t rows = 0;
+  for (int g = 0; g < md.num_row_groups(); ++g) {
+    const auto rg = md.RowGroup(g);
+    const std::string where = file + ": row group " + std::to_string(g);
+    if (rg->num_rows() < 0) throw DataError(where + ": a negative row count (a corrupt footer)");
+    for (int c = 0; c < rg->num_columns(); ++c) {
+      const auto chunk = rg->ColumnChunk(c);
+      if (chunk->num_values() < rg->num_rows()) {
+        throw DataError(where + ": column " + chunk->path_in_schema()->ToDotString() + " holds " +
+                        std::to_string(chunk->num_values()) + " value(s) for " + std::to_string(rg->num_rows()) +
+                        " declared row(s) (a corrupt footer)");
+      }
+    }
+    rows += rg->num_rows();
+  }
+  if (rows != md.num_rows()) {
+    throw DataError(file + ": the row groups declare " + std::to_string(rows) + " row(s), the file " +
+                    std::to_string(md.num_rows()) + " (a corrupt footer)");
+  }
+}
+
 }  // namespace
 
 std::string parquet_location(const ParquetRow& row) {
@@ -91,6 +118,11 @@ void for_each_parquet_row(const std::string& value, const std::function<void(con
           ok_or_throw(parquet::arrow::OpenFile(input, arrow::default_memory_pool()), file + ": not a Parquet file");
     } catch (const parquet::ParquetException& e) {
       throw DataError(file + ": not a Parquet file: " + e.what());
+    }
+    try {
+      check_declared_counts(*reader->parquet_reader()->metadata(), file);
+    } catch (const parquet::ParquetException& e) {
+      throw DataError(file + ": unreadable Parquet metadata: " + e.what());
     }
     for (int g = 0; g < reader->num_row_groups(); ++g) {
       row.row_group = g;

@@ -1,7 +1,8 @@
 // Parquet data (data/parquet_rows.h through data/example.h): files written by pyarrow — plain text, conversations
 // (list<struct<role, content>> columns), preference pairs in Hub-style shards read by folder and by glob, nulls —
 // give exactly the examples of the equivalent JSONL; wrong column types, unsupported types, files that are not
-// Parquet and sources with no files give a DataError naming the file, row group and row.
+// Parquet, a footer that declares more rows than its columns hold (found by the fuzzer: Arrow would allocate for
+// them) and sources with no files give a DataError naming the file, row group and row.
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -61,6 +62,25 @@ pq.write_table(pa.table({"prompt": ["a"], "completion": ["b"], "blob": pa.array(
 with open(os.path.join(out, "garbage.parquet"), "wb") as f:
     f.write(b"PAR1 this is not a parquet file at all PAR1")
 os.makedirs(os.path.join(out, "empty_folder"), exist_ok=True)
+# Found by the parquet fuzz target: 906 bytes whose footer declares 9,103,668,863 rows in one row group (Arrow would
+# allocate 32 GiB for them).
+import base64
+with open(os.path.join(out, "footer_rows.parquet"), "wb") as f:
+    f.write(base64.b64decode(
+        "UEFSMRUEFSoVKkwVBBUAEgAABAAAAHVzZXIJAAAAYXNzAAAAAG50FQAVHhUeLBUEFRAVBhUGHDYAKAR1c2VyGAlhc3Npc3RhbnQR"
+        "EQAAAAIAAAADAgIAAAAEBAEDAhUEFRQVFEwVBBUAEgAAAQAAAHgBAAAAeRUAFR4VHiwVBBUQFQYVBhw2ACgBeRgBeBERAAAAAgAA"
+        "AAMCAgAAAAQEAQMCFQQZbDUAGAZzY2hlbWEVAgA1AhgIbWVzM2FnZXMVAhUGTDwAAAA1BBgEbGlzdBUCADUCGAdlbGVtZW50FQQA"
+        "FQwlAhgEcm9sZSUATBwAAAAVDCUCGAdjb250ZW50JQBMHAAAABYCGRwZLCYAHBUMGTUABhAZSAhwZXNzYWdlcwRsaXN0B2VsZW1l"
+        "bnQEcm9sZRUAFgQWtAEWtAEmTiYIHDYAKAR1c2VyGAlhc3Npc3RhbnQREQAZLBUEFQAVAgAVABUQFQIAPBYaGSYCAhlWAAAAAAQA"
+        "AAAmABwVDBk1AAYQGUgIbWVzc2FnZXMEbGlzdAdlbGVtZW50B2NvbnRlbnQVABYEFogBFogBJuwBJrwBHDYAKAF5GAF4EREAGSwV"
+        "BBUAFQIAFQAVEBUCADwWBBkmAgIZVgAAAAAEAAAAFrwCFv7Z9+lD/f/gHBgMQVJST1c6c2NoZW1hGNgCLy8vLy8vZ0FBQUFRQUFB"
+        "QUFBQUtBQXdBQmdBRkFBZ0FDZ0FBQUFBQkJBQU1BQUFBQ0FBSUFBQUFCQUFJQUFBQUJBQUFBQUVBQUFBRUFBQUFlUC8vL3dBQUFR"
+        "d1VBQUFBSUFBQUFBUUFBQUFCQUFBQUdBQUFBQWdBQUFCdFpYTnpZV2RsY3dBQUFBQncvLy8vcVAvLy93QUFBUTBZQUFBQUlBQUFB"
+        "QVFBQUFBQ0FBQUFVQUFBQUJRQUFBQUVBQUFBYVhSbGJRQUFBQUNnLy8vLzJQLy8vd0FBQVFVUUFBQUFHQUFBQUFRQUFBQUFBQUFB"
+        "QndBQUFHTnZiblJsYm5RQXlQLy8veEFBRkFBSUFBWUFCd0FNQUFBQUVBQVFBQUFBQUFBQkJSQUFBQUFjQUFBQUJBQUFBQUFBQUFB"
+        "RUFBQUFjbTlzWlFBQUFBQUVBQVFBQkFBQUFBPT0AGCBwYXJxdWV0LWNwcC1hcnJvdyB2ZXJzaW9uIDI2LjAuMRksHAAAHAAAAOAC"
+        "AABQQVIx"
+    ))
 )PY";
 
 class ParquetTest : public ::testing::Test {
@@ -144,6 +164,9 @@ TEST_F(ParquetTest, WrongAndUnsupportedTypesAndBadFilesAreDataErrors) {
   EXPECT_NE(e.find("binary.parquet: row group 0, row 0: blob: a column of type binary"), std::string::npos) << e;
   e = data_error(at("garbage.parquet"));
   EXPECT_NE(e.find("garbage.parquet: not a Parquet file"), std::string::npos) << e;
+  e = data_error(at("footer_rows.parquet"));
+  EXPECT_NE(e.find("footer_rows.parquet: row group 0: column "), std::string::npos) << e;
+  EXPECT_NE(e.find("for 9103668863 declared row(s) (a corrupt footer)"), std::string::npos) << e;
   e = data_error(at("empty_folder"));
   EXPECT_NE(e.find("empty_folder: no Parquet files"), std::string::npos) << e;
   e = data_error(at("nothing-*.parquet"));
