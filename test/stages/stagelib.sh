@@ -48,3 +48,21 @@ run_long() {
   OUT=$(timeout 600 "$@" 2>&1)
   RC=$?
 }
+
+# reached_step FILE STEP: exit status 0 when metrics.jsonl FILE has a training line at step >= STEP.
+reached_step() {
+  [ -f "$1" ] && python3 - "$1" "$2" <<'PY'
+import json, sys
+steps = [json.loads(l).get("step", 0) for l in open(sys.argv[1]) if l.strip().endswith("}") and '"loss"' in l]
+sys.exit(0 if steps and max(steps) >= int(sys.argv[2]) else 1)
+PY
+}
+
+# same_result REF_DIR DIR WHAT: the SFT stage "sft" of run DIR ended with bitwise the weights of REF_DIR, and its
+# metrics.jsonl equals REF_DIR's apart from timing fields (two checks).
+same_result() {
+  cmp -s "$1/sft/model/model.safetensors" "$2/sft/model/model.safetensors"
+  check "$3: final weights bitwise identical to the uninterrupted run" $?
+  diff <(metrics_without_timing "$1/metrics.jsonl") <(metrics_without_timing "$2/metrics.jsonl") > "$2.metrics.diff"
+  check "$3: metrics.jsonl identical apart from timing fields" $?
+}
