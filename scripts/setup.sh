@@ -16,8 +16,12 @@ APT_PACKAGES=(
   libopenmpi-dev openmpi-bin zlib1g-dev libpcre2-dev libxxhash-dev
   googletest libgtest-dev clang libclang-rt-14-dev
   chromium
+  slurm-wlm munge
 )
 # chromium: test/metrics/run_outputs_test.sh renders report.html headless into a screenshot.
+# slurm-wlm (slurmctld, slurmd, the client commands and the mpi/pmix plugin) and munge: test/cluster/slurm_test.sh
+# runs aligntrain under `srun --mpi=pmix` on a one-node cluster that scripts/slurm/local_cluster.sh starts with
+# daemons of its own (the packages' system services are not configured or used).
 
 # --- 1. Debian packages --------------------------------------------------------------------------------------
 missing=()

@@ -135,4 +135,15 @@ run_cmd $BIN logprobs --model "$TMP/plain-model" --data "$TMP/role.jsonl"
 expect_exit 3 "a chat message with an unknown role"
 expect_output "role.jsonl:2: prompt\[0\]\.role: unknown role 'robot'" "names file, line, field and the role"
 
+# One of several srun tasks without PMIx (srun --mpi=none; the variables srun sets) refuses instead of training alone
+# into the shared output folder; a single srun task runs alone as usual. (test/cluster/slurm_test.sh runs the real srun.)
+run_cmd env SLURM_STEP_NUM_TASKS=2 SLURM_PROCID=0 $BIN validate config/recipes/sft.yaml
+expect_exit 2 "task 0 of 2 srun tasks without PMIx"
+expect_output "one of 2 tasks without MPI process management .*srun --mpi=pmix" "the error says how to launch"
+run_cmd env SLURM_STEP_NUM_TASKS=2 SLURM_PROCID=1 $BIN validate config/recipes/sft.yaml
+expect_exit 2 "task 1 of 2 srun tasks without PMIx"
+expect_no_output "error" "only task 0 prints the error"
+run_cmd env SLURM_STEP_NUM_TASKS=1 SLURM_PROCID=0 $BIN validate config/recipes/sft.yaml
+expect_exit 0 "a single srun task runs alone"
+
 finish

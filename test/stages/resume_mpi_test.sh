@@ -38,13 +38,6 @@ stages:
 YAML
 }
 
-same_result() {  # same_result REF_DIR DIR WHAT
-  cmp -s "$1/sft/model/model.safetensors" "$2/sft/model/model.safetensors"
-  check "$3: final weights bitwise identical to the uninterrupted run" $?
-  diff <(metrics_without_timing "$1/metrics.jsonl") <(metrics_without_timing "$2/metrics.jsonl") > "$2.metrics.diff"
-  check "$3: metrics.jsonl identical apart from timing fields" $?
-}
-
 for mode in "dp2 1" "tp2 2"; do
   set -- $mode
   name=$1 tp=$2

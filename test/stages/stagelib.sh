@@ -49,16 +49,29 @@ run_long() {
   RC=$?
 }
 
-# wait_for_step FILE STEP PID: until metrics.jsonl has a training line at >= STEP (or the job ended).
-wait_for_step() {
-  for _ in $(seq 1 6000); do
-    kill -0 "$3" 2>/dev/null || return 1
-    if [ -f "$1" ] && python3 - "$1" "$2" <<'PY'
+# reached_step FILE STEP: exit status 0 when metrics.jsonl FILE has a training line at step >= STEP.
+reached_step() {
+  [ -f "$1" ] && python3 - "$1" "$2" <<'PY'
 import json, sys
 steps = [json.loads(l).get("step", 0) for l in open(sys.argv[1]) if l.strip().endswith("}") and '"loss"' in l]
 sys.exit(0 if steps and max(steps) >= int(sys.argv[2]) else 1)
 PY
-    then return 0; fi
+}
+
+# same_result REF_DIR DIR WHAT: the SFT stage "sft" of run DIR ended with bitwise the weights of REF_DIR, and its
+# metrics.jsonl equals REF_DIR's apart from timing fields (two checks).
+same_result() {
+  cmp -s "$1/sft/model/model.safetensors" "$2/sft/model/model.safetensors"
+  check "$3: final weights bitwise identical to the uninterrupted run" $?
+  diff <(metrics_without_timing "$1/metrics.jsonl") <(metrics_without_timing "$2/metrics.jsonl") > "$2.metrics.diff"
+  check "$3: metrics.jsonl identical apart from timing fields" $?
+}
+
+# wait_for_step FILE STEP PID: until metrics.jsonl has a training line at >= STEP (or the job ended).
+wait_for_step() {
+  for _ in $(seq 1 6000); do
+    kill -0 "$3" 2>/dev/null || return 1
+    reached_step "$1" "$2" && return 0
     sleep 0.05
   done
   return 1

@@ -16,7 +16,22 @@ bool launched_by_mpi() {
 }
 
 World::World(int* argc, char*** argv) {
-  if (!launched_by_mpi()) return;
+  if (!launched_by_mpi()) {
+    // srun without a PMI plugin (`--mpi=none`, Slurm's default MpiDefault) starts N processes that know nothing of
+    // each other: each would train alone, all into the same output folder. Refuse (exit 2, usage).
+    const char* tasks = std::getenv("SLURM_STEP_NUM_TASKS");
+    if (tasks != nullptr && std::atoi(tasks) > 1) {
+      const char* procid = std::getenv("SLURM_PROCID");
+      if (procid == nullptr || std::atoi(procid) == 0) {
+        std::fprintf(stderr,
+                     "error: started by srun as one of %s tasks without MPI process management (no PMIx or PMI "
+                     "variables); launch with `srun --mpi=pmix`\n",
+                     tasks);
+      }
+      std::exit(2);
+    }
+    return;
+  }
   int provided = 0;
   if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
     std::fprintf(stderr, "error: MPI_Init_thread failed\n");

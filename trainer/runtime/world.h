@@ -12,6 +12,7 @@ namespace aligntrain::runtime {
 class World {
  public:
   // Initialises MPI when launched by mpirun/srun (detected from the launcher's environment), else runs alone.
+  // One of several srun tasks without PMIx/PMI (srun --mpi=none) exits with code 2 and an error (task 0 prints it).
   World(int* argc, char*** argv);
   ~World();
   World(const World&) = delete;
