@@ -24,7 +24,8 @@ import sys
 import numpy as np
 from tensorboard.backend.event_processing import event_accumulator
 
-NOT_PLOTTED = {"epoch", "elapsed_sec", "tokens", "eval/tokens", "eval/examples", "eval/exact_match_count"}
+NOT_PLOTTED = {"epoch", "data_position", "elapsed_sec", "tokens", "eval/tokens", "eval/examples",
+               "eval/exact_match_count"}
 failures = 0
 
 
