@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Compares two output folders of `aligntrain run` for a behaviour-preserving change: metrics.jsonl line by line
-without its timing fields (tokens_per_sec, elapsed_sec), and every saved model, generated file and tokenizer file
-byte for byte (checkpoints, caches, logs and DONE markers, which hold paths and times, are left out).
+without its timing fields (tokens_per_sec, elapsed_sec) and measured memory peak (peak_mib), and every saved model,
+generated file and tokenizer file byte for byte (checkpoints, caches, logs and DONE markers, which hold paths and
+times, are left out).
 
     python3 scripts/compare_runs.py RUN_BEFORE RUN_AFTER
 
@@ -11,7 +12,7 @@ import json
 import os
 import sys
 
-TIMING = {"tokens_per_sec", "elapsed_sec"}
+TIMING = {"tokens_per_sec", "elapsed_sec", "peak_mib"}
 SKIP_DIRS = {"checkpoints", "cache"}
 SKIP_FILES = {"metrics.jsonl", "aligntrain.log", "recipe.resolved.yaml", "DONE"}
 

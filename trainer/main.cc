@@ -11,6 +11,7 @@
 #include "common/errors.h"
 #include "trainer/cli/commands.h"
 #include "trainer/runtime/allocator.h"
+#include "trainer/runtime/cpu_memory.h"
 #include "trainer/runtime/cuda_alloc_conf.h"
 #include "trainer/runtime/logging.h"
 #include "trainer/runtime/world.h"
@@ -48,6 +49,7 @@ int fail(runtime::World& world, const char* what, int code) {
 
 int main(int argc, char** argv) {
   const char* malloc_mode = runtime::keep_freed_memory();  // before any large allocation
+  runtime::track_cpu_memory();  // before any tensor: CPU tensor bytes and their peak (cpu_memory.h)
   const char* cuda_alloc = runtime::configure_cuda_allocator();  // before anything touches CUDA
   runtime::World world(&argc, &argv);
   Args args;

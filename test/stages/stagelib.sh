@@ -16,13 +16,14 @@ for line in open(path):
 PY
 }
 
-# metrics_without_timing FILE: metrics.jsonl with the timing fields (which differ between runs) removed.
+# metrics_without_timing FILE: metrics.jsonl with the timing fields and the measured memory peak (which differ
+# between runs: a resumed stage's peak counts from the resume) removed.
 metrics_without_timing() {
   python3 - "$1" <<'PY'
 import json, sys
 for line in open(sys.argv[1]):
     j = json.loads(line)
-    for k in ("tokens_per_sec", "elapsed_sec"):
+    for k in ("tokens_per_sec", "elapsed_sec", "peak_mib"):
         j.pop(k, None)
     print(json.dumps(j, sort_keys=True))
 PY

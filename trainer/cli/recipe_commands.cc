@@ -9,11 +9,13 @@
 #include <optional>
 #include <string>
 #include <system_error>
+#include <vector>
 
 #include "config/recipe.h"
 #include "common/errors.h"
 #include "trainer/cli/commands.h"
 #include "trainer/cli/gpu_estimate.h"
+#include "trainer/cli/memory_plan.h"
 #include "trainer/model/flops.h"
 #include "trainer/model/recipe_models.h"
 #include "trainer/model/model_config.h"
@@ -114,6 +116,57 @@ int print_gpu_estimate(const config::Recipe& recipe, const std::map<std::string,
   return kExitOk;
 }
 
+// The memory-plan description of a training stage on one rank (memory_plan.h).
+StageMemoryWork memory_work(const config::Recipe& recipe, const config::StageConfig& s,
+                            const std::map<std::string, model::ModelConfig>& arch, int tp, int dp, int accum) {
+  const bool bf16 = recipe.run.precision == config::Precision::bf16;
+  // A frozen model's dtype: its own `dtype`, else run.precision (stages::frozen_dtype).
+  auto frozen_bytes = [&](const std::string& name) {
+    const config::ModelSpec* spec = recipe.models.find(name);
+    if (spec && spec->dtype) return *spec->dtype == config::Precision::bf16 ? 2.0 : 4.0;
+    return bf16 ? 2.0 : 4.0;
+  };
+  StageMemoryWork w;
+  w.policy = arch.at(s.policy);
+  w.bytes = bf16 ? 2.0 : 4.0;
+  w.master_weights = bf16;
+  w.max_length = s.batch.max_length;
+  w.accumulation = accum;
+  w.tp = tp;
+  w.dp = dp;
+  w.zero1 = recipe.parallel.zero1;
+  w.checkpointing = s.activation_checkpointing;
+  w.logits_budget_bytes = int64_t{recipe.parallel.logits_mb} << 20;
+  w.bucket_bytes = int64_t{recipe.parallel.bucket_mb} << 20;
+  w.evaluates = !s.data.eval.empty();
+  int64_t columns = 1;
+  switch (s.kind) {
+    case config::StageKind::sft: w.path = LossPath::kSft; break;
+    case config::StageKind::preference: w.path = LossPath::kResponses; columns = 2; break;
+    case config::StageKind::negatives: {
+      // The rejected response and K samples; K unset: the generate stage's (one when the samples are a file).
+      int k = 1;
+      for (const auto& g : recipe.stages)
+        if (g.name == s.data.samples) k = g.generation.num_samples;
+      w.path = LossPath::kResponses;
+      columns = 1 + s.data.num_samples.value_or(k);
+      break;
+    }
+    case config::StageKind::distill:
+      w.path = LossPath::kDistill;
+      w.distill_nll_grad = s.loss.kd_ratio < 1.0;
+      break;
+    default: w.path = LossPath::kResponses; break;  // unpaired: one response column per training forward
+  }
+  w.rows = s.batch.micro * columns;
+  for (const auto* ref : {&s.reference, &s.teacher, &s.teacher_reference}) {
+    if (!*ref) continue;
+    FrozenModel f{arch.at((*ref)->model), frozen_bytes((*ref)->model)};
+    ((*ref)->precompute ? w.precomputed : w.live).push_back(f);
+  }
+  return w;
+}
+
 }  // namespace
 
 int validate(const runtime::World& world, const RecipeArgs& args) {
@@ -172,8 +225,10 @@ int plan(const runtime::World& world, const RecipeArgs& args, const PlanArgs& pl
   std::map<std::string, model::ModelConfig> arch;
   for (const auto& [name, spec] : recipe->models.items) arch[name] = model::model_config_of(spec);
   for (const auto& s : recipe->stages) arch[s.name] = arch[s.policy];
-  std::printf("\n%-18s %-10s %-14s %10s %7s %6s %6s %8s %12s %12s %10s %10s\n", "stage", "kind", "starts from",
-              "params", "global", "micro", "accum", "max_len", "train MiB", "frozen MiB", "DP MiB", "TP MiB");
+  std::vector<std::string> peaks;  // the peak's terms per training stage
+  std::printf("\n%-18s %-10s %-14s %10s %7s %6s %6s %8s %12s %12s %10s %10s %10s %10s\n", "stage", "kind",
+              "starts from", "params", "global", "micro", "accum", "max_len", "train MiB", "frozen MiB", "DP MiB",
+              "TP MiB", "act MiB", "peak MiB");
   for (const auto& s : recipe->stages) {
     const int accum = s.batch.global / (s.batch.micro * dp);
     // Per rank, sharded over TP: trained weights + fp32 grads + AdamW's two fp32 moments (+ fp32 master weights
@@ -191,15 +246,34 @@ int plan(const runtime::World& world, const RecipeArgs& args, const PlanArgs& pl
     const double tp_mib = trains ? (4.0 * a.num_layers + 2.0) * s.batch.micro * s.batch.max_length * a.hidden_size *
                                        act_bytes * ring_tp * accum / mib
                                  : 0.0;
-    std::printf("%-18s %-10s %-14s %10lld %7d %6d %6d %8d %12.1f %12.1f %10.1f %10.1f\n", s.name.c_str(),
+    // Training stages: activations of one micro-batch and the predicted per-rank peak (memory_plan.h).
+    std::string act_cell = "-", peak_cell = "-";
+    if (trains) {
+      const StageMemory m = plan_stage_memory(memory_work(*recipe, s, arch, tp, dp, accum));
+      act_cell = fmt::format("{:.1f}", m.activations / mib);
+      peak_cell = fmt::format("{:.1f}", m.peak / mib);
+      peaks.push_back(fmt::format("  {:<18} {:8.1f} = {:.1f} + {:.1f} + {:.1f} + {:.1f} ({}{})", s.name, m.peak / mib,
+                                  m.weights / mib, m.optimizer / mib, m.frozen / mib, m.moment / mib, m.phase,
+                                  m.phase == "precompute" ? ", before the policy loads" : ""));
+    }
+    std::printf("%-18s %-10s %-14s %10lld %7d %6d %6d %8d %12.1f %12.1f %10.1f %10.1f %10s %10s\n", s.name.c_str(),
                 config::to_string(s.kind).c_str(), s.policy.c_str(), static_cast<long long>(params[s.policy]),
-                s.batch.global, s.batch.micro, accum, s.batch.max_length, trained, frozen, dp_mib, tp_mib);
+                s.batch.global, s.batch.micro, accum, s.batch.max_length, trained, frozen, dp_mib, tp_mib,
+                act_cell.c_str(), peak_cell.c_str());
   }
   std::printf("\nMemory per rank: weights, gradients and AdamW state of the trained model (%s) plus the weights of\n"
-              "frozen models (reference, teacher; none when precomputed), all sharded over tensor %d; activations\n"
-              "come on top. DP/TP MiB: data each rank sends per optimizer step in ring all-reduces (DP: gradients;\n"
-              "TP: activations of every micro-batch; frozen models' forwards add their TP share).\n",
+              "frozen models (reference, teacher; none when precomputed), all sharded over tensor %d. act MiB: what\n"
+              "one micro-batch's forward keeps for the backward (every row max_len tokens). peak MiB: the predicted\n"
+              "per-rank peak of tensor memory during the stage: resident state (ZeRO-1 share of the optimizer) plus\n"
+              "the largest moment of a step (activations with the LM head's logits chunks, a frozen model's forward,\n"
+              "the backward, or the optimizer step); a CPU run records the measured peak as peak_mib. DP/TP MiB: data\n"
+              "each rank sends per optimizer step in ring all-reduces (DP: gradients; TP: activations of every\n"
+              "micro-batch; frozen models' forwards add their TP share).\n",
               bf16 ? "bf16 weights, fp32 master, grads and moments" : "fp32", tp);
+  if (!peaks.empty()) {
+    std::printf("\nPeak MiB per rank = weights + AdamW state + frozen models + the step's largest moment (which):\n");
+    for (const auto& line : peaks) std::printf("%s\n", line.c_str());
+  }
   if (!plan_args.gpu.empty()) return print_gpu_estimate(*recipe, arch, plan_args);
   return kExitOk;
 }

@@ -28,7 +28,10 @@ Attention::Attention(const ModelConfig& c, LayerFactory& f) : head_dim_(c.head_d
 }
 
 at::Tensor pad_tokens(const at::Tensor& rows, const at::Tensor& tokens, int64_t positions) {
-  return at::zeros({positions, rows.size(-1)}, rows.options()).index_copy(0, tokens, rows);
+  // index_put, not index_copy: autograd's index_copy keeps `rows` for the backward (only its shape is needed), which
+  // in a padded batch kept every layer's q, k and v projections and the final hidden states alive twice.
+  return at::zeros({positions, rows.size(-1)}, rows.options()).index_put(c10::List<std::optional<at::Tensor>>{tokens},
+                                                                         rows);
 }
 
 bool repeat_kv_heads(const c10::Device& device, at::ScalarType dtype, bool has_mask, bool grouped) {

@@ -42,6 +42,7 @@ struct AttentionContext {
 
 // Rows [N, F] of the real tokens `tokens` (flat indices into batch·length positions) put back into the padded
 // layout [batch·length, F], zeros at padding: what the padding-free forward does before attention and at its end.
+// Autograd keeps only `tokens` for its backward.
 at::Tensor pad_tokens(const at::Tensor& rows, const at::Tensor& tokens, int64_t positions);
 
 // Whether attention repeats each key-value head over its group of query heads before scaled-dot-product attention

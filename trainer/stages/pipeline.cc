@@ -24,6 +24,7 @@
 #include "trainer/metrics/metrics.h"
 #include "trainer/metrics/run_reporter.h"
 #include "trainer/runtime/communicators.h"
+#include "trainer/runtime/cpu_memory.h"
 #include "trainer/runtime/cuda_memory.h"
 #include "trainer/runtime/device.h"
 #include "trainer/runtime/signals.h"
@@ -62,17 +63,18 @@ void print_summary(const std::vector<std::pair<std::string, nlohmann::ordered_js
     return s.contains(key) ? s[key] : nlohmann::ordered_json(nullptr);
   };
   spdlog::info("summary:");
-  spdlog::info("  {:<18} {:<10} {:>6}  {:>17}  {:>17}  {:>15}  {:>7}", "stage", "kind", "steps", "train loss",
-               "eval loss", "eval accuracy", "time");
-  spdlog::info("  {:<18} {:<10} {:>6}  {:>17}  {:>17}  {:>15}  {:>7}", "", "", "", "first -> last", "before -> after",
-               "before -> after", "");
+  spdlog::info("  {:<18} {:<10} {:>6}  {:>17}  {:>17}  {:>15}  {:>7}  {:>8}", "stage", "kind", "steps", "train loss",
+               "eval loss", "eval accuracy", "time", "peak MiB");
+  spdlog::info("  {:<18} {:<10} {:>6}  {:>17}  {:>17}  {:>15}  {:>7}  {:>8}", "", "", "", "first -> last",
+               "before -> after", "before -> after", "", "");
   for (const auto& [name, s] : rows) {
     const std::string train = cell(get(s, "train_loss_first")) + " -> " + cell(get(s, "train_loss_last"));
     const std::string eval = cell(get(s, "eval_loss_before")) + " -> " + cell(get(s, "eval_loss_after"));
     const std::string acc = cell(get(s, "eval_accuracy_before"), "{:.3f}") + " -> " +
                             cell(get(s, "eval_accuracy_after"), "{:.3f}");
-    spdlog::info("  {:<18} {:<10} {:>6}  {:>17}  {:>17}  {:>15}  {:>7}", name, s.value("kind", ""), cell(get(s, "steps")),
-                 train, eval, acc, metrics::format_duration(s.value("seconds", 0.0)));
+    spdlog::info("  {:<18} {:<10} {:>6}  {:>17}  {:>17}  {:>15}  {:>7}  {:>8}", name, s.value("kind", ""),
+                 cell(get(s, "steps")), train, eval, acc, metrics::format_duration(s.value("seconds", 0.0)),
+                 cell(get(s, "peak_mib")));
   }
 }
 
@@ -165,8 +167,13 @@ int run_pipeline(const runtime::World& world, const config::Recipe& recipe, bool
     config::StageConfig stage_run = stage;
     for (std::string* value : {&stage_run.data.train, &stage_run.data.eval, &stage_run.data.samples})
       *value = config::data_file(recipe, *value);
+    runtime::reset_cpu_memory_peak();  // each stage's peak from its own start (what `plan` predicts)
     const StageResult result = find_stage_kind(stage.kind)->run(env, stage_run);
-    const auto& summary = result.summary;
+    nlohmann::ordered_json summary = result.summary;
+    if (!device.is_cuda() && runtime::cpu_memory_tracked()) {
+      summary["peak_mib"] = runtime::cpu_memory().peak_bytes >> 20;
+      spdlog::info("[{}] peak CPU tensor memory: {} MiB", stage.name, summary["peak_mib"].get<int64_t>());
+    }
     if (result.stopped) {
       if (world.is_root()) reporter.refresh();
       spdlog::warn("stopped by signal; `aligntrain run` with the same recipe resumes from the checkpoint");

@@ -19,6 +19,7 @@
 #include "trainer/optim/schedule.h"
 #include "trainer/parallel/data_parallel.h"
 #include "trainer/parallel/overlapped_averager.h"
+#include "trainer/runtime/cpu_memory.h"
 #include "trainer/runtime/cuda_memory.h"
 #include "trainer/runtime/host_sync.h"
 #include "trainer/runtime/signals.h"
@@ -231,6 +232,8 @@ TrainOutcome train(TrainContext& ctx, TrainObjective& objective) {
         line["cuda_peak_allocated_mib"] = peak.allocated_bytes >> 20;
         line["cuda_peak_reserved_mib"] = peak.reserved_bytes >> 20;
       }
+      if (!ctx.device.is_cuda() && runtime::cpu_memory_tracked())  // CPU tensors' peak since the stage's start
+        line["peak_mib"] = runtime::cpu_memory().peak_bytes >> 20;
       ctx.metrics.write(line);
       const double per_step = seconds_since(t_start) / static_cast<double>(step - out.start_step);
       spdlog::info("[{}] step {}/{} | loss {} | lr {:.2e} | grad {:.3f} | {} tok/s | ETA {}", stage.name, step,
