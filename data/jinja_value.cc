@@ -14,24 +14,6 @@ namespace {
 
 constexpr int kMaxNesting = 512;  // deeper values are refused by repr / tojson (Python would recurse too)
 
-void append_utf8(std::string& out, uint32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-}
-
 // Decodes the code point at s[i]; `size` gets its length (1 for an invalid byte, whose value is returned).
 uint32_t decode_at(std::string_view s, size_t i, size_t* size) {
   unsigned char c = static_cast<unsigned char>(s[i]);
@@ -629,14 +611,6 @@ bool CallArgs::has(size_t position, const std::string& name) const {
     if (kw.first == name) return true;
   }
   return false;
-}
-
-void CallArgs::check_all_used(size_t max_positional) const {
-  if (args.size() > max_positional) {
-    throw ValueError(callee + "() takes at most " + std::to_string(max_positional) + " positional argument(s) (" +
-                     std::to_string(args.size()) + " given)");
-  }
-  (void)kwargs;  // keyword names are checked by the callers that know them
 }
 
 }  // namespace aligntrain::data::jinja

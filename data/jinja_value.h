@@ -143,11 +143,9 @@ struct CallArgs {
   std::vector<std::pair<std::string, Value>> kwargs;
   std::string callee;  // for messages
 
-  // The argument at `position` or named `name` (each at most once), else `fallback`. Marks it used.
+  // The argument at `position` or named `name` (ValueError if both are given), else `fallback`.
   Value get(size_t position, const std::string& name, Value fallback = Value());
   bool has(size_t position, const std::string& name) const;
-  // After get()s: ValueError for any argument not consumed (too many positional, unknown keyword).
-  void check_all_used(size_t max_positional) const;
 };
 
 // Python's float repr: shortest round-trip form, "1.0", "1e+16", "inf", "nan".
