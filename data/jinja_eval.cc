@@ -224,6 +224,14 @@ class Evaluator {
     return Flow::kNormal;
   }
 
+  void add_work(uint64_t bytes) {
+    work_ += bytes;
+    if (work_ > options_.max_work_bytes) {
+      throw ValueError("the template built more than " + std::to_string(options_.max_work_bytes) +
+                       " bytes of values (a value grown in a loop?)");
+    }
+  }
+
   void count_iteration() {
     if (++iterations_ > options_.max_loop_iterations) {
       throw ValueError("more than " + std::to_string(options_.max_loop_iterations) + " loop iterations");
@@ -417,7 +425,10 @@ class Evaluator {
       case Expr::Kind::kBinary: {
         Value a = eval(*e.a, scope);
         Value b = eval(*e.b, scope);
-        return binary_op(env_, e.name, a, b);
+        Value r = binary_op(env_, e.name, a, b);
+        if (r.is_string()) add_work(r.str().size());
+        else if (r.is_list()) add_work(r.list_ref().items.size() * sizeof(Value));
+        return r;
       }
       case Expr::Kind::kConcat: {
         std::string out;
@@ -425,6 +436,7 @@ class Evaluator {
           out += eval(*c, scope).to_str();
           check_size(env_, out.size());
         }
+        add_work(out.size());
         return Value(out);
       }
       case Expr::Kind::kCompare: {
@@ -470,6 +482,7 @@ class Evaluator {
   std::string* out_;
   Value hole_;
   int64_t iterations_ = 0;
+  uint64_t work_ = 0;
   int call_depth_ = 0;
   int depth_ = 0;
 };

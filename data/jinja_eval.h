@@ -21,6 +21,9 @@ struct RenderOptions {
   size_t max_output_bytes = 64u << 20;      // also the limit of any one string or list built while rendering
   int64_t max_loop_iterations = 10000000;   // all for-loop iterations of one render together
   int max_call_depth = 100;                 // nested macro calls
+  // Bytes of strings and lists built by operators (+, *, ~) over the whole render: bounds the quadratic work of a
+  // template that grows a value in a loop (each step copies it).
+  uint64_t max_work_bytes = uint64_t{4} << 30;
   std::optional<std::time_t> now;          // strftime_now's time; unset: the current time
 };
 

@@ -56,6 +56,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   options.max_output_bytes = 1 << 20;
   options.max_loop_iterations = 20000;
   options.max_call_depth = 20;
+  options.max_work_bytes = 64 << 20;
   options.now = 1721995200;
   try {
     JinjaTemplate tmpl(source);

@@ -373,6 +373,11 @@ TEST(JinjaRuntime, LimitsStopRunawayTemplates) {
   loops.max_loop_iterations = 1000;
   EXPECT_THROW(render("{% for i in range(100) %}{% for j in range(100) %}{% endfor %}{% endfor %}", "{}", loops),
                JinjaError);
+  JinjaOptions work;
+  work.max_work_bytes = 100000;
+  EXPECT_THROW(render("{% set ns = namespace(l=[]) %}{% for i in range(5000) %}{% set ns.l = ns.l + [i] %}{% endfor %}",
+                      "{}", work),
+               JinjaError);
   EXPECT_THROW(render("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}"), JinjaError);
   std::string deep(300, '(');
   EXPECT_THROW(JinjaTemplate("{{ " + deep + "1" + std::string(300, ')') + " }}"), JinjaError);
