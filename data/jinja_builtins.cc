@@ -1,6 +1,6 @@
 // Attribute / item access, methods, filters, tests, globals and operators of the Jinja engine (see
 // jinja_builtins.h). Each mirrors its Jinja2 / Python original; differences are noted where they are.
-// Case mapping (upper, lower, title, capitalize) is ASCII-only: other characters are kept as they are.
+// Case mapping follows data/jinja_case.h.
 #include "data/jinja_builtins.h"
 
 #include <algorithm>
@@ -12,6 +12,7 @@
 #include <cstring>
 #include <unordered_set>
 
+#include "data/jinja_case.h"
 #include "data/jinja_parser.h"
 
 namespace aligntrain::data::jinja {
@@ -21,40 +22,6 @@ namespace {
 constexpr int64_t kMaxRange = 100000;  // jinja2.sandbox.MAX_RANGE
 
 // ---- small helpers ----
-
-std::string ascii_upper(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  return s;
-}
-
-std::string ascii_lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
-bool is_alpha(char c) { return std::isalpha(static_cast<unsigned char>(c)) != 0; }
-
-// Python's str.title() (ASCII letters are the cased characters).
-std::string python_title(const std::string& s) {
-  std::string out = s;
-  bool prev_cased = false;
-  for (char& c : out) {
-    if (is_alpha(c)) {
-      c = static_cast<char>(prev_cased ? std::tolower(static_cast<unsigned char>(c))
-                                       : std::toupper(static_cast<unsigned char>(c)));
-      prev_cased = true;
-    } else {
-      prev_cased = false;
-    }
-  }
-  return out;
-}
-
-std::string python_capitalize(const std::string& s) {
-  std::string out = ascii_lower(s);
-  if (!out.empty()) out[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(out[0])));
-  return out;
-}
 
 std::string replace_all(const BuiltinEnv& env, const std::string& s, const std::string& from, const std::string& to,
                         int64_t count) {
@@ -105,7 +72,7 @@ std::vector<std::string> python_split(const std::string& s, const Value& sep, in
     i = skip_ws(i);
     while (i < n) {
       if (maxsplit >= 0 && static_cast<int64_t>(parts.size()) == maxsplit) {
-        parts.push_back(python_strip(s.substr(i), false, true));
+        parts.push_back(s.substr(i));
         return parts;
       }
       size_t j = i;
@@ -134,24 +101,25 @@ std::vector<std::string> python_split(const std::string& s, const Value& sep, in
 }
 
 std::vector<std::string> python_rsplit(const std::string& s, const Value& sep, int64_t maxsplit) {
-  if (maxsplit < 0 || sep.is_none() || sep.is_undefined()) {
-    if (maxsplit < 0) return python_split(s, sep, maxsplit);
-    // Whitespace rsplit with a limit: split all, then re-join the leading ones as Python keeps them.
-    std::vector<std::string> all = python_split(s, sep, -1);
-    if (static_cast<int64_t>(all.size()) <= maxsplit + 1) return all;
-    // Find where the (all.size() - maxsplit)-th word ends in s, keep the text up to it (left-stripped).
-    std::string rest = python_strip(s, true, true);
-    std::vector<std::string> out;
-    size_t end = rest.size();
-    for (int64_t k = 0; k < maxsplit; ++k) {
-      const std::string& word = all[all.size() - 1 - k];
-      size_t at = rest.rfind(word, end);
-      out.insert(out.begin(), word);
-      end = at;
-      end = python_strip(rest.substr(0, end), false, true).size();
+  if (maxsplit < 0) return python_split(s, sep, maxsplit);
+  if (sep.is_none() || sep.is_undefined()) {
+    // CPython's rsplit_whitespace: words from the end; the remainder keeps its leading whitespace.
+    std::vector<size_t> offsets = utf8_offsets(s);
+    auto space = [&](int64_t k) {
+      size_t n;
+      return utf8_is_space_at(s, offsets[static_cast<size_t>(k)], &n);
+    };
+    std::vector<std::string> parts;
+    int64_t i = static_cast<int64_t>(offsets.size()) - 2;
+    while (i >= 0 && space(i)) --i;
+    while (i >= 0 && static_cast<int64_t>(parts.size()) < maxsplit) {
+      int64_t j = i;
+      while (i >= 0 && !space(i)) --i;
+      parts.insert(parts.begin(), s.substr(offsets[i + 1], offsets[j + 1] - offsets[i + 1]));
+      while (i >= 0 && space(i)) --i;
     }
-    out.insert(out.begin(), rest.substr(0, end));
-    return out;
+    if (i >= 0) parts.insert(parts.begin(), s.substr(0, offsets[i + 1]));
+    return parts;
   }
   if (!sep.is_string()) throw ValueError("must be str or None, not " + sep.type_name());
   const std::string& d = sep.str();
@@ -415,10 +383,10 @@ Value string_method(const BuiltinEnv& env, const std::string& s, const std::stri
     expect_args(call, 0, {});
     return Value::list(to_values(python_splitlines(s)));
   }
-  if (name == "upper") return Value(ascii_upper(s));
-  if (name == "lower") return Value(ascii_lower(s));
-  if (name == "title") return Value(python_title(s));
-  if (name == "capitalize") return Value(python_capitalize(s));
+  if (name == "upper") return Value(case_upper(s));
+  if (name == "lower") return Value(case_lower(s));
+  if (name == "title") return Value(case_title(s));
+  if (name == "capitalize") return Value(case_capitalize(s));
   if (name == "replace") {
     expect_args(call, 3, {"count"});
     if (call.args.size() < 2) throw ValueError("replace expected at least 2 arguments");
@@ -472,19 +440,8 @@ Value string_method(const BuiltinEnv& env, const std::string& s, const std::stri
     if (s.empty()) return Value(false);
     return Value(python_strip(s, true, false).empty());
   }
-  if (name == "islower" || name == "isupper") {
-    bool cased = false;
-    for (char c : s) {
-      if (std::isupper(static_cast<unsigned char>(c))) {
-        if (name == "islower") return Value(false);
-        cased = true;
-      } else if (std::islower(static_cast<unsigned char>(c))) {
-        if (name == "isupper") return Value(false);
-        cased = true;
-      }
-    }
-    return Value(cased);
-  }
+  if (name == "islower") return Value(case_is_lower(s));
+  if (name == "isupper") return Value(case_is_upper(s));
   throw ValueError("'str' object has no attribute '" + name + "'");
 }
 
@@ -569,7 +526,7 @@ Value attr_path(const Value& item, const Value& attribute, const Value& fallback
   return cur;
 }
 
-Value lower_if_string(const Value& v) { return v.is_string() ? Value(ascii_lower(v.str())) : v; }
+Value lower_if_string(const Value& v) { return v.is_string() ? Value(case_lower(v.str())) : v; }
 
 std::vector<Value> select_items(const Value& input, CallArgs& call, bool reject, bool by_attr) {
   std::vector<Value> out;
@@ -669,7 +626,7 @@ bool parse_python_int(const std::string& text, int64_t* out) {
 bool parse_python_float(const std::string& text, double* out) {
   std::string s = python_strip(text, true, true);
   if (s.empty()) return false;
-  std::string lower = ascii_lower(s);
+  std::string lower = case_lower(s);
   std::string body = lower[0] == '+' || lower[0] == '-' ? lower.substr(1) : lower;
   if (body == "inf" || body == "infinity" || body == "nan") {
     double v = body == "nan" ? NAN : INFINITY;
@@ -929,27 +886,25 @@ Value apply_filter(const BuiltinEnv& env, const std::string& name, const Value& 
     return Value(python_strip_chars(s, need_string(chars, "strip arg"), true, true));
   }
   if (name == "tojson") return value_tojson(input, call);
-  if (name == "upper") return Value(ascii_upper(soft_str(input)));
-  if (name == "lower") return Value(ascii_lower(soft_str(input)));
-  if (name == "capitalize") return Value(python_capitalize(soft_str(input)));
+  if (name == "upper") return Value(case_upper(soft_str(input)));
+  if (name == "lower") return Value(case_lower(soft_str(input)));
+  if (name == "capitalize") return Value(case_capitalize(soft_str(input)));
   if (name == "title") {
-    // jinja2: split on runs of [-\s({[<], upper the first character of each part, lower the rest.
-    std::string s = soft_str(input), out;
-    bool start = true;
+    // jinja2: split on runs of [-\s({[<]; each word's first character upper-cased, the rest lower-cased.
+    std::string s = soft_str(input), out, word;
     for (size_t i = 0; i < s.size();) {
       size_t n;
       bool sep = utf8_is_space_at(s, i, &n) || (s[i] != 0 && std::strchr("-({[<", s[i]) != nullptr);
       if (sep) {
+        out += case_upper_first_lower_rest(word);
+        word.clear();
         out.append(s, i, n);
-        start = true;
       } else {
-        std::string piece = s.substr(i, n);
-        out += start ? ascii_upper(piece) : ascii_lower(piece);
-        start = false;
+        word.append(s, i, n);
       }
       i += n;
     }
-    return Value(out);
+    return Value(out + case_upper_first_lower_rest(word));
   }
   if (name == "string") return Value(soft_str(input));
   if (name == "safe") return input.is_string() ? input : Value(soft_str(input));
@@ -1215,20 +1170,8 @@ bool apply_test(const std::string& name, const Value& v, CallArgs& call) {
   }
   if (name == "iterable") return v.is_string() || v.is_dict() || v.is_list() || v.is_undefined();
   if (name == "callable") return v.is_callable();
-  if (name == "lower" || name == "upper") {
-    std::string s = v.to_str();
-    bool cased = false;
-    for (char c : s) {
-      if (std::isupper(static_cast<unsigned char>(c))) {
-        if (name == "lower") return false;
-        cased = true;
-      } else if (std::islower(static_cast<unsigned char>(c))) {
-        if (name == "upper") return false;
-        cased = true;
-      }
-    }
-    return cased;
-  }
+  if (name == "lower") return case_is_lower(v.to_str());
+  if (name == "upper") return case_is_upper(v.to_str());
   if (name == "odd" || name == "even") {
     if (!v.is_int() && !v.is_bool()) throw ValueError("test '" + name + "' needs an integer");
     int64_t r = v.as_int() % 2;

@@ -255,6 +255,26 @@ TEST(Jinja, Methods) {
   for (const Case& c : kMethods) check(c);
 }
 
+const Case kUnicode[] = {
+    {"case_mapping", "{{ 'é' | upper }}{{ 'Straße ÿ' | upper }} {{ 'ÀÉÎ ĀĂ Ωμέγα ПРИВЕТ Ёж' | lower }} {{ 'àéî āă ωμέγα привет ёж' | upper }}",
+     "{}",
+     "ÉSTRASSE Ÿ àéî āă ωμέγα привет ёж ÀÉÎ ĀĂ ΩΜΈΓΑ ПРИВЕТ ЁЖ"},
+    {"title_capitalize", "{{ 'élan vital ñandú' | title }}|{{ 'élan vital ñandú'.title() }}|{{ 'éLAN' | capitalize }}|{{ '中文abc def'.title() }}",
+     "{}",
+     "Élan Vital Ñandú|Élan Vital Ñandú|Élan|中文Abc Def"},
+    {"lengths_and_slices_count_code_points", "{{ 'héllo 🌍' | length }} {{ 'héllo 🌍'[-1] }} {{ 'héllo 🌍'[1:4] }} {{ '🌍é'[::-1] }}",
+     "{}",
+     "7 🌍 éll é🌍"},
+    {"case_tests", "{{ 'ÉA'.isupper() }}{{ 'éa'.islower() }}{{ 'Éa'.isupper() }}{{ '中文'.isupper() }}{{ 'É' is upper }}",
+     "{}",
+     "TrueTrueFalseFalseTrue"},
+};
+
+TEST(Jinja, Unicode) {
+  for (const Case& c : kUnicode) check(c);
+}
+
+
 // ---- errors ----
 
 TEST(JinjaErrors, SyntaxErrorsCarryLineAndColumn) {
