@@ -817,8 +817,10 @@ Value slice_value(const Value& object, const Value& start_v, const Value& stop_v
     n = static_cast<int64_t>(offsets.size()) - 1;
   } else if (object.is_list() && object.list_ref().form != List::Form::kGenerator) {
     n = static_cast<int64_t>(object.list_ref().items.size());
+  } else if (object.is_dict()) {
+    throw ValueError("unhashable type: 'slice'");
   } else {
-    return Value::undefined(object_desc(object) + " is not subscriptable");
+    throw ValueError("'" + object.type_name() + "' object is not subscriptable");
   }
   // PySlice_AdjustIndices.
   auto adjust = [&](int64_t v, bool given, int64_t fallback) {
@@ -865,7 +867,22 @@ bool is_known_filter(const std::string& name) {
   return names.count(name) > 0;
 }
 
+Value apply_filter_now(const BuiltinEnv& env, const std::string& name, const Value& input, CallArgs& call);
+
+// Jinja2's items, select, reject, selectattr, rejectattr, map and unique are Python generators: their errors
+// surface only when the result is iterated.
 Value apply_filter(const BuiltinEnv& env, const std::string& name, const Value& input, CallArgs& call) {
+  static const std::unordered_set<std::string> lazy = {"items", "select", "reject", "selectattr", "rejectattr",
+                                                       "map", "unique"};
+  if (!lazy.count(name)) return apply_filter_now(env, name, input, call);
+  try {
+    return apply_filter_now(env, name, input, call);
+  } catch (const ValueError& e) {
+    return Value::failing_generator(e.what());
+  }
+}
+
+Value apply_filter_now(const BuiltinEnv& env, const std::string& name, const Value& input, CallArgs& call) {
   call.callee = name;
   if (name == "default" || name == "d") {
     expect_args(call, 2, {"default_value", "boolean"});
@@ -1214,14 +1231,14 @@ bool apply_test(const std::string& name, const Value& v, CallArgs& call) {
 
 bool contains(const Value& container, const Value& item) {
   switch (container.kind()) {
-    case Value::Kind::kUndefined: container.fail_undefined();
+    case Value::Kind::kUndefined: return false;  // Undefined iterates as empty
     case Value::Kind::kString:
       if (!item.is_string()) {
         throw ValueError("'in <string>' requires string as left operand, not " + item.type_name());
       }
       return container.str().find(item.str()) != std::string::npos;
     case Value::Kind::kList:
-      for (const auto& x : container.list_ref().items) {
+      for (const auto& x : container.iterate()) {
         if (x.equals(item)) return true;
       }
       return false;

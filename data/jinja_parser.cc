@@ -21,6 +21,7 @@ class Parser {
   Body parse() {
     Body body = subparse({});
     if (cur().type != Type::kEof) fail("unexpected token");
+    check_names(body, false);
     return body;
   }
 
@@ -702,7 +703,7 @@ class Parser {
       const Token& at = cur();
       auto f = node(Expr::Kind::kFilter, at);
       f->name = dotted_name();
-      if (!is_known_filter(f->name)) fail_at("No filter named '" + f->name + "'.", at);
+      f->unknown = !is_known_filter(f->name);
       if (is_op("(")) parse_call_args(*f);
       f->a = std::move(input);
       input = std::move(f);
@@ -718,9 +719,8 @@ class Parser {
         next();
         auto test = node(Expr::Kind::kTest, cur());
         if (skip_name("not")) test->negated = true;
-        const Token& at = cur();
         test->name = dotted_name();
-        if (!is_known_test(test->name)) fail_at("No test named '" + test->name + "'.", at);
+        test->unknown = !is_known_test(test->name);
         if (is_op("(")) {
           parse_call_args(*test);
         } else if ((cur().type == Type::kName || cur().type == Type::kString || cur().type == Type::kInteger ||
@@ -738,6 +738,58 @@ class Parser {
         e = std::move(call);
       } else {
         return e;
+      }
+    }
+  }
+
+  // Unknown filters and tests outside soft frames (see jinja_parser.h), in Jinja2's compiler order.
+  void check_names(const Expr* e, bool soft) const {
+    if (!e) return;
+    if (e->kind == Expr::Kind::kCond) soft = true;
+    if (e->unknown && !soft) {
+      throw JinjaError(std::string("No ") + (e->kind == Expr::Kind::kFilter ? "filter" : "test") + " named '" +
+                           e->name + "'.",
+                       e->line, e->column);
+    }
+    check_names(e->a.get(), soft);
+    check_names(e->b.get(), soft);
+    check_names(e->c.get(), soft);
+    for (const auto& c : e->children) check_names(c.get(), soft);
+    for (const auto& kw : e->kwargs) check_names(kw.second.get(), soft);
+  }
+
+  void check_names(const Body& body, bool soft) const {
+    for (const auto& s : body) {
+      switch (s->kind) {
+        case Stmt::Kind::kIf:
+          for (const auto& c : s->conds) check_names(c.get(), true);
+          for (const auto& b : s->bodies) check_names(b, true);
+          check_names(s->else_body, true);
+          break;
+        case Stmt::Kind::kFor:
+          check_names(s->expr.get(), soft);
+          check_names(s->cond.get(), false);
+          check_names(s->body, false);
+          check_names(s->else_body, false);
+          break;
+        case Stmt::Kind::kMacro:
+          for (const auto& d : s->defaults) check_names(d.get(), false);
+          check_names(s->body, false);
+          break;
+        case Stmt::Kind::kCallBlock:
+          check_names(s->expr.get(), soft);
+          for (const auto& d : s->defaults) check_names(d.get(), false);
+          check_names(s->body, false);
+          break;
+        case Stmt::Kind::kSetBlock:
+        case Stmt::Kind::kFilterBlock:
+          check_names(s->expr.get(), soft);
+          check_names(s->body, false);
+          break;
+        case Stmt::Kind::kGeneration: check_names(s->body, false); break;
+        default:
+          check_names(s->expr.get(), soft);
+          check_names(s->target.get(), soft);
       }
     }
   }

@@ -3,7 +3,9 @@
 // * / // %, **, unary - +, then postfix (.attr, [item], [a:b:c], (args)) and filters/tests (`|f(...)`, `is [not] t`).
 // Statements: if/elif/else, for (unpacking, `if` filter, else), set (=, namespace attributes, block form with
 // filters), macro, call, filter, break, continue, raw, and transformers' `{% generation %}`.
-// Unknown filters and tests are reported here, at compile time, as Jinja2 does.
+// Unknown filters and tests are reported here, at compile time, as Jinja2 does -- except inside `if` statements
+// and `a if c else b` expressions (Jinja2's "soft" frames, up to the next loop, macro or block), where they are an
+// error only if evaluated, so that `{% if 'x' is filter %}{{ v | x }}{% endif %}` compiles.
 #pragma once
 
 #include <memory>
@@ -52,6 +54,7 @@ struct Expr {
   std::vector<std::string> ops;
   ExprPtr a, b, c;
   bool negated = false;
+  bool unknown = false;  // a kFilter / kTest whose name is not known (an error where Jinja2's compiler says so)
 };
 
 struct Stmt;

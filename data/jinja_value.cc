@@ -257,6 +257,13 @@ Value Value::generator(std::vector<Value> items) {
   return Value(std::move(l));
 }
 
+Value Value::failing_generator(std::string error) {
+  auto l = std::make_shared<List>();
+  l->form = List::Form::kGenerator;
+  l->error = std::move(error);
+  return Value(std::move(l));
+}
+
 Value Value::dict() { return Value(std::make_shared<Dict>()); }
 
 Value Value::from_json(const nlohmann::ordered_json& json) {
@@ -454,7 +461,9 @@ bool Value::less(const Value& other) const {
 std::vector<Value> Value::iterate() const {
   switch (kind_) {
     case Kind::kUndefined: return {};
-    case Kind::kList: return list_->items;
+    case Kind::kList:
+      if (!list_->error.empty()) throw ValueError(list_->error);
+      return list_->items;
     case Kind::kDict: {
       std::vector<Value> keys;
       keys.reserve(dict_->items.size());

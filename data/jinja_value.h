@@ -50,6 +50,8 @@ class Value {
   static Value list(std::vector<Value> items);
   static Value tuple(std::vector<Value> items);
   static Value generator(std::vector<Value> items);  // a Python iterator: truthy, no len, prints as a generator
+  // A generator whose iteration fails with `error` (a Jinja2 filter that is a Python generator fails lazily).
+  static Value failing_generator(std::string error);
   static Value dict();
   static Value from_json(const nlohmann::ordered_json& json);
 
@@ -127,6 +129,7 @@ struct List {
   enum class Form : uint8_t { kList, kTuple, kGenerator };
   std::vector<Value> items;
   Form form = Form::kList;
+  std::string error;  // a failing generator: iterating it throws this
 };
 
 // Insertion-ordered, keys compared with Python's == (small dicts: linear search).

@@ -305,6 +305,11 @@ TEST(JinjaErrors, UnknownFilterOrTestIsACompileError) {
     EXPECT_EQ(e.detail(), "No filter named 'frobnicate'.");
   }
   EXPECT_THROW(JinjaTemplate("{{ x is frobnicated }}"), JinjaError);
+  // Inside `if` statements and conditional expressions (Jinja2's soft frames) only evaluating it is an error...
+  EXPECT_EQ(render("{% if false %}{{ x | frobnicate }}{% endif %}{{ 1 if true else x | nope }}"), "1");
+  EXPECT_THROW(render("{% if true %}{{ x | frobnicate }}{% endif %}"), JinjaError);
+  // ...but a loop or macro inside the `if` is a new frame again.
+  EXPECT_THROW(JinjaTemplate("{% if false %}{% for x in y %}{{ x | nope }}{% endfor %}{% endif %}"), JinjaError);
   // An error is a UsageError (exit code 2) for the caller.
   EXPECT_THROW(JinjaTemplate("{{ x | nope }}"), UsageError);
 }
@@ -350,6 +355,13 @@ TEST(JinjaErrors, TypeErrorsAndSandbox) {
   EXPECT_THROW(render("{% set ns = namespace() %}{% set ns._a = 2 %}"), JinjaError);
   EXPECT_THROW(render("{{ range(200000) | length }}"), JinjaError);  // MAX_RANGE
   EXPECT_THROW(render("{{ 9223372036854775807 + 1 }}"), JinjaError);
+  EXPECT_THROW(render("{{ d[1:] }}", R"({"d": {"a": 1}})"), JinjaError);  // slices are Python's subscript
+  EXPECT_THROW(render("{{ n[:1] }}", R"({"n": 5})"), JinjaError);
+  // Filters that are Python generators fail only when their result is iterated.
+  EXPECT_EQ(render("{{ (true | select) is defined }}{{ 1 | items is defined }}"), "TrueTrue");
+  EXPECT_THROW(render("{{ true | select | list }}"), JinjaError);
+  // `in` an undefined value is false (it iterates as empty).
+  EXPECT_EQ(render("{{ 'a' in nope }}{{ 'a' is in nope }}"), "FalseFalse");
 }
 
 // ---- generation blocks ----
