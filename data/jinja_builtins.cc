@@ -462,7 +462,9 @@ Value dict_method(const Value& self, const std::string& name, CallArgs& call) {
       if (name == "items") out.push_back(Value::tuple({k, v}));
       else out.push_back(name == "keys" ? k : v);
     }
-    return Value::list(std::move(out));
+    Value view = Value::list(std::move(out));
+    view.list_ref().view = "dict_" + name;
+    return view;
   }
   if (name == "get") {
     expect_args(call, 2, {});
@@ -1077,6 +1079,7 @@ Value apply_filter_now(const BuiltinEnv& env, const std::string& name, const Val
   }
   if (name == "int") {
     expect_args(call, 2, {"default", "base"});
+    if (input.is_undefined()) input.fail_undefined();  // int(Undefined) raises
     Value fallback = call.get(0, "default", Value(int64_t{0}));
     if (input.is_string()) {
       int64_t v;
@@ -1097,6 +1100,7 @@ Value apply_filter_now(const BuiltinEnv& env, const std::string& name, const Val
   }
   if (name == "float") {
     expect_args(call, 1, {"default"});
+    if (input.is_undefined()) input.fail_undefined();
     Value fallback = call.get(0, "default", Value(0.0));
     if (input.is_number()) return Value(input.as_double());
     if (input.is_string()) {
@@ -1120,6 +1124,9 @@ Value apply_filter_now(const BuiltinEnv& env, const std::string& name, const Val
   }
   if (name == "indent") {
     expect_args(call, 3, {"width", "first", "blank"});
+    if (!input.is_string()) {  // jinja2 appends "\n" to the value itself
+      throw ValueError("unsupported operand type(s) for +=: '" + input.type_name() + "' and 'str'");
+    }
     std::string s = do_indent(soft_str(input), call.get(0, "width", Value(int64_t{4})),
                               call.get(1, "first", Value(false)).truthy(), call.get(2, "blank", Value(false)).truthy());
     check_size(env, s.size());
@@ -1147,7 +1154,22 @@ Value apply_filter_now(const BuiltinEnv& env, const std::string& name, const Val
     }
     return Value(percent_format(env, soft_str(input), Value::tuple(call.args)));
   }
-  if (name == "wordcount") return Value(static_cast<int64_t>(python_split(soft_str(input), Value::none(), -1).size()));
+  if (name == "wordcount") {
+    // len(re.findall(r"\w+", s)); non-ASCII characters other than whitespace count as word characters.
+    std::string s = soft_str(input);
+    int64_t words = 0;
+    bool in_word = false;
+    for (size_t i = 0; i < s.size();) {
+      size_t n;
+      unsigned char c = static_cast<unsigned char>(s[i]);
+      bool word = c >= 0x80 ? !utf8_is_space_at(s, i, &n) : (std::isalnum(c) || c == '_');
+      if (c < 0x80) n = 1;
+      if (word && !in_word) ++words;
+      in_word = word;
+      i += n;
+    }
+    return Value(words);
+  }
   if (name == "attr") {
     expect_args(call, 1, {"name"});
     return get_attribute(input, soft_str(call.get(0, "name")));
@@ -1167,10 +1189,16 @@ bool is_known_test(const std::string& name) {
 }
 
 bool apply_test(const std::string& name, const Value& v, CallArgs& call) {
-  auto arg = [&]() -> const Value& {
-    if (call.args.empty()) throw ValueError("test '" + name + "' needs an argument");
-    return call.args[0];
-  };
+  static const std::unordered_set<std::string> one_argument = {
+      "divisibleby", "sameas", "in", "==", "eq", "equalto", "!=", "ne", ">", "gt", "greaterthan", "ge", ">=",
+      "<", "lt", "lessthan", "<=", "le"};
+  size_t given = call.args.size() + call.kwargs.size();
+  size_t wanted = one_argument.count(name) ? 1 : 0;
+  if (given != wanted) {
+    throw ValueError("test '" + name + "' takes " + std::to_string(wanted) + " argument(s) (" +
+                     std::to_string(given) + " given)");
+  }
+  auto arg = [&]() -> const Value& { return call.args.empty() ? call.kwargs[0].second : call.args[0]; };
   if (name == "defined") return !v.is_undefined();
   if (name == "undefined") return v.is_undefined();
   if (name == "none") return v.is_none();
@@ -1182,17 +1210,18 @@ bool apply_test(const std::string& name, const Value& v, CallArgs& call) {
   if (name == "number") return v.is_number();
   if (name == "string") return v.is_string();
   if (name == "mapping") return v.is_dict();
-  if (name == "sequence") {
-    return v.is_string() || v.is_dict() || (v.is_list() && v.list_ref().form != List::Form::kGenerator);
+  if (name == "sequence") {  // has len() and __getitem__ (Undefined has both)
+    return v.is_string() || v.is_dict() || v.is_undefined() ||
+           (v.is_list() && v.list_ref().form != List::Form::kGenerator);
   }
   if (name == "iterable") return v.is_string() || v.is_dict() || v.is_list() || v.is_undefined();
   if (name == "callable") return v.is_callable();
   if (name == "lower") return case_is_lower(v.to_str());
   if (name == "upper") return case_is_upper(v.to_str());
-  if (name == "odd" || name == "even") {
-    if (!v.is_int() && !v.is_bool()) throw ValueError("test '" + name + "' needs an integer");
-    int64_t r = v.as_int() % 2;
-    return name == "odd" ? r != 0 : r == 0;
+  if (name == "odd" || name == "even") {  // value % 2 == 1 / == 0
+    static const BuiltinEnv kEnv;
+    Value r = binary_op(kEnv, "%", v, Value(int64_t{2}));
+    return r.equals(Value(int64_t{name == "odd" ? 1 : 0}));
   }
   if (name == "divisibleby") {
     const Value& d = arg();
@@ -1242,7 +1271,12 @@ bool contains(const Value& container, const Value& item) {
         if (x.equals(item)) return true;
       }
       return false;
-    case Value::Kind::kDict: return container.dict_ref().find(item) != nullptr;
+    case Value::Kind::kDict:
+      if (item.is_dict() || item.is_namespace() || item.is_undefined() ||
+          (item.is_list() && item.list_ref().form == List::Form::kList)) {
+        throw ValueError("unhashable type: '" + item.type_name() + "'");
+      }
+      return container.dict_ref().find(item) != nullptr;
     default: throw ValueError("argument of type '" + container.type_name() + "' is not iterable");
   }
 }

@@ -367,6 +367,7 @@ void Value::repr_into(std::string& out, int depth) const {
         return;
       }
       bool tuple = list_->form == List::Form::kTuple;
+      if (!list_->view.empty()) out += list_->view + "(";
       out += tuple ? '(' : '[';
       for (size_t k = 0; k < list_->items.size(); ++k) {
         if (k) out += ", ";
@@ -374,6 +375,7 @@ void Value::repr_into(std::string& out, int depth) const {
       }
       if (tuple && list_->items.size() == 1) out += ',';
       out += tuple ? ')' : ']';
+      if (!list_->view.empty()) out += ")";
       return;
     }
     case Kind::kDict: {
@@ -523,7 +525,7 @@ void Value::json_into(std::string& out, const JsonOptions& o, int level, int dep
       return;
     case Kind::kString: json_string(out, *str_, o.ensure_ascii); return;
     case Kind::kList: {
-      if (list_->form == List::Form::kGenerator) break;
+      if (list_->form == List::Form::kGenerator || !list_->view.empty()) break;
       if (list_->items.empty()) {
         out += "[]";
         return;
@@ -574,7 +576,8 @@ void Value::json_into(std::string& out, const JsonOptions& o, int level, int dep
     }
     default: break;
   }
-  throw ValueError("Object of type " + type_name() + " is not JSON serializable");
+  throw ValueError("Object of type " + (kind_ == Kind::kList && !list_->view.empty() ? list_->view : type_name()) +
+                   " is not JSON serializable");
 }
 
 // ---- Dict, CallArgs ----

@@ -130,6 +130,7 @@ struct List {
   std::vector<Value> items;
   Form form = Form::kList;
   std::string error;  // a failing generator: iterating it throws this
+  std::string view;   // "dict_keys", "dict_values", "dict_items": a dict view (its repr; not JSON serializable)
 };
 
 // Insertion-ordered, keys compared with Python's == (small dicts: linear search).

@@ -274,6 +274,37 @@ TEST(Jinja, Unicode) {
   for (const Case& c : kUnicode) check(c);
 }
 
+const Case kPythonQuirks[] = {
+    {"dict_views_print_as_python_does", "{{ d.keys() }} {{ d.values() }} {{ d.items() }} {{ d.items() | list }}",
+     "{\"d\": {\"a\": 1}}",
+     "dict_keys(['a']) dict_values([1]) dict_items([('a', 1)]) [('a', 1)]"},
+    {"odd_even_on_floats", "{{ 1.5 is even }}{{ 3.0 is odd }}{{ 4 is even }}",
+     "{}",
+     "FalseTrueTrue"},
+    {"undefined_is_a_sequence_and_iterable", "{{ nope is sequence }}{{ nope is iterable }}{{ nope is mapping }}",
+     "{}",
+     "TrueTrueFalse"},
+    {"wordcount_counts_word_characters", "{{ '[] a_b, c-d ü' | wordcount }} {{ xs | wordcount }}",
+     "{\"xs\": [1, 2]}",
+     "4 2"},
+    {"generators_are_true_and_lazy", "{{ (xs | select('odd')) is defined }}{% if xs | selectattr('x') %}T{% endif %}{{ xs | map('string') | join('-') }}",
+     "{\"xs\": [1, 2]}",
+     "TrueT1-2"},
+    {"none_and_bools_print_as_python", "{{ none }} {{ true }} {{ [none, false] }} {{ {'k': none} }} {{ none | string | length }}",
+     "{}",
+     "None True [None, False] {'k': None} 4"},
+    {"python_repr_quotes", "{{ [\"it's\", 'say \"hi\"', 'both \\' \"', 'tab\\t'] }}",
+     "{}",
+     "[\"it's\", 'say \"hi\"', 'both \\' \"', 'tab\\t']"},
+    {"loop_over_items_filter", "{% for k, v in d | items %}{{ k }}{{ v }}{% endfor %}{% for k, v in d | dictsort(reverse=true) %}{{ k }}{% endfor %}",
+     "{\"d\": {\"b\": 1, \"a\": 2}}",
+     "b1a2ba"},
+};
+
+TEST(Jinja, PythonQuirks) {
+  for (const Case& c : kPythonQuirks) check(c);
+}
+
 
 // ---- errors ----
 
@@ -336,6 +367,9 @@ TEST(JinjaErrors, UndefinedBehavesLikeJinja2) {
   EXPECT_THROW(render("{{ nope + 1 }}"), JinjaError);
   EXPECT_THROW(render("{{ nope() }}"), JinjaError);
   EXPECT_THROW(render("{{ nope | tojson }}"), JinjaError);
+  EXPECT_THROW(render("{{ nope | int }}"), JinjaError);  // int(Undefined) raises
+  EXPECT_THROW(render("{{ d.items() | tojson }}", R"({"d": {}})"), JinjaError);  // dict views are not JSON
+  EXPECT_THROW(render("{{ 5 | indent }}"), JinjaError);  // indent appends to the value itself
   try {
     render("{{ m.content.x }}", R"({"m": {}})");
     FAIL() << "no error";
