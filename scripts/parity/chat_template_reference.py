@@ -3,7 +3,8 @@
 
     chat_template_reference.py TEMPLATES_DIR OUT.jsonl
 
-Renders every TEMPLATES_DIR/*.jinja with every conversation below through transformers' own machinery
+Renders every TEMPLATES_DIR/*.jinja (our corpus in test/data/chat_templates, or the real templates TRL ships in
+trl/chat_templates) with every conversation below through transformers' own machinery
 (transformers.utils.chat_template_utils.render_jinja_template, as apply_chat_template calls it, with the template's
 special tokens and extra keyword arguments), and writes one JSON line per rendering:
 
@@ -22,6 +23,7 @@ import copy
 import datetime
 import json
 import os
+import re
 import sys
 
 from transformers.utils import chat_template_utils as ctu
@@ -39,6 +41,8 @@ SPECIAL_TOKENS = {
     "chatml_generation.jinja": {"eos_token": "<|im_end|>"},
     "tool_schema_macros.jinja": {"eos_token": "</s>"},
 }
+
+DEFAULT_SPECIAL_TOKENS = {"bos_token": "<s>", "eos_token": "</s>"}
 
 WEATHER = {
     "type": "function",
@@ -177,9 +181,9 @@ def main():
             template = f.read()
         compiled = ctu._compile_jinja_template(template)
         compiled.environment.globals["strftime_now"] = fixed_strftime_now
-        has_generation = "{% generation %}" in template or "{%- generation %}" in template
+        has_generation = re.search(r"\{\%-?\s*generation\s*-?\%\}", template) is not None  # transformers' test
         for case, messages, tools, add_generation_prompt, extra in CONVERSATIONS:
-            kwargs = {**SPECIAL_TOKENS.get(name, {}), **extra}
+            kwargs = {**SPECIAL_TOKENS.get(name, DEFAULT_SPECIAL_TOKENS), **extra}
             # What the template sees: transformers' plain-data copy with reasoning fields aliased.
             seen_messages = ctu._alias_reasoning_fields(ctu._plain_template_data(copy.deepcopy(messages)))
             variables = {"messages": seen_messages, "tools": tools, "documents": None,
