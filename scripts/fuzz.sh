@@ -48,8 +48,8 @@ case "$target" in
     ;;
   examples)
     # example.cc links the chat-role check (tokenizer library) and the Parquet reader (Arrow, C++20).
-    sources=(data/example.cc data/chat_template.cc data/tokenizer*.cc data/parquet_rows.cc common/data_source.cc
-             fuzz/examples_fuzz.cc)
+    sources=(data/example.cc data/chat_template.cc data/jinja*.cc data/tokenizer*.cc data/parquet_rows.cc
+             common/data_source.cc fuzz/examples_fuzz.cc)
     arrow_libs
     libs=(-lpcre2-8 "${arrow[@]}")
     std=c++20
@@ -59,8 +59,8 @@ case "$target" in
     done
     ;;
   parquet)
-    sources=(data/example.cc data/chat_template.cc data/tokenizer*.cc data/parquet_rows.cc common/data_source.cc
-             fuzz/examples_fuzz.cc -DFUZZ_PARQUET)
+    sources=(data/example.cc data/chat_template.cc data/jinja*.cc data/tokenizer*.cc data/parquet_rows.cc
+             common/data_source.cc fuzz/examples_fuzz.cc -DFUZZ_PARQUET)
     arrow_libs
     libs=(-lpcre2-8 "${arrow[@]}")
     std=c++20
