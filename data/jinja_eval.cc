@@ -143,6 +143,14 @@ class Evaluator {
         emit(invoke(fn, args, call).to_str());
         return Flow::kNormal;
       }
+      case Stmt::Kind::kWith: {
+        std::vector<Value> values;
+        for (const auto& v : s.conds) values.push_back(eval(*v, scope));  // in the outer scope
+        auto inner = std::make_shared<Scope>();
+        inner->parent = scope;
+        for (size_t k = 0; k < values.size(); ++k) unpack_into(*s.targets[k], values[k], *inner);
+        return exec_body(s.body, inner);
+      }
       case Stmt::Kind::kBreak: return Flow::kBreak;
       case Stmt::Kind::kContinue: return Flow::kContinue;
       case Stmt::Kind::kGeneration: {

@@ -182,6 +182,19 @@ class Parser {
       end_block("endgeneration");
       return s;
     }
+    if (name == "with") {
+      auto s = make(Stmt::Kind::kWith, open);
+      while (cur().type != Type::kBlockEnd) {
+        if (!s->targets.empty()) expect_op(",");
+        s->targets.push_back(parse_assign_target({}, false));
+        expect_op("=");
+        s->conds.push_back(parse_expression(true));
+      }
+      expect_block_end();
+      s->body = subparse({"endwith"});
+      end_block("endwith");
+      return s;
+    }
     if (name == "break" || name == "continue") {
       if (loop_depth_ == 0) fail_at("'" + name + "' outside of a loop", tag);
       auto s = make(name == "break" ? Stmt::Kind::kBreak : Stmt::Kind::kContinue, open);
@@ -787,6 +800,10 @@ class Parser {
           check_names(s->body, false);
           break;
         case Stmt::Kind::kGeneration: check_names(s->body, false); break;
+        case Stmt::Kind::kWith:
+          for (const auto& v : s->conds) check_names(v.get(), soft);
+          check_names(s->body, false);
+          break;
         default:
           check_names(s->expr.get(), soft);
           check_names(s->target.get(), soft);

@@ -75,6 +75,7 @@ struct Stmt {
     kBreak,
     kContinue,
     kGeneration,   // generation body endgeneration
+    kWith,         // with targets[i] = conds[i], ... body endwith (a new scope)
   };
   Kind kind;
   int line = 0;
@@ -84,6 +85,7 @@ struct Stmt {
   ExprPtr target;
   ExprPtr cond;  // kFor's `if` filter
   std::vector<ExprPtr> conds;
+  std::vector<ExprPtr> targets;  // kWith
   std::vector<Body> bodies;
   Body body;
   Body else_body;

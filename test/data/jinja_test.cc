@@ -162,6 +162,9 @@ const Case kStatements[] = {
     {"filter_block", "{% filter upper %}hello {{ 'world' }}{% endfilter %}",
      "{}",
      "HELLO WORLD"},
+    {"with_block_scope", "{% set a = 1 %}{% with a = a + 1, b = a %}{{ a }}{{ b }}{% set c = 3 %}{% endwith %}{{ a }}{{ c }}{% with x, y = [1, 2] %}{{ x }}{{ y }}{% endwith %}",
+     "{}",
+     "21112"},
 };
 
 TEST(Jinja, Statements) {
