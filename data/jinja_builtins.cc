@@ -967,7 +967,6 @@ Value apply_filter_now(const BuiltinEnv& env, const std::string& name, const Val
     if (input.is_list() && input.list_ref().form == List::Form::kGenerator) {
       throw ValueError("'generator' object is not reversible");
     }
-    if (input.is_dict()) throw ValueError("'dict' object is not reversible");
     auto items = input.iterate();
     if (items.empty()) return Value::undefined("No last item, sequence was empty.");
     return items.back();
