@@ -1444,7 +1444,8 @@ std::optional<Value> get_global(const BuiltinEnv& env, const std::string& name) 
   }
   if (name == "namespace" || name == "dict") {
     bool ns = name == "namespace";
-    return Value::function(name, [ns](CallArgs& call) {
+    auto registry = env.namespaces;
+    return Value::function(name, [ns, registry](CallArgs& call) {
       auto d = std::make_shared<Dict>();
       if (call.args.size() > 1) throw ValueError("expected at most 1 positional argument");
       if (!call.args.empty()) {
@@ -1467,6 +1468,7 @@ std::optional<Value> get_global(const BuiltinEnv& env, const std::string& name) 
                              k.repr() + ". Please rename the attribute.");
           }
         }
+        registry->push_back(d);
       }
       return Value(d, ns);
     });

@@ -9,8 +9,10 @@
 
 #include <cstddef>
 #include <ctime>
+#include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "data/jinja_value.h"
 
@@ -25,6 +27,9 @@ struct TemplateRaise {
 struct BuiltinEnv {
   size_t max_string_bytes = 64u << 20;  // strings and lists built by filters / methods / operators
   std::optional<std::time_t> now;       // strftime_now's time (local time, like Python's datetime.now()); unset = now
+  // Every namespace() made during the render, so that the renderer can empty them at its end: a namespace is the
+  // only mutable value, so every reference cycle (`{% set ns.me = [ns] %}`) passes through one.
+  std::shared_ptr<std::vector<std::weak_ptr<Dict>>> namespaces = std::make_shared<std::vector<std::weak_ptr<Dict>>>();
 };
 
 // ValueError if `bytes` exceeds the limit.

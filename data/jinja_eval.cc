@@ -46,6 +46,17 @@ class Evaluator {
     out_ = &result_.text;
   }
 
+  // Empties the namespaces made during the render, which breaks any reference cycle through them (values never
+  // outlive a render: it returns text).
+  ~Evaluator() {
+    for (const auto& weak : *env_.namespaces) {
+      if (auto d = weak.lock()) {
+        std::vector<std::pair<Value, Value>> items;
+        items.swap(d->items);  // destroyed after the swap, so that nothing sees a half-cleared dict
+      }
+    }
+  }
+
   RenderResult run(const Body& body) {
     auto scope = std::make_shared<Scope>();
     exec_body(body, scope);
@@ -264,7 +275,7 @@ class Evaluator {
              if (call.args.empty()) throw ValueError("no items for cycling given");
              return call.args[static_cast<size_t>(i) % call.args.size()];
            }));
-    return Value(d, true);
+    return Value(d);  // a LoopContext, not a namespace: `{% set loop.x = ... %}` is an error, as in Jinja2
   }
 
   // A macro (or a call block's `caller`): binds parameters, renders the body in a fresh scope.

@@ -83,6 +83,9 @@ PY
       { cat "$f"; printf '\0[{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]'; } \
         > "$dir/corpus/seed-$(basename "$f")"
     done
+    # A reference cycle through a namespace (a leak this fuzzer found).
+    printf '%s' '{% set ns = namespace(a=1) %}{% set ns.me = [ns] %}{% set d = {"n": ns} %}{% set ns.g = d.get %}{{ ns.a }}' \
+      > "$dir/corpus/seed-cycle"
     # Dictionary: the tags, operators, filters, tests and methods the engine knows.
     printf '"%s"\n' '{%' '%}' '{{' '}}' '{#' '#}' '{%-' '-%}' '{{-' '-}}' 'for ' ' in ' 'endfor' 'if ' 'elif ' \
       'else' 'endif' 'set ' 'endset' 'macro ' 'endmacro' 'call' 'endcall' 'filter ' 'endfilter' 'generation' \

@@ -390,6 +390,9 @@ TEST(JinjaErrors, TypeErrorsAndSandbox) {
   EXPECT_THROW(render("{{ ''.__class__() }}"), JinjaError);     // underscore attributes are unsafe
   EXPECT_THROW(render("{% set x = 1 %}{% set x.a = 2 %}"), JinjaError);
   EXPECT_THROW(render("{% set ns = namespace() %}{% set ns._a = 2 %}"), JinjaError);
+  EXPECT_THROW(render("{% for x in [1] %}{% set loop.x = 2 %}{% endfor %}"), JinjaError);  // loop is no namespace
+  // A reference cycle through a namespace renders (and is broken when the render ends; the fuzz target checks leaks).
+  EXPECT_EQ(render("{% set ns = namespace(a=1) %}{% set ns.me = [ns] %}{{ ns.me[0].me[0].a }}"), "1");
   EXPECT_THROW(render("{{ range(200000) | length }}"), JinjaError);  // MAX_RANGE
   EXPECT_THROW(render("{{ 9223372036854775807 + 1 }}"), JinjaError);
   EXPECT_THROW(render("{{ d[1:] }}", R"({"d": {"a": 1}})"), JinjaError);  // slices are Python's subscript
