@@ -550,8 +550,12 @@ std::vector<Value> select_items(const Value& input, CallArgs& call, bool reject,
   return out;
 }
 
-std::string do_indent(const std::string& s, const Value& width, bool first, bool blank) {
-  std::string indention = width.is_string() ? width.str() : std::string(static_cast<size_t>(std::max<int64_t>(0, need_int(width, "width"))), ' ');
+std::string do_indent(const BuiltinEnv& env, const std::string& s, const Value& width, bool first, bool blank) {
+  size_t spaces = width.is_string() ? 0 : static_cast<size_t>(std::max<int64_t>(0, need_int(width, "width")));
+  check_size(env, spaces);
+  std::string indention = width.is_string() ? width.str() : std::string(spaces, ' ');
+  std::vector<std::string> lines_probe = python_splitlines(s + "\n");
+  check_size(env, s.size() + indention.size() * (lines_probe.size() + 1));
   std::vector<std::string> lines = python_splitlines(s + "\n");
   std::string rv;
   if (blank) {
@@ -1126,7 +1130,7 @@ Value apply_filter_now(const BuiltinEnv& env, const std::string& name, const Val
     if (!input.is_string()) {  // jinja2 appends "\n" to the value itself
       throw ValueError("unsupported operand type(s) for +=: '" + input.type_name() + "' and 'str'");
     }
-    std::string s = do_indent(soft_str(input), call.get(0, "width", Value(int64_t{4})),
+    std::string s = do_indent(env, soft_str(input), call.get(0, "width", Value(int64_t{4})),
                               call.get(1, "first", Value(false)).truthy(), call.get(2, "blank", Value(false)).truthy());
     check_size(env, s.size());
     return Value(s);
@@ -1335,6 +1339,7 @@ Value binary_op(const BuiltinEnv& env, const std::string& op, const Value& a, co
       int64_t n = std::max<int64_t>(0, count->as_int());
       if (seq->is_string()) {
         size_t unit = seq->str().size();
+        if (unit == 0) return Value("");  // however many times (the loop below would spin n times)
         if (unit && static_cast<uint64_t>(n) > env.max_string_bytes / unit) check_size(env, env.max_string_bytes + 1);
         std::string out;
         out.reserve(unit * static_cast<size_t>(n));
@@ -1342,6 +1347,9 @@ Value binary_op(const BuiltinEnv& env, const std::string& op, const Value& a, co
         return Value(out);
       }
       size_t unit = seq->list_ref().items.size() * sizeof(Value);
+      if (unit == 0) {
+        return seq->list_ref().form == List::Form::kTuple ? Value::tuple({}) : Value::list({});
+      }
       if (unit && static_cast<uint64_t>(n) > env.max_string_bytes / unit) check_size(env, env.max_string_bytes + 1);
       std::vector<Value> items;
       for (int64_t k = 0; k < n; ++k) {

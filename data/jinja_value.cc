@@ -13,6 +13,15 @@ namespace aligntrain::data::jinja {
 namespace {
 
 constexpr int kMaxNesting = 512;  // deeper values are refused by repr / tojson (Python would recurse too)
+// repr() and tojson text longer than this is refused (a list of many references to one long string would otherwise
+// print to terabytes); the renderer's own output limit is usually far lower.
+constexpr size_t kMaxTextBytes = size_t{256} << 20;
+
+void check_text_size(const std::string& out) {
+  if (out.size() > kMaxTextBytes) {
+    throw ValueError("value too large to print: more than " + std::to_string(kMaxTextBytes) + " bytes");
+  }
+}
 
 // Decodes the code point at s[i]; `size` gets its length (1 for an invalid byte, whose value is returned).
 uint32_t decode_at(std::string_view s, size_t i, size_t* size) {
@@ -359,6 +368,7 @@ std::string Value::repr() const {
 
 void Value::repr_into(std::string& out, int depth) const {
   if (depth > kMaxNesting) throw ValueError("maximum recursion depth exceeded while getting the repr of an object");
+  check_text_size(out);
   switch (kind_) {
     case Kind::kString: out += python_string_repr(*str_); return;
     case Kind::kList: {
@@ -508,11 +518,13 @@ std::string Value::to_json(const JsonOptions& options) const {
 
 void Value::json_into(std::string& out, const JsonOptions& o, int level, int depth) const {
   if (depth > kMaxNesting) throw ValueError("maximum recursion depth exceeded while encoding a JSON object");
+  check_text_size(out);
   std::string item_sep = o.has_separators ? o.item_separator : (o.has_indent ? "," : ", ");
   std::string key_sep = o.has_separators ? o.key_separator : ": ";
   auto newline = [&](int lvl) {
     out += '\n';
     for (int k = 0; k < lvl; ++k) out += o.indent;
+    check_text_size(out);
   };
   switch (kind_) {
     case Kind::kNone: out += "null"; return;

@@ -438,6 +438,11 @@ TEST(JinjaRuntime, LimitsStopRunawayTemplates) {
   options.max_output_bytes = 1000;
   EXPECT_THROW(render("{% for i in range(100) %}{{ 'x' * 20 }}{% endfor %}", "{}", options), JinjaError);
   EXPECT_THROW(render("{{ 'x' * 5000 }}", "{}", options), JinjaError);
+  EXPECT_EQ(render("[{{ '' * 177777777700 }}{{ [] * 177777777700 }}]"), "[[]]");  // found by the fuzzer: no spin
+  // Printing or serialising many references to one long string is refused before it allocates gigabytes.
+  EXPECT_THROW(render("{% set s = 'x' * 100000 %}{{ ([s] * 100000) | length }}{{ [s] * 100000 }}"), JinjaError);
+  EXPECT_THROW(render("{% set s = 'x' * 100000 %}{{ ([1] * 100000) | tojson(indent=s) }}"), JinjaError);
+  EXPECT_THROW(render("{{ 'a\nb' | indent(100000000000) }}"), JinjaError);
   EXPECT_THROW(render("{% set ns = namespace(s='ab') %}{% for i in range(20) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}",
                       "{}", options),
                JinjaError);
