@@ -238,7 +238,9 @@ std::string percent_format(const BuiltinEnv& env, const std::string& format, con
         spec += 's';
         if (spec == "%s") out += s;
         else {
-          std::snprintf(buf, sizeof buf, spec.c_str(), s.c_str());
+          if (std::snprintf(buf, sizeof buf, spec.c_str(), s.c_str()) < 0) {
+            throw ValueError("format field too wide");
+          }
           out += buf;
         }
         break;
@@ -251,7 +253,9 @@ std::string percent_format(const BuiltinEnv& env, const std::string& format, con
         int64_t v = arg->is_float() ? static_cast<int64_t>(arg->as_double()) : arg->as_int();
         spec += "ll";
         spec += conv == 'i' ? 'd' : conv;
-        std::snprintf(buf, sizeof buf, spec.c_str(), static_cast<long long>(v));
+        if (std::snprintf(buf, sizeof buf, spec.c_str(), static_cast<long long>(v)) < 0) {
+          throw ValueError("format field too wide");
+        }
         out += buf;
         break;
       }
@@ -261,7 +265,9 @@ std::string percent_format(const BuiltinEnv& env, const std::string& format, con
       case 'g': {
         if (!arg->is_number()) throw ValueError("must be real number, not " + arg->type_name());
         spec += conv;
-        std::snprintf(buf, sizeof buf, spec.c_str(), arg->as_double());
+        if (std::snprintf(buf, sizeof buf, spec.c_str(), arg->as_double()) < 0) {
+          throw ValueError("format field too wide");
+        }
         out += buf;
         break;
       }
