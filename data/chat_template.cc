@@ -8,6 +8,7 @@
 #include <stdexcept>
 
 #include "common/errors.h"
+#include "data/jinja.h"
 #include "data/tokenizer_json.h"
 #include "data/tokenizer_unicode.h"
 
@@ -120,11 +121,46 @@ ChatTemplate::ChatTemplate(std::string_view name, std::string bos_token, std::st
   }
 }
 
+ChatTemplate ChatTemplate::from_jinja(std::string_view jinja, std::string bos_token, std::string eos_token,
+                                      std::string source) {
+  ChatTemplate t;
+  t.name_ = "jinja";
+  t.format_ = Format::kJinja;
+  t.bos_token_ = std::move(bos_token);
+  t.eos_token_ = std::move(eos_token);
+  t.source_ = std::move(source);
+  try {
+    t.jinja_ = std::make_shared<const JinjaTemplate>(jinja);
+  } catch (const JinjaError& e) {
+    throw UsageError(t.source_ + ": " + e.what());
+  }
+  return t;
+}
+
+std::string ChatTemplate::render_jinja(const std::vector<ChatMessage>& messages, bool add_generation_prompt) const {
+  nlohmann::ordered_json variables;
+  variables["messages"] = nlohmann::ordered_json::array();
+  for (const ChatMessage& m : messages) variables["messages"].push_back({{"role", m.role}, {"content", m.content}});
+  variables["tools"] = nullptr;
+  variables["documents"] = nullptr;
+  variables["add_generation_prompt"] = add_generation_prompt;
+  if (!bos_token_.empty()) variables["bos_token"] = bos_token_;
+  if (!eos_token_.empty()) variables["eos_token"] = eos_token_;
+  try {
+    return jinja_->render(variables).text;
+  } catch (const JinjaRaisedError& e) {
+    throw DataError(source_ + " rejects the conversation: " + e.what());
+  } catch (const JinjaError& e) {
+    throw UsageError(source_ + ": " + e.what());
+  }
+}
+
 std::string ChatTemplate::begin() const {
   switch (format_) {
     case Format::kChatMl: return "";
     case Format::kLlama3: return "<|begin_of_text|>";
     case Format::kPlain: return bos_token_;
+    case Format::kJinja: break;  // rendered by render_jinja
   }
   return "";
 }
@@ -134,6 +170,7 @@ std::string ChatTemplate::open_turn(const std::string& role) const {
     case Format::kChatMl: return "<|im_start|>" + role + "\n";
     case Format::kLlama3: return "<|start_header_id|>" + role + "<|end_header_id|>\n\n";
     case Format::kPlain: return role == "system" ? "System: " : role == "user" ? "User: " : "Assistant: ";
+    case Format::kJinja: break;
   }
   return "";
 }
@@ -143,6 +180,7 @@ std::string ChatTemplate::close_turn(const std::string& role) const {
     case Format::kChatMl: return "<|im_end|>\n";
     case Format::kLlama3: return "<|eot_id|>";
     case Format::kPlain: return role == "assistant" ? eos_token_ : "\n";
+    case Format::kJinja: break;
   }
   return "";
 }
@@ -153,6 +191,7 @@ std::string ChatTemplate::content_of(const ChatMessage& message) const {
 
 std::string ChatTemplate::render(const std::vector<ChatMessage>& messages, bool add_generation_prompt) const {
   if (messages.empty()) throw std::invalid_argument("chat template " + name_ + ": the conversation is empty");
+  if (format_ == Format::kJinja) return render_jinja(messages, add_generation_prompt);
   std::string out = begin();
   if (!default_system_.empty() && messages.front().role != "system") {
     out += open_turn("system") + default_system_ + close_turn("system");
@@ -175,6 +214,18 @@ PromptCompletion ChatTemplate::render_for_training(const std::vector<ChatMessage
                                 "least one other message");
   }
   const std::vector<ChatMessage> context(messages.begin(), messages.end() - 1);
+  if (format_ == Format::kJinja) {
+    std::string prompt = render(context, true);
+    std::string full = render(messages, false);
+    if (full.compare(0, prompt.size(), prompt) != 0) {
+      throw UsageError(source_ +
+                       ": the rendered conversation does not start with its rendered prompt (the template renders "
+                       "earlier turns differently once the assistant's reply follows), so the completion cannot be "
+                       "split off." + kSetTemplateHint);
+    }
+    std::string completion = full.substr(prompt.size());
+    return {std::move(prompt), std::move(completion)};
+  }
   return {render(context, true), content_of(messages.back()) + close_turn("assistant")};
 }
 

@@ -11,14 +11,20 @@
 //   plain   BOS then "System: CONTENT\n", "User: CONTENT\n", "Assistant: CONTENT" EOS ...
 //                                                                generation prompt: "Assistant: "
 // Rendered text contains the special tokens as text; tokenize it with Tokenizer::encode (which adds nothing).
+//
+// A model's own Jinja template that is none of these is rendered by aligntrain's Jinja engine (data/jinja.h),
+// byte for byte as transformers' apply_chat_template renders it (ChatTemplate::from_jinja).
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace aligntrain::data {
+
+class JinjaTemplate;
 
 struct ChatMessage {
   std::string role;  // system | user | assistant
@@ -46,19 +52,35 @@ class ChatTemplate {
   // Throws std::invalid_argument for an unknown name (listing the known ones) or `plain` without an EOS.
   ChatTemplate(std::string_view name, std::string bos_token, std::string eos_token, std::string default_system = "");
 
+  // A Hugging Face Jinja template rendered by the Jinja engine with the variables transformers passes: messages
+  // ({role, content}), add_generation_prompt, tools and documents (none), and bos_token / eos_token when the
+  // tokenizer has them. `source` names where the template is from (say, "the chat template of the model in DIR");
+  // errors start with it. Throws UsageError (exit code 2), with the line and column, for a template that does not
+  // compile.
+  static ChatTemplate from_jinja(std::string_view jinja, std::string bos_token, std::string eos_token,
+                                 std::string source);
+
   const std::string& name() const { return name_; }
 
   // The conversation as the model sees it, followed by the opening of an assistant turn if
   // `add_generation_prompt`. Throws std::invalid_argument for an empty conversation, DataError (exit code 3) for a
-  // role other than system, user or assistant (it came from someone's data).
+  // role other than system, user or assistant (it came from someone's data). A Jinja template: DataError when it
+  // rejects the conversation (raise_exception, e.g. roles that do not alternate), UsageError for a rendering
+  // error of the template itself.
   std::string render(const std::vector<ChatMessage>& messages, bool add_generation_prompt) const;
 
   // Splits a conversation whose last message is the assistant's (with at least one message before it) into
   // prompt = render(all but the last, true) and the completion. Throws std::invalid_argument otherwise.
+  // A Jinja template: completion = render(all, false) after that prompt, as TRL splits conversations; UsageError
+  // when the full rendering does not start with the prompt's (the template renders earlier turns differently
+  // once a later one exists, so no completion can be split off).
   PromptCompletion render_for_training(const std::vector<ChatMessage>& messages) const;
 
  private:
-  enum class Format { kChatMl, kLlama3, kPlain };
+  enum class Format { kChatMl, kLlama3, kPlain, kJinja };
+
+  ChatTemplate() = default;
+  std::string render_jinja(const std::vector<ChatMessage>& messages, bool add_generation_prompt) const;
 
   std::string begin() const;
   std::string open_turn(const std::string& role) const;
@@ -70,6 +92,8 @@ class ChatTemplate {
   std::string bos_token_;
   std::string eos_token_;
   std::string default_system_;
+  std::shared_ptr<const JinjaTemplate> jinja_;  // kJinja
+  std::string source_;                          // kJinja: where the template is from
 };
 
 // What recognise_template found: a built-in template and the default system message the original inserts when a

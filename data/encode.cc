@@ -53,14 +53,21 @@ Encoder::Encoder(const Tokenizer& tokenizer, const std::string& name, const std:
                       " has none; set `chat_template:` (chatml, llama3 or plain)";
     return;
   }
-  // A template aligntrain does not reproduce is an error only for conversational data (plain text needs none).
+  // A template recognised as a built-in one renders through it; any other through the Jinja engine, exactly as
+  // transformers renders it. A template that does not compile is an error only for conversational data (plain text
+  // needs none).
+  const std::string source = "the chat template of the model in " + model_dir;
   try {
-    const auto found = recognise_template(*jinja, "the chat template of the model in " + model_dir);
+    const auto found = recognise_template(*jinja, source);
     template_.emplace(found.name, bos, eos, found.default_system);
-  } catch (const UsageError& e) {
-    template_error_ = e.what();
+  } catch (const UsageError&) {
+    try {
+      template_.emplace(ChatTemplate::from_jinja(*jinja, bos, eos, source));
+    } catch (const UsageError& e) {
+      template_error_ = e.what();
+    }
   } catch (const std::invalid_argument& e) {  // recognised as `plain`, but the tokenizer has no EOS token
-    template_error_ = "the chat template of the model in " + model_dir + ": " + e.what();
+    template_error_ = source + ": " + e.what();
   }
 }
 

@@ -4,6 +4,7 @@
 #            safetensors  fuzz/safetensors_fuzz.cc: safetensors headers and files (trainer/model/)
 #            examples     fuzz/examples_fuzz.cc: JSONL data files read as every data kind (data/example.h)
 #            parquet      the same for Parquet files (data/parquet_rows.h; Arrow's reader is not instrumented)
+#            jinja        fuzz/jinja_fuzz.cc: chat templates and their variables (data/jinja.h)
 #   SECONDS  run time, default 60
 # Work files go to $FUZZ_DIR (default /tmp/aligntrain-fuzz/TARGET): the binary, the corpus it grows, and
 # crash-* / leak-* / timeout-* reproducers (re-run one with `$FUZZ_DIR/TARGET_fuzz FILE`). Seeds: the
@@ -47,8 +48,8 @@ case "$target" in
     ;;
   examples)
     # example.cc links the chat-role check (tokenizer library) and the Parquet reader (Arrow, C++20).
-    sources=(data/example.cc data/chat_template.cc data/tokenizer*.cc data/parquet_rows.cc common/data_source.cc
-             fuzz/examples_fuzz.cc)
+    sources=(data/example.cc data/chat_template.cc data/jinja*.cc data/tokenizer*.cc data/parquet_rows.cc
+             common/data_source.cc fuzz/examples_fuzz.cc)
     arrow_libs
     libs=(-lpcre2-8 "${arrow[@]}")
     std=c++20
@@ -58,8 +59,8 @@ case "$target" in
     done
     ;;
   parquet)
-    sources=(data/example.cc data/chat_template.cc data/tokenizer*.cc data/parquet_rows.cc common/data_source.cc
-             fuzz/examples_fuzz.cc -DFUZZ_PARQUET)
+    sources=(data/example.cc data/chat_template.cc data/jinja*.cc data/tokenizer*.cc data/parquet_rows.cc
+             common/data_source.cc fuzz/examples_fuzz.cc -DFUZZ_PARQUET)
     arrow_libs
     libs=(-lpcre2-8 "${arrow[@]}")
     std=c++20
@@ -74,8 +75,28 @@ pq.write_table(pa.table({"prompt": ["p"], "chosen": ["c"], "rejected": ["r"], "l
                out + "/seed-pairs.parquet", row_group_size=1, use_dictionary=True)
 PY
     ;;
+  jinja)
+    sources=(data/jinja*.cc fuzz/jinja_fuzz.cc)
+    libs=()
+    # Seeds: the parity templates, each with a conversation after a NUL byte (see jinja_fuzz.cc).
+    for f in test/data/chat_templates/*.jinja; do
+      { cat "$f"; printf '\0[{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]'; } \
+        > "$dir/corpus/seed-$(basename "$f")"
+    done
+    # A reference cycle through a namespace (a leak this fuzzer found).
+    printf '%s' '{% set ns = namespace(a=1) %}{% set ns.me = [ns] %}{% set d = {"n": ns} %}{% set ns.g = d.get %}{{ ns.a }}' \
+      > "$dir/corpus/seed-cycle"
+    # Dictionary: the tags, operators, filters, tests and methods the engine knows.
+    printf '"%s"\n' '{%' '%}' '{{' '}}' '{#' '#}' '{%-' '-%}' '{{-' '-}}' 'for ' ' in ' 'endfor' 'if ' 'elif ' \
+      'else' 'endif' 'set ' 'endset' 'macro ' 'endmacro' 'call' 'endcall' 'filter ' 'endfilter' 'generation' \
+      'endgeneration' 'break' 'continue' 'raw' 'endraw' 'namespace(' 'loop.' 'messages' 'caller(' '|tojson(indent=2)' \
+      '|trim' '|join(' '|map(attribute=' '|selectattr(' '|default(' '|list' '|length' '|indent(' '|replace(' \
+      ' is defined' ' is string' ' is none' ' not in ' '[::-1]' '[1:]' '.split(' '.strip(' '.format(' '.items()' \
+      '.get(' 'raise_exception(' 'strftime_now(' 'range(' ' ~ ' ' ** ' ' // ' > "$dir/jinja.dict"
+    extra+=(-dict="$dir/jinja.dict")
+    ;;
   *)
-    echo "unknown fuzz target '$target' (known: recipe, safetensors, examples, parquet)" >&2
+    echo "unknown fuzz target '$target' (known: recipe, safetensors, examples, parquet, jinja)" >&2
     exit 2
     ;;
 esac

@@ -110,23 +110,29 @@ run_cmd $BIN generate --model m --prompts "$TMP/no-such-prompts.jsonl" --out "$T
 expect_exit 3 "generate with a missing prompts file"
 expect_output "no-such-prompts.jsonl: cannot open data file" "generate names the missing file"
 
-# Chat templates and roles (exit codes as README promises): a model template aligntrain does not reproduce is a usage
-# error naming the model folder, but only for conversational data; an unknown role is a data error naming FILE:LINE.
+# Chat templates and roles (exit codes as README promises): a model template that is none of the built-in ones renders
+# through the Jinja engine; one that does not compile is a usage error naming the model folder and the template's
+# line, but only for conversational data; an unknown role is a data error naming FILE:LINE.
 run_cmd $BIN init-model --preset tiny-llama --out "$TMP/inst-model"
 expect_exit 0 "init-model for the chat-template checks"
-python3 - "$TMP/inst-model/tokenizer_config.json" <<'PY'
+cp -r "$TMP/inst-model" "$TMP/broken-model"
+python3 - "$TMP/inst-model/tokenizer_config.json" "$TMP/broken-model/tokenizer_config.json" <<'PY'
 import json, sys
-config = json.load(open(sys.argv[1]))
-config["chat_template"] = "{% for m in messages %}[INST] {{ m['content'] }} [/INST]{% endfor %}"
-json.dump(config, open(sys.argv[1], "w"))
+for path, template in [(sys.argv[1], "{% for m in messages %}[INST] {{ m['content'] }} [/INST]{% endfor %}"),
+                       (sys.argv[2], "{% for m in messages %}\n[INST] {{ m['content'] | nosuchfilter }}{% endfor %}")]:
+    config = json.load(open(path))
+    config["chat_template"] = template
+    json.dump(config, open(path, "w"))
 PY
 echo '{"prompt": [{"role": "user", "content": "1+1"}], "completion": [{"role": "assistant", "content": "2"}]}' > "$TMP/chat.jsonl"
 echo '{"prompt": "1+1=", "completion": "2"}' > "$TMP/plain.jsonl"
 run_cmd $BIN logprobs --model "$TMP/inst-model" --data "$TMP/chat.jsonl"
-expect_exit 2 "conversational data with an unrecognised model chat template"
-expect_output "the chat template of the model in $TMP/inst-model: not recognised" "names the model folder"
-expect_output 'Set `chat_template:`' "says how to choose a template"
-run_cmd $BIN logprobs --model "$TMP/inst-model" --data "$TMP/plain.jsonl"
+expect_exit 0 "conversational data with a model chat template that is none of the built-in ones (Jinja engine)"
+run_cmd $BIN logprobs --model "$TMP/broken-model" --data "$TMP/chat.jsonl"
+expect_exit 2 "conversational data with a model chat template that does not compile"
+expect_output "the chat template of the model in $TMP/broken-model: chat template line 2, column" "names the model folder and the line"
+expect_output "No filter named 'nosuchfilter'" "says what is wrong"
+run_cmd $BIN logprobs --model "$TMP/broken-model" --data "$TMP/plain.jsonl"
 expect_exit 0 "plain-text data needs no chat template"
 run_cmd $BIN init-model --preset tiny-llama --out "$TMP/plain-model"
 { echo '{"prompt": [{"role": "user", "content": "1+1"}], "completion": [{"role": "assistant", "content": "2"}]}'

@@ -197,10 +197,9 @@ std::string model_with_template(const TempDir& dir, const std::string& jinja) {
   return dir.str();
 }
 
-TEST(ChatData, AnUnrecognisedModelTemplateIsAUsageErrorNamingTheModelFolderWhenChatDataNeedsIt) {
+TEST(ChatData, AModelTemplateThatDoesNotCompileIsAUsageErrorNamingTheModelFolderWhenChatDataNeedsIt) {
   const TempDir dir;
-  const std::string model =
-      model_with_template(dir, "{% for m in messages %}[INST] {{ m['content'] }} [/INST]{% endfor %}");
+  const std::string model = model_with_template(dir, "{% for m in messages %}[INST] {{ m['content'] }} [/INST]");
   const ByteTokenizer tokenizer;
   const Encoder encoder(tokenizer, "auto", model, {});
   Text prompt, response;
@@ -212,8 +211,9 @@ TEST(ChatData, AnUnrecognisedModelTemplateIsAUsageErrorNamingTheModelFolderWhenC
     ADD_FAILURE() << "expected UsageError";
   } catch (const UsageError& e) {
     const std::string error = e.what();
-    EXPECT_TRUE(contains(error, "the chat template of the model in " + model + ": not recognised")) << error;
-    EXPECT_TRUE(contains(error, "Set `chat_template:` in the recipe")) << error;
+    EXPECT_TRUE(contains(error, "the chat template of the model in " + model + ": chat template line 1, column"))
+        << error;
+    EXPECT_TRUE(contains(error, "'endfor'")) << error;
   }
   EXPECT_THROW(encoder.encode_prompt(prompt), UsageError);
   // Plain text needs no template: [BOS] prompt completion [EOS].
@@ -224,6 +224,55 @@ TEST(ChatData, AnUnrecognisedModelTemplateIsAUsageErrorNamingTheModelFolderWhenC
   ASSERT_TRUE(encoded.has_value());
   EXPECT_EQ(encoded->ids, (std::vector<int32_t>{ByteTokenizer::kBos, 'a', 'b', ByteTokenizer::kEos}));
   EXPECT_EQ(encoded->prompt_len, 2);
+}
+
+// A template that is none of the built-in ones renders through the Jinja engine, as transformers renders it; the
+// completion is what the full conversation adds to the prompt (TRL's split).
+TEST(ChatData, AnUnrecognisedModelTemplateRendersThroughTheJinjaEngine) {
+  const TempDir dir;
+  const std::string model = model_with_template(
+      dir,
+      "{{ bos_token }}{% for m in messages %}{% if (m.role == 'user') != (loop.index0 % 2 == 0) %}"
+      "{{ raise_exception('roles must alternate') }}{% endif %}"
+      "{% if m.role == 'user' %}[INST] {{ m.content | trim }} [/INST]{% else %} {{ m.content }}{{ eos_token }}"
+      "{% endif %}{% endfor %}");
+  const ByteTokenizer tokenizer;
+  const Encoder encoder(tokenizer, "auto", model, {});
+  Text prompt, response;
+  prompt.conversational = response.conversational = true;
+  prompt.messages = {{"user", " 2+2? "}};
+  response.messages = {{"assistant", "4"}};
+  const auto encoded = encoder.encode(prompt, response);
+  ASSERT_TRUE(encoded.has_value());
+  EXPECT_EQ(encoded->ids, tokenizer.encode("<|bos|>[INST] 2+2? [/INST] 4<|eos|>"));
+  EXPECT_EQ(encoded->prompt_len, static_cast<int64_t>(tokenizer.encode("<|bos|>[INST] 2+2? [/INST]").size()));
+  // raise_exception is the data's fault (exit code 3), with the template's message.
+  Text bad;
+  bad.conversational = true;
+  bad.messages = {{"user", "a"}, {"user", "b"}};
+  try {
+    encoder.encode(bad, response);
+    ADD_FAILURE() << "expected DataError";
+  } catch (const DataError& e) {
+    EXPECT_TRUE(contains(e.what(), "the chat template of the model in " + model +
+                                       " rejects the conversation: roles must alternate"))
+        << e.what();
+  }
+}
+
+// A template whose full rendering does not extend its prompt's cannot be split into prompt and completion.
+TEST(ChatData, AJinjaTemplateWhosePromptIsNotAPrefixIsAUsageError) {
+  const TempDir dir;
+  const std::string model = model_with_template(
+      dir, "{% for m in messages %}{{ m.role }}: {{ m.content }}{% if not loop.last %}\n{% endif %}{% endfor %}"
+           "{% if add_generation_prompt %} => {% endif %}");
+  const ByteTokenizer tokenizer;
+  const Encoder encoder(tokenizer, "auto", model, {});
+  Text prompt, response;
+  prompt.conversational = response.conversational = true;
+  prompt.messages = {{"user", "q"}};
+  response.messages = {{"assistant", "a"}};
+  EXPECT_THROW(encoder.encode(prompt, response), UsageError);
 }
 
 TEST(ChatData, ARecognisedModelTemplateStillRenders) {
