@@ -17,11 +17,13 @@ APT_PACKAGES=(
   googletest libgtest-dev clang libclang-rt-14-dev
   chromium
   slurm-wlm munge
+  libsentencepiece-dev
 )
 # chromium: test/metrics/run_outputs_test.sh renders report.html headless into a screenshot.
 # slurm-wlm (slurmctld, slurmd, the client commands and the mpi/pmix plugin) and munge: test/cluster/slurm_test.sh
 # runs aligntrain under `srun --mpi=pmix` on a one-node cluster that scripts/slurm/local_cluster.sh starts with
 # daemons of its own (the packages' system services are not configured or used).
+# libsentencepiece-dev: a model folder with only tokenizer.model (SentencePiece protobuf) is read through it.
 
 # --- 1. Debian packages --------------------------------------------------------------------------------------
 missing=()
@@ -58,7 +60,7 @@ fi
 step "installing Python packages into .venv ($REQ; the torch wheel is large, this takes a few minutes once)"
 .venv/bin/python -m pip install -q --disable-pip-version-check -r "$REQ" ||
   die "step 2 (pip): 'pip install -r $REQ' failed; check access to PyPI"
-.venv/bin/python -c 'import torch, transformers, tokenizers, safetensors, numpy, sklearn, pyarrow, tensorboard' ||
+.venv/bin/python -c 'import torch, transformers, tokenizers, safetensors, numpy, sklearn, pyarrow, tensorboard, peft, sentencepiece' ||
   die "step 2 (pip): the packages installed but do not import"
 echo "$want" > "$STAMP"
 step "setup complete: $(.venv/bin/python -c 'import torch; print("torch", torch.__version__)')"
