@@ -168,8 +168,8 @@ struct Fields<DataConfig> {
   template <class S, class F>
   static void each(S& o, StageKind k, F&& f) {
     using K = StageKind;
-    f(key("train").only_kinds(k, {K::sft, K::preference, K::unpaired, K::negatives, K::distill, K::generate,
-                                   K::select}),
+    f(key("train").only_kinds(k, {K::sft, K::preference, K::unpaired, K::negatives, K::distill, K::online,
+                                   K::generate, K::select}),
       o.train);
     f(key("eval").only_kinds(k, {K::sft, K::preference, K::unpaired, K::negatives, K::distill, K::eval}), o.eval);
     f(key("format"), o.format);
@@ -338,6 +338,45 @@ struct Fields<SelectConfig> {
 };
 
 template <>
+struct Fields<RewardSpec> {
+  template <class S, class F>
+  static void each(S& o, StageKind, F&& f) {
+    using R = RewardType;
+    f(key("type").require().discriminates(), o.type);
+    const R t = o.type;
+    const auto only = [&](R want) { return t == want; };
+    const std::string why = "is not an option of reward type " + std::string(name_of(t));
+    f(key("weight"), o.weight);
+    f(key("pattern").only_if(only(R::regex), why), o.pattern);
+    f(key("score").only_if(only(R::regex), why), o.score);
+    f(key("target").non_negative().only_if(only(R::length), why), o.target);
+    f(key("penalty").non_negative().only_if(only(R::length), why), o.penalty);
+    f(key("command").only_if(only(R::command), why), o.command);
+    f(key("timeout").positive().only_if(only(R::command), why), o.timeout);
+  }
+};
+
+template <>
+struct Fields<OnlineConfig> {
+  template <class S, class F>
+  static void each(S& o, StageKind, F&& f) {
+    f(key("num_samples").positive(), o.num_samples);
+    f(key("updates_per_batch").positive(), o.updates_per_batch);
+    f(key("epsilon").range(0, 1, true), o.epsilon);
+    f(key("epsilon_high").non_negative(), o.epsilon_high);
+    f(key("beta").non_negative(), o.beta);
+    f(key("scale_rewards"), o.scale_rewards);
+    f(key("aggregation"), o.aggregation);
+    f(key("importance_sampling_level"), o.importance_sampling_level);
+    f(key("normalize_advantages"), o.normalize_advantages);
+    f(key("divergence"), o.divergence);
+    f(key("target"), o.target);
+    f(key("baseline_window").positive(), o.baseline_window);
+    f(key("rewards"), o.rewards);
+  }
+};
+
+template <>
 struct Fields<StageConfig> {
   template <class S, class F>
   static void each(S& o, StageKind, F&& f) {
@@ -346,9 +385,9 @@ struct Fields<StageConfig> {
     f(key("kind").require().discriminates(), o.kind);
     const K k = o.kind;
     f(key("policy").require().only_kinds(k, {K::sft, K::preference, K::unpaired, K::negatives, K::distill,
-                                             K::generate, K::eval}),
+                                             K::online, K::generate, K::eval}),
       o.policy);
-    f(key("reference").only_kinds(k, {K::preference, K::unpaired, K::negatives, K::distill, K::eval}),
+    f(key("reference").only_kinds(k, {K::preference, K::unpaired, K::negatives, K::distill, K::online, K::eval}),
       o.reference);
     f(key("teacher").only_kinds(k, {K::distill}), o.teacher);
     f(key("teacher_reference").only_kinds(k, {K::distill}), o.teacher_reference);
@@ -356,7 +395,7 @@ struct Fields<StageConfig> {
     f(key("optimizer").only_training(k), o.optimizer);
     f(key("schedule").only_training(k), o.schedule);
     f(key("batch").within(k).only_kinds(k, {K::sft, K::preference, K::unpaired, K::negatives, K::distill,
-                                            K::generate, K::eval, K::select}),
+                                            K::online, K::generate, K::eval, K::select}),
       o.batch);
     f(key("train").only_training(k), o.train);
     f(key("eval").within(k).only_kinds(k, {K::sft, K::preference, K::unpaired, K::negatives, K::distill, K::eval}),
@@ -364,18 +403,20 @@ struct Fields<StageConfig> {
     f(key("checkpoint").only_training(k), o.checkpoint);
     f(key("log").only_training(k), o.log);
     f(key("activation_checkpointing").only_training(k), o.activation_checkpointing);
-    f(key("loss").within(k).only_kinds(k, {K::sft, K::preference, K::unpaired, K::negatives, K::distill, K::eval}),
+    f(key("loss").within(k).only_kinds(k, {K::sft, K::preference, K::unpaired, K::negatives, K::distill, K::online,
+                                           K::eval}),
       o.loss);
     // Sampling settings: generate stages, eval stages with exact match, and distill stages whose kd or aligndistil
     // loss samples from the student (lmbda).
     const auto uses = [&](LossType t) { return std::count(o.loss.type.begin(), o.loss.type.end(), t) > 0; };
-    const bool samples = k == K::generate || (k == K::eval && o.eval.exact_match) ||
+    const bool samples = k == K::generate || k == K::online || (k == K::eval && o.eval.exact_match) ||
                          (k == K::distill && (uses(LossType::kd) || uses(LossType::aligndistil)));
-    f(key("generation").within(k).only_if(samples, "applies only to generate stages, eval stages with "
+    f(key("generation").within(k).only_if(samples, "applies only to generate and online stages, eval stages with "
                                                    "eval.exact_match and distill stages with loss type kd or "
                                                    "aligndistil"),
       o.generation);
     f(key("select").only_kinds(k, {K::select}), o.select);
+    f(key("online").only_kinds(k, {K::online}), o.online);
   }
 };
 

@@ -103,7 +103,7 @@ bool equal(const T& a, const T& b) {
     for (size_t i = 0; i < a.items.size(); ++i)
       if (a.items[i].first != b.items[i].first || !equal(a.items[i].second, b.items[i].second)) return false;
     return true;
-  } else if constexpr (std::is_same_v<T, std::vector<StageConfig>>) {
+  } else if constexpr (std::is_same_v<T, std::vector<StageConfig>> || std::is_same_v<T, std::vector<RewardSpec>>) {
     if (a.size() != b.size()) return false;
     for (size_t i = 0; i < a.size(); ++i)
       if (!equal(a[i], b[i])) return false;

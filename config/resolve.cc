@@ -99,6 +99,8 @@ class Resolver {
       if (!s.train.epochs && !s.train.steps) s.train.epochs = 1;
     }
     resolve_loss(s.kind, s.loss);
+    if (s.kind == StageKind::online && !s.online.beta && !s.loss.type.empty())
+      s.online.beta = default_online_beta(s.loss.type.front());
     if (!s.generation.seed) s.generation.seed = r_.run.seed;  // written only where generation applies
     if (s.kind == StageKind::generate) {
       s.generation.out = s.generation.out.empty() ? (fs::path(stage_dir) / "generations.jsonl").string()

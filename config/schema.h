@@ -26,7 +26,7 @@ namespace aligntrain::config {
 enum class Device { auto_, cpu, cuda };
 enum class Precision { fp32, bf16 };
 enum class ChatTemplate { auto_, chatml, llama3, plain };
-enum class StageKind { sft, preference, unpaired, negatives, distill, generate, select, eval };
+enum class StageKind { sft, preference, unpaired, negatives, distill, online, generate, select, eval };
 enum class DataFormat { auto_, prompt_completion, messages };
 enum class Truncate { left, right, drop };
 enum class Decay { constant, linear, cosine };
@@ -43,7 +43,13 @@ enum class LossType {
   kto, bco,                                                    // unpaired (C.10, C.11)
   d2o,                                                         // negatives (C.12)
   kd, dckd, adpa, aligndistil,                                 // distillation (D.1, A.3, A.4, B.2)
+  grpo, rloo, fdpg,                                            // online, on the policy's own samples (G, D.2)
 };
+enum class RewardType { exact_match, regex, length, command };
+enum class RewardScaling { group, batch, none };
+enum class GrpoAggregation { grpo, bnpo, dapo, dr_grpo };
+enum class ImportanceLevel { token, sequence };
+enum class FdpgTarget { constraint, reward };
 
 template <class E>
 struct EnumNames;
@@ -60,7 +66,8 @@ ALIGNTRAIN_ENUM_NAMES(ChatTemplate, {ChatTemplate::auto_, "auto"}, {ChatTemplate
                       {ChatTemplate::llama3, "llama3"}, {ChatTemplate::plain, "plain"});
 ALIGNTRAIN_ENUM_NAMES(StageKind, {StageKind::sft, "sft"}, {StageKind::preference, "preference"},
                       {StageKind::unpaired, "unpaired"}, {StageKind::negatives, "negatives"},
-                      {StageKind::distill, "distill"}, {StageKind::generate, "generate"},
+                      {StageKind::distill, "distill"}, {StageKind::online, "online"},
+                      {StageKind::generate, "generate"},
                       {StageKind::select, "select"}, {StageKind::eval, "eval"});
 ALIGNTRAIN_ENUM_NAMES(DataFormat, {DataFormat::auto_, "auto"},
                       {DataFormat::prompt_completion, "prompt_completion"}, {DataFormat::messages, "messages"});
@@ -80,7 +87,16 @@ ALIGNTRAIN_ENUM_NAMES(LossType, {LossType::sft, "sft"}, {LossType::dpo, "dpo"}, 
                       {LossType::ln_dpo, "ln_dpo"}, {LossType::bco_pair, "bco_pair"}, {LossType::simpo, "simpo"},
                       {LossType::orpo, "orpo"}, {LossType::cpo, "cpo"}, {LossType::mapo, "mapo"},
                       {LossType::kto, "kto"}, {LossType::bco, "bco"}, {LossType::d2o, "d2o"}, {LossType::kd, "kd"},
-                      {LossType::dckd, "dckd"}, {LossType::adpa, "adpa"}, {LossType::aligndistil, "aligndistil"});
+                      {LossType::dckd, "dckd"}, {LossType::adpa, "adpa"}, {LossType::aligndistil, "aligndistil"},
+                      {LossType::grpo, "grpo"}, {LossType::rloo, "rloo"}, {LossType::fdpg, "fdpg"});
+ALIGNTRAIN_ENUM_NAMES(RewardType, {RewardType::exact_match, "exact_match"}, {RewardType::regex, "regex"},
+                      {RewardType::length, "length"}, {RewardType::command, "command"});
+ALIGNTRAIN_ENUM_NAMES(RewardScaling, {RewardScaling::group, "group"}, {RewardScaling::batch, "batch"},
+                      {RewardScaling::none, "none"});
+ALIGNTRAIN_ENUM_NAMES(GrpoAggregation, {GrpoAggregation::grpo, "grpo"}, {GrpoAggregation::bnpo, "bnpo"},
+                      {GrpoAggregation::dapo, "dapo"}, {GrpoAggregation::dr_grpo, "dr_grpo"});
+ALIGNTRAIN_ENUM_NAMES(ImportanceLevel, {ImportanceLevel::token, "token"}, {ImportanceLevel::sequence, "sequence"});
+ALIGNTRAIN_ENUM_NAMES(FdpgTarget, {FdpgTarget::constraint, "constraint"}, {FdpgTarget::reward, "reward"});
 #undef ALIGNTRAIN_ENUM_NAMES
 
 template <class E>
@@ -305,6 +321,37 @@ struct SelectConfig {
   double fraction() const { return keep_fraction.value_or(0.1); }
 };
 
+// One reward of an online stage; a sample's reward is the weighted sum of the stage's rewards.
+struct RewardSpec {
+  RewardType type = RewardType::exact_match;
+  double weight = 1.0;
+  std::string pattern;   // regex: ECMAScript pattern searched in the completion text
+  double score = 1.0;    // regex: the reward when the pattern matches (0 otherwise)
+  int target = 0;        // length: completion tokens aimed at
+  double penalty = 0.01;  // length: reward −penalty·|tokens − target|
+  std::string command;   // command: run by /bin/sh -c (objectives/command_reward.h)
+  double timeout = 60;   // command: seconds for one step's samples
+};
+
+// Online stages (kind online): sampling, scoring and the clipped or f-divergence update (METHODS.md §G, §D.2).
+// Named as TRL's GRPOConfig / RLOOConfig names them where they exist.
+struct OnlineConfig {
+  int num_samples = 8;        // completions per prompt (TRL num_generations)
+  int updates_per_batch = 1;  // optimizer steps on each batch of samples (TRL num_iterations)
+  double epsilon = 0.2;       // clip range low (and high unless epsilon_high)
+  std::optional<double> epsilon_high;
+  std::optional<double> beta;  // KL coefficient: grpo 0 (no reference), rloo 0.05; fdpg with target reward: the
+                               // temperature of P = a·exp(r/β), default 0.1
+  RewardScaling scale_rewards = RewardScaling::group;                 // grpo
+  GrpoAggregation aggregation = GrpoAggregation::dapo;               // grpo (TRL loss_type)
+  ImportanceLevel importance_sampling_level = ImportanceLevel::token;  // grpo
+  bool normalize_advantages = false;                                   // rloo
+  Divergence divergence = Divergence::jsd;         // fdpg: forward_kl, reverse_kl, jsd, tvd
+  FdpgTarget target = FdpgTarget::constraint;      // fdpg: P = a·b (b = [reward > 0]) or a·exp(reward/β)
+  int baseline_window = 1024;                      // fdpg: the moving-average baseline's window
+  std::vector<RewardSpec> rewards;
+};
+
 struct StageConfig {
   std::string name;
   StageKind kind = StageKind::sft;
@@ -324,6 +371,7 @@ struct StageConfig {
   LossConfig loss;
   GenerationConfig generation;
   SelectConfig select;
+  OnlineConfig online;
 };
 
 struct Recipe {
@@ -343,7 +391,7 @@ struct Recipe {
 
 // Stage kinds that train the policy (and so make a model named after the stage).
 inline constexpr StageKind kTrainingKinds[] = {StageKind::sft, StageKind::preference, StageKind::unpaired,
-                                               StageKind::negatives, StageKind::distill};
+                                               StageKind::negatives, StageKind::distill, StageKind::online};
 
 inline bool is_training(StageKind k) {
   for (StageKind t : kTrainingKinds)
@@ -362,6 +410,7 @@ inline std::vector<LossType> allowed_loss_types(StageKind k) {
     case StageKind::unpaired: return {L::kto, L::bco};
     case StageKind::negatives: return {L::d2o};
     case StageKind::distill: return {L::kd, L::dckd, L::adpa, L::aligndistil, L::sft};
+    case StageKind::online: return {L::grpo, L::rloo, L::fdpg};
     case StageKind::eval:
       return {L::sft, L::dpo, L::cdpo, L::robust, L::hinge, L::ipo, L::ln_dpo, L::bco_pair,
               L::simpo, L::orpo, L::cpo, L::mapo};
@@ -379,6 +428,7 @@ inline std::vector<LossType> default_loss_types(StageKind k) {
     case StageKind::unpaired: return {LossType::kto};
     case StageKind::negatives: return {LossType::d2o};
     case StageKind::eval: return {LossType::sft};
+    case StageKind::online: return {LossType::grpo};
     default: return {};
   }
 }
@@ -397,7 +447,10 @@ inline std::optional<double> default_beta(LossType t) {
     case LossType::orpo:
     case LossType::kd:
     case LossType::dckd:
-    case LossType::adpa: return std::nullopt;
+    case LossType::adpa:
+    case LossType::grpo:  // online losses: online.beta
+    case LossType::rloo:
+    case LossType::fdpg: return std::nullopt;
     default: return 0.1;  // DPO family, CPO, MaPO, KTO, BCO, D2O, AlignDistil
   }
 }
@@ -413,8 +466,14 @@ inline double default_lr(StageKind k) {
 
 // "an sft stage", "a preference stage": for messages.
 inline std::string a_stage(StageKind k) {
-  const bool vowel_sound = k == StageKind::sft || k == StageKind::unpaired || k == StageKind::eval;
+  const bool vowel_sound = k == StageKind::sft || k == StageKind::unpaired || k == StageKind::eval ||
+                           k == StageKind::online;
   return std::string(vowel_sound ? "an " : "a ") + std::string(name_of(k)) + " stage";
+}
+
+// online.beta when the recipe leaves it out (TRL's GRPO 0.0 and RLOO 0.05; f-DPG's reward target 0.1).
+inline double default_online_beta(LossType t) {
+  return t == LossType::rloo ? 0.05 : t == LossType::fdpg ? 0.1 : 0.0;
 }
 
 // batch.max_prompt_length when the recipe leaves it out: half the sequence (TRL: 512 of 1024).

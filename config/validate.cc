@@ -5,6 +5,7 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <regex>
 #include <filesystem>
 
 #include "common/data_source.h"
@@ -138,6 +139,50 @@ class Validator {
     check_data(i, at);
     if (is_training(s.kind)) check_training(s, at);
     if (s.kind == StageKind::select) check_select(i, at);
+    if (s.kind == StageKind::online && loss_ok && !s.loss.type.empty()) check_online(s, at);
+  }
+
+  void check_online(const StageConfig& s, const At& at) {
+    const OnlineConfig& o = s.online;
+    const At oat = at / "online";
+    const LossType t = s.loss.type.front();
+    if (s.loss.type.size() > 1) error(at / "loss" / "type", "an online stage takes one loss type (grpo, rloo or fdpg)");
+    if (o.rewards.empty())
+      error(oat / "rewards", "an online stage needs at least one reward (exact_match, regex, length or command)");
+    for (size_t j = 0; j < o.rewards.size(); ++j) {
+      const RewardSpec& r = o.rewards[j];
+      const At rat = oat / ("rewards[" + std::to_string(j) + "]");
+      if (r.type == RewardType::regex) {
+        if (r.pattern.empty()) error(rat / "pattern", "a regex reward needs `pattern`");
+        else {
+          try {
+            std::regex re(r.pattern, std::regex::ECMAScript);
+          } catch (const std::regex_error& e) {
+            error(rat / "pattern", fmt::format("is not a valid ECMAScript regular expression: {}", e.what()));
+          }
+        }
+      }
+      if (r.type == RewardType::command && r.command.empty())
+        error(rat / "command", "a command reward needs `command` (run with /bin/sh -c)");
+    }
+    if ((t == LossType::grpo || t == LossType::rloo) && o.num_samples < 2)
+      error(oat / "num_samples", fmt::format("loss type {} compares the samples of a prompt with each other and needs "
+                                             "at least 2, got {}", name_of(t), o.num_samples));
+    const int mu = o.updates_per_batch;
+    if (t == LossType::fdpg && mu > 1)
+      error(oat / "updates_per_batch", "f-DPG updates once per batch of samples (the paper's online setting)");
+    if (mu > 1 && s.train.steps && *s.train.steps % mu != 0)
+      error(at / "train" / "steps", fmt::format("must be a multiple of online.updates_per_batch ({}), got {}", mu,
+                                                *s.train.steps));
+    if (mu > 1 && s.checkpoint.every_steps % mu != 0)
+      error(at / "checkpoint" / "every_steps", fmt::format("must be a multiple of online.updates_per_batch ({}): "
+                                                           "checkpoints are written between batches of samples, got {}",
+                                                           mu, s.checkpoint.every_steps));
+    if (t == LossType::fdpg && o.target == FdpgTarget::constraint && o.divergence == Divergence::reverse_kl)
+      error(oat / "divergence", "reverse_kl is infinite on samples outside a 0/1 constraint (b(x) = 0); use jsd, "
+                                "forward_kl or tvd, or online.target: reward");
+    if (t == LossType::fdpg && o.target == FdpgTarget::reward && o.beta && *o.beta <= 0)
+      error(oat / "beta", "f-DPG's reward target P = a·exp(r/β) needs β > 0");
   }
 
   void check_loss(size_t i, const At& at) {
@@ -183,16 +228,27 @@ class Validator {
       case StageKind::distill:
         needs_reference = uses_any(loss, {LossType::adpa}) && (loss.kl_penalty_weight > 0 || loss.adpa_importance_sampling);
         break;
+      case StageKind::online:  // f-DPG's base a(x); GRPO's and RLOO's KL term
+        needs_reference = uses_any(loss, {LossType::fdpg}) ||
+                          s.online.beta.value_or(default_online_beta(loss.type.front())) > 0;
+        break;
       default: break;
     }
+    const std::string online_why = s.kind != StageKind::online ? ""
+                                   : uses_any(loss, {LossType::fdpg}) ? " (f-DPG's base model a(x))"
+                                                                      : " for its KL term (online.beta > 0)";
     if (needs_reference && !s.reference)
       error(at / "reference", fmt::format("{} with loss type {} needs `reference` (a frozen model or "
-                                          "earlier stage){}",
-                                          a_stage(s.kind), types,
+                                          "earlier stage){}{}",
+                                          a_stage(s.kind), types, online_why,
                                           s.kind == StageKind::preference ? "; only simpo, orpo, cpo and mapo need none"
                                                                           : ""));
     if (!needs_reference && s.reference)
-      error(at / "reference", fmt::format("is not used by loss type {}; remove it", types));
+      error(at / "reference", fmt::format("is not used by loss type {}{}; remove it", types,
+                                          s.kind == StageKind::online ? " with online.beta 0" : ""));
+    if (s.kind == StageKind::online && s.reference && s.reference->precompute)
+      error(at / "reference" / "precompute", "an online stage scores samples drawn during training; its reference "
+                                             "cannot be precomputed");
     if (s.kind != StageKind::distill) return;
     if (!s.teacher) error(at / "teacher", "a distill stage needs `teacher`");
     const bool needs_teacher_reference = uses_any(loss, {LossType::adpa, LossType::aligndistil});

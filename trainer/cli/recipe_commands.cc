@@ -152,6 +152,10 @@ StageMemoryWork memory_work(const config::Recipe& recipe, const config::StageCon
       columns = 1 + s.data.num_samples.value_or(k);
       break;
     }
+    case config::StageKind::online:  // every prompt's samples in one forward
+      w.path = LossPath::kSft;
+      columns = s.online.num_samples;
+      break;
     case config::StageKind::distill:
       w.path = LossPath::kDistill;
       w.distill_nll_grad = s.loss.kd_ratio < 1.0;

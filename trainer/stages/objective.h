@@ -42,6 +42,10 @@ class TrainObjective {
   // Non-padding tokens in the step's global batch.
   virtual int64_t step_tokens() const = 0;
 
+  // Optimizer steps taken on each step's rows (online stages: online.updates_per_batch updates on one batch of
+  // samples). The loop draws new rows, writes checkpoints and honours stop signals only between such batches.
+  virtual int64_t steps_per_batch() const { return 1; }
+
   // State that must survive a resume (e.g. running means), stored in checkpoints.
   virtual nlohmann::json state() const { return nlohmann::json::object(); }
   virtual void load_state(const nlohmann::json&) {}

@@ -6,6 +6,7 @@
 
 #include "trainer/stages/distill.h"
 #include "trainer/stages/inference.h"
+#include "trainer/stages/online.h"
 #include "trainer/stages/preference.h"
 #include "trainer/stages/select.h"
 #include "trainer/stages/sft.h"
@@ -38,6 +39,7 @@ const std::vector<StageKindEntry>& table() {
       {StageKind::unpaired, fixed<DataKind::kUnpaired>, run_unpaired},
       {StageKind::negatives, fixed<DataKind::kNegatives>, run_negatives},
       {StageKind::distill, fixed<DataKind::kAuto>, run_distill},  // the loss type decides (distill.cc)
+      {StageKind::online, online_data_kind, run_online},
       {StageKind::generate, fixed<DataKind::kPrompts>, generate},
       {StageKind::select, fixed<DataKind::kAuto>, run_select},  // any kind of pool; select.text picks the fields
       {StageKind::eval, eval_data, eval},

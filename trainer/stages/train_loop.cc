@@ -75,7 +75,7 @@ int64_t total_steps(const config::StageConfig& stage, TrainObjective& objective,
     data::Sampler sampler(objective.num_examples(), seed);
     rows = data::packed_rows_per_epoch(sampler, objective.lengths(), stage.batch.max_length);
   }
-  return data::steps_for_epochs(epochs, rows, stage.batch.global);
+  return data::steps_for_epochs(epochs, rows, stage.batch.global) * std::max<int64_t>(1, objective.steps_per_batch());
 }
 
 TrainOutcome train(TrainContext& ctx, TrainObjective& objective) {
@@ -172,10 +172,14 @@ TrainOutcome train(TrainContext& ctx, TrainObjective& objective) {
                out.total, stage.batch.global, stage.batch.micro, groups.layout.dp, base_lr);
   bool checkpoint_current = false;
   const int delay_ms = test_step_delay_ms();
+  const int64_t per_batch = std::max<int64_t>(1, objective.steps_per_batch());
+  std::optional<data::StepRows> batch_rows;  // the rows of the current batch (several steps with per_batch > 1)
   while (step < out.total) {
     const auto t_step = Clock::now();
-    const auto rows = data::plan_step(sampler, cursor, stage.batch.global, objective.packing(), objective.lengths(),
-                                      stage.batch.max_length);
+    if (step % per_batch == 0 || !batch_rows)
+      batch_rows = data::plan_step(sampler, cursor, stage.batch.global, objective.packing(), objective.lengths(),
+                                   stage.batch.max_length);
+    const data::StepRows& rows = *batch_rows;
     const int64_t syncs_before = runtime::host_syncs();
     // Whether this step is logged: the only place where the step reads device values on the host.
     const bool report = (step + 1) % std::max(1, stage.log.every_steps) == 0 || step == 0 || step + 1 == out.total;
@@ -215,6 +219,7 @@ TrainOutcome train(TrainContext& ctx, TrainObjective& objective) {
     if (report) out.last = m;
 
     const bool last = step == out.total;
+    const bool between_batches = step % per_batch == 0;
     if (report) {
       nlohmann::ordered_json line;
       line["stage"] = stage.name;
@@ -236,8 +241,9 @@ TrainOutcome train(TrainContext& ctx, TrainObjective& objective) {
         line["peak_mib"] = runtime::cpu_memory().peak_bytes >> 20;
       ctx.metrics.write(line);
       const double per_step = seconds_since(t_start) / static_cast<double>(step - out.start_step);
-      spdlog::info("[{}] step {}/{} | loss {} | lr {:.2e} | grad {:.3f} | {} tok/s | ETA {}", stage.name, step,
-                   out.total, metric_text(m, "loss"), lr, grad_norm,
+      const std::string reward = metric_text(m, "reward");  // online stages
+      spdlog::info("[{}] step {}/{} | loss {}{} | lr {:.2e} | grad {:.3f} | {} tok/s | ETA {}", stage.name, step,
+                   out.total, metric_text(m, "loss"), reward == "-" ? "" : " | reward " + reward, lr, grad_norm,
                    metrics::format_count(static_cast<double>(out.tokens) / seconds_since(t_start)),
                    metrics::format_duration(per_step * static_cast<double>(out.total - step)));
     }
@@ -245,12 +251,12 @@ TrainOutcome train(TrainContext& ctx, TrainObjective& objective) {
       out.eval_last = ctx.evaluate();
       log_eval(ctx.metrics, stage.name, step, *out.eval_last);
     }
-    if (last || (stage.checkpoint.every_steps > 0 && step % stage.checkpoint.every_steps == 0)) {
+    if (between_batches && (last || (stage.checkpoint.every_steps > 0 && step % stage.checkpoint.every_steps == 0))) {
       write_checkpoint();
       checkpoint_current = true;
     }
     if (delay_ms > 0 && !last) std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
-    if (!last && any_rank_stopping(*groups.host)) {
+    if (!last && between_batches && any_rank_stopping(*groups.host)) {
       spdlog::warn("[{}] stop requested (signal {}): writing a checkpoint at step {}", stage.name,
                    runtime::stop_signal(), step);
       if (!checkpoint_current) write_checkpoint();

@@ -1,0 +1,155 @@
+// See online_rewards.h.
+#include "trainer/stages/online_rewards.h"
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "common/errors.h"
+#include "trainer/objectives/command_reward.h"
+
+namespace aligntrain::stages {
+
+namespace {
+
+std::string trim(const std::string& s) {
+  const auto a = s.find_first_not_of(" \t\r\n"), b = s.find_last_not_of(" \t\r\n");
+  return a == std::string::npos ? std::string() : s.substr(a, b - a + 1);
+}
+
+std::string reference_text(const data::Example& ex) {
+  const auto& c = *ex.completion;
+  return c.conversational ? (c.messages.empty() ? std::string() : c.messages.back().content) : c.text;
+}
+
+nlohmann::json text_json(const data::Text& t) {
+  if (!t.conversational) return t.text;
+  auto list = nlohmann::json::array();
+  for (const auto& m : t.messages) list.push_back({{"role", m.role}, {"content", m.content}});
+  return list;
+}
+
+// What a command reward reads for one sample: the data line's fields, "prompt" as in the data, "completion" the
+// sample (a string, or one assistant message for conversational prompts) and the line's own completion, if any,
+// as "reference".
+nlohmann::json command_input(const RewardSample& s) {
+  auto obj = nlohmann::json::parse(s.example->raw, nullptr, /*allow_exceptions=*/false);
+  if (!obj.is_object()) obj = nlohmann::json::object();
+  if (obj.contains("completion")) obj["reference"] = obj["completion"];
+  obj["prompt"] = text_json(s.example->prompt);
+  if (s.example->prompt.conversational) {
+    obj["completion"] = nlohmann::json::array({{{"role", "assistant"}, {"content", s.completion}}});
+  } else {
+    obj["completion"] = s.completion;
+  }
+  return obj;
+}
+
+}  // namespace
+
+Rewards::Rewards(std::vector<config::RewardSpec> specs, std::string stage_name)
+    : specs_(std::move(specs)), stage_(std::move(stage_name)) {
+  std::map<std::string, int> count, seen;
+  for (const auto& s : specs_) ++count[config::to_string(s.type)];
+  for (size_t r = 0; r < specs_.size(); ++r) {
+    const auto& s = specs_[r];
+    const std::string type = config::to_string(s.type);
+    names_.push_back("reward/" + type + (count[type] > 1 ? std::to_string(++seen[type]) : ""));
+    if (s.type == config::RewardType::regex) {
+      try {
+        regexes_.emplace_back(s.pattern, std::regex::ECMAScript);
+      } catch (const std::regex_error& e) {
+        throw UsageError("stage '" + stage_ + "': online.rewards[" + std::to_string(r) + "].pattern: not a valid "
+                         "ECMAScript regular expression: " + e.what());
+      }
+    } else {
+      regexes_.emplace_back();
+    }
+  }
+}
+
+void Rewards::check_examples(const std::vector<data::Example>& examples, const std::string& path) const {
+  if (exact_match_index() < 0) return;
+  for (const auto& ex : examples) {
+    if (!ex.completion) {
+      throw DataError(path + ":" + std::to_string(ex.line) + ": completion: missing field (the exact_match reward "
+                      "compares samples with each example's reference completion)");
+    }
+  }
+}
+
+int Rewards::exact_match_index() const {
+  for (size_t r = 0; r < specs_.size(); ++r)
+    if (specs_[r].type == config::RewardType::exact_match) return static_cast<int>(r);
+  return -1;
+}
+
+std::vector<double> Rewards::run_command(size_t r, const std::vector<RewardSample>& samples,
+                                         runtime::Communicator& world) const {
+  const auto n = static_cast<int64_t>(samples.size());
+  // [ok, scores...] from rank 0; the message of a failure stays on rank 0, which throws it.
+  auto buffer = at::zeros({n + 1}, at::kDouble);
+  std::string error;
+  if (world.rank() == 0) {
+    try {
+      std::vector<nlohmann::json> inputs;
+      inputs.reserve(samples.size());
+      for (const auto& s : samples) inputs.push_back(command_input(s));
+      const auto scores = objectives::run_command_reward({specs_[r].command, specs_[r].timeout}, inputs);
+      auto* p = buffer.data_ptr<double>();
+      p[0] = 1;
+      for (int64_t i = 0; i < n; ++i) p[i + 1] = scores[static_cast<size_t>(i)];
+    } catch (const DataError& e) {
+      error = e.what();
+    }
+  }
+  world.broadcast(buffer, 0);
+  const auto* p = buffer.data_ptr<double>();
+  if (p[0] != 1) {
+    if (world.rank() == 0) throw DataError("stage '" + stage_ + "': " + names_[r] + ": " + error);
+    throw DataError("stage '" + stage_ + "': " + names_[r] + " failed on rank 0 (its message is in rank 0's output)");
+  }
+  return std::vector<double>(p + 1, p + 1 + n);
+}
+
+std::vector<std::vector<double>> Rewards::score(const std::vector<RewardSample>& samples,
+                                                runtime::Communicator& world) const {
+  std::vector<std::vector<double>> values(specs_.size());
+  for (size_t r = 0; r < specs_.size(); ++r) {
+    const auto& s = specs_[r];
+    auto& v = values[r];
+    if (s.type == config::RewardType::command) {
+      v = run_command(r, samples, world);
+      continue;
+    }
+    v.reserve(samples.size());
+    for (const auto& x : samples) {
+      switch (s.type) {
+        case config::RewardType::exact_match:
+          v.push_back(trim(x.completion) == trim(reference_text(*x.example)) ? 1.0 : 0.0);
+          break;
+        case config::RewardType::regex:
+          v.push_back(std::regex_search(x.completion, regexes_[r]) ? s.score : 0.0);
+          break;
+        case config::RewardType::length:
+          v.push_back(-s.penalty * std::abs(static_cast<double>(x.tokens - s.target)));
+          break;
+        case config::RewardType::command: break;
+      }
+    }
+  }
+  return values;
+}
+
+std::vector<double> Rewards::total(const std::vector<std::vector<double>>& values) const {
+  const size_t n = values.empty() ? 0 : values.front().size();
+  std::vector<double> out(n, 0.0);
+  for (size_t r = 0; r < specs_.size(); ++r)
+    for (size_t i = 0; i < n; ++i) out[i] += specs_[r].weight * values[r][i];
+  return out;
+}
+
+}  // namespace aligntrain::stages
