@@ -147,7 +147,7 @@ class Validator {
     const At oat = at / "online";
     const LossType t = s.loss.type.front();
     if (s.loss.type.size() > 1) error(at / "loss" / "type", "an online stage takes one loss type (grpo, rloo or fdpg)");
-    if (o.rewards.empty())
+    if (o.rewards.empty() && !r_.sources.is_invalid_within(oat.canonical + ".rewards"))
       error(oat / "rewards", "an online stage needs at least one reward (exact_match, regex, length or command)");
     for (size_t j = 0; j < o.rewards.size(); ++j) {
       const RewardSpec& r = o.rewards[j];

@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <string>
 #include <thread>
@@ -24,6 +25,14 @@ extern char** environ;
 namespace aligntrain::objectives {
 
 namespace {
+
+// 60, 2.5: a timeout as the recipe wrote it.
+std::string seconds_text(double s) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", s);
+  return buf;
+}
+
 
 using Clock = std::chrono::steady_clock;
 constexpr size_t kMaxOutputBytes = size_t{64} << 20;  // a reward program printing more is broken
@@ -119,7 +128,7 @@ std::vector<double> run_command_reward(const CommandReward& reward, const std::v
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
     if (left <= 0) {
       kill_child();
-      throw DataError(who + ": no answer within " + std::to_string(reward.timeout_seconds) + " s for " +
+      throw DataError(who + ": no answer within " + seconds_text(reward.timeout_seconds) + " s for " +
                       std::to_string(samples.size()) + " sample(s) (killed)" + stderr_tail(stderr_text));
     }
     pollfd fds[3];
@@ -165,7 +174,7 @@ std::vector<double> run_command_reward(const CommandReward& reward, const std::v
     if (w < 0 && errno != EINTR) throw DataError(who + ": waitpid: " + std::strerror(errno));
     if (Clock::now() > deadline) {
       kill_child();
-      throw DataError(who + ": closed its output but did not exit within " + std::to_string(reward.timeout_seconds) +
+      throw DataError(who + ": closed its output but did not exit within " + seconds_text(reward.timeout_seconds) +
                       " s (killed)");
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
