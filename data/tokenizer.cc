@@ -13,6 +13,7 @@
 #include "data/tokenizer_bpe.h"
 #include "data/tokenizer_byte.h"
 #include "data/tokenizer_json.h"
+#include "data/tokenizer_spm_bpe.h"
 
 namespace aligntrain::data {
 namespace {
@@ -122,7 +123,14 @@ std::unique_ptr<Tokenizer> load_tokenizer_files(const std::string& model_dir) {
     throw std::runtime_error(model_dir + ": no tokenizer: expected tokenizer.json (Hugging Face) or " +
                              kByteTokenizerFile + " (aligntrain byte-level)");
   }
-  auto tokenizer = BpeTokenizer::from_file((dir / "tokenizer.json").string());
+  const std::string path = (dir / "tokenizer.json").string();
+  const nlohmann::json spec = read_json_file(path);
+  std::unique_ptr<Tokenizer> tokenizer;
+  if (is_byte_level_tokenizer(spec)) {
+    tokenizer = std::make_unique<BpeTokenizer>(spec, path);
+  } else {
+    tokenizer = std::make_unique<SpmBpeTokenizer>(spec, path);
+  }
   tokenizer->set_special_ids(read_special_ids(dir, *tokenizer));
   return tokenizer;
 }

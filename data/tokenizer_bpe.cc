@@ -18,7 +18,9 @@ BpeTokenizer::BpeTokenizer(const nlohmann::json& spec, const std::string& source
     : BpeTokenizer(JsonView(spec, source)) {}
 
 BpeTokenizer::BpeTokenizer(const JsonView& root)
-    : model_(root["model"]), pre_tokenizer_(root["pre_tokenizer"]), nfc_(read_normalizer(root)) {
+    : model_(root["model"], BpeModel::Alphabet::kByteLevel),
+      pre_tokenizer_(root["pre_tokenizer"]),
+      nfc_(read_normalizer(root)) {
   check_decoder(root);
   read_added_tokens(root["added_tokens"]);
   build_id_tables();
