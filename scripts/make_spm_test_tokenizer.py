@@ -14,7 +14,8 @@ it writes each variant's ids, ids with special tokens, pair ids, and decodes. De
 Usage: make_spm_test_tokenizer.py OUT_DIR [--seed N] [--vocab-size N] [--num-strings N]
 Writes OUT_DIR/<variant>/ (tokenizer.json or tokenizer.model, tokenizer_config.json), OUT_DIR/cases.jsonl
 ({"text"} or {"bytes_hex"}, and per variant {"ids", "ids_special", "decoded", "decoded_skip"} plus "pair" on every
-tenth line: the ids of (this string, the next) with special tokens) and OUT_DIR/manifest.json.
+tenth line with both strings non-empty: the ids of (this string, the next) with special tokens) and
+OUT_DIR/manifest.json.
 """
 import argparse
 import io
@@ -234,6 +235,8 @@ def main():
     with open(os.path.join(args.out_dir, "cases.jsonl"), "w", encoding="utf-8") as f:
         for line, (text, case) in enumerate(texts):
             pair = texts[(line + 1) % len(texts)][0] if line % 10 == 0 else None
+            if not text or not pair:  # transformers reads an empty text or pair as "no pair"
+                pair = None
             case = dict(case)
             case.update({name: view.expectations(text, pair) for name, view in views.items()})
             f.write(json.dumps(case, ensure_ascii=False) + "\n")

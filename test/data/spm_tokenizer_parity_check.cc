@@ -89,7 +89,8 @@ TEST_F(SpmTokenizerParity, IdsAndDecodesMatchHuggingFace) {
         same_ids = same_ids && tokenizer->add_special_tokens(ids, &b) == expected["pair"].get<std::vector<int32_t>>();
         ++pairs;
       }
-      const std::string decoded = tokenizer->decode(expected_ids), decoded_skip = tokenizer->decode(expected_ids, true);
+      const std::string decoded = tokenizer->decode(expected_ids);
+      const std::string decoded_skip = tokenizer->decode(expected_ids, true);
       const bool same_decodes = decoded == expected["decoded"].get<std::string>() &&
                                 decoded_skip == expected["decoded_skip"].get<std::string>();
       ids_equal += same_ids;
