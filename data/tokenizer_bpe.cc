@@ -56,7 +56,9 @@ void BpeTokenizer::read_added_tokens(const JsonView& added_tokens) {
     const JsonView item = added_tokens[i];
     AddedToken token;
     const int64_t id = item["id"].integer();
-    if (id < 0 || id > INT32_MAX - 1) item["id"].fail("id " + std::to_string(id) + " out of range");
+    if (id < 0 || id > kMaxTokenId) {
+      item["id"].fail("id " + std::to_string(id) + " out of range (0.." + std::to_string(kMaxTokenId) + ")");
+    }
     token.id = static_cast<int32_t>(id);
     token.content = item["content"].string();
     token.single_word = item["single_word"].boolean();

@@ -62,7 +62,9 @@ void BpeModel::read_vocab(const JsonView& vocab) {
   for (const auto& item : vocab.object().items()) {
     const JsonView entry(item.value(), vocab.file(), vocab.path() + "." + item.key());
     const int64_t id = entry.integer();
-    if (id < 0 || id > INT32_MAX - 1) entry.fail("id " + std::to_string(id) + " out of range");
+    if (id < 0 || id > kMaxTokenId) {
+      entry.fail("id " + std::to_string(id) + " out of range (0.." + std::to_string(kMaxTokenId) + ")");
+    }
     vocab_[item.key()] = static_cast<int32_t>(id);
     if (static_cast<std::size_t>(id) >= tokens_.size()) {
       tokens_.resize(id + 1);

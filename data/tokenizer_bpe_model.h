@@ -21,6 +21,10 @@
 
 namespace aligntrain::data {
 
+// The largest token id a tokenizer.json may use (the largest real vocabularies have ~260k tokens): a larger one is
+// refused with an error rather than sizing the id tables after it.
+constexpr int64_t kMaxTokenId = (int64_t{1} << 22) - 1;
+
 class BpeModel {
  public:
   enum class Alphabet { kByteLevel, kUtf8 };
