@@ -157,15 +157,18 @@ nlohmann::json sentencepiece_to_tokenizer_json(const std::string& model_dir) {
   if (fs::exists(config_path)) config = read_json_file(config_path);
   const JsonView root(config, config_path);
   root.object();
-  if (const auto cls = root.get("tokenizer_class")) {
-    const std::string name = cls->string();
-    if (name != "LlamaTokenizer" && name != "LlamaTokenizerFast") {
-      cls->fail("a tokenizer.model without tokenizer.json is supported for LlamaTokenizer only, not '" + name + "'");
-    }
+  // Without a class transformers builds another pipeline (TokenizersBackend); only LlamaTokenizer's is here.
+  const auto cls = root.get("tokenizer_class");
+  const std::string name = cls ? cls->string() : "";
+  if (name != "LlamaTokenizer" && name != "LlamaTokenizerFast") {
+    JsonView(config, config_path, "tokenizer_class")
+        .fail("a tokenizer.model without tokenizer.json is supported for tokenizer_class LlamaTokenizer only, got " +
+              (cls ? "'" + name + "'" : std::string("none")));
   }
+  // transformers 5's defaults when the keys are absent: no BOS or EOS added, legacy false, add_prefix_space true.
   const bool legacy = root.boolean_or("legacy", false);
   const bool add_prefix_space = root.boolean_or("add_prefix_space", true);
-  const bool add_bos = root.boolean_or("add_bos_token", true), add_eos = root.boolean_or("add_eos_token", false);
+  const bool add_bos = root.boolean_or("add_bos_token", false), add_eos = root.boolean_or("add_eos_token", false);
   const auto named = [&](const char* key, const char* fallback) {
     const auto value = root.get(key);
     return value ? token_text(*value) : std::string(fallback);

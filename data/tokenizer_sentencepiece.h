@@ -5,9 +5,10 @@
 // of a piece into two pieces, ranked by the piece's id, then by the left part's length), byte_fallback and
 // fuse_unk, a Metaspace pre-tokenizer (prepend_scheme "first", or "always" with `legacy: true`, or "never" with
 // `add_prefix_space: false`), no normalizer, the Replace / ByteFallback / Fuse / Strip decoder, a
-// TemplateProcessing post-processor from add_bos_token (default true) / add_eos_token (default false), and
-// control and user-defined pieces as added tokens. tokenizer_config.json may name the class; another class, or a
-// Unigram model, is an error naming the field or file.
+// TemplateProcessing post-processor from add_bos_token / add_eos_token (both false when absent, as in transformers
+// 5), and control and user-defined pieces as added tokens. tokenizer_config.json must name the class
+// (LlamaTokenizer or LlamaTokenizerFast); none, another class, or a Unigram model is an error naming the field or
+// file.
 #pragma once
 
 #include <memory>

@@ -156,6 +156,33 @@ def train_sentencepiece(lines, vocab_size):
     return buffer.getvalue()
 
 
+def write_error_folders(out_dir, spm_folder):
+    """errors/<case>/: folders aligntrain must refuse, with the field or file its error names (errors.json)."""
+    cases = {}
+    root = os.path.join(out_dir, "errors")
+
+    def folder(name, model_bytes, config, expected):
+        path = os.path.join(root, name)
+        os.makedirs(path, exist_ok=True)
+        with open(os.path.join(path, "tokenizer.model"), "wb") as f:
+            f.write(model_bytes)
+        write_json(os.path.join(path, "tokenizer_config.json"), config)
+        cases[name] = expected
+
+    with open(os.path.join(spm_folder, "tokenizer.model"), "rb") as f:
+        bpe = f.read()
+    folder("t5_class", bpe, {"tokenizer_class": "T5Tokenizer"}, "field 'tokenizer_class'")
+    folder("missing_bos", bpe, {"tokenizer_class": "LlamaTokenizer", "bos_token": "<bos>"}, "field 'bos_token'")
+    folder("no_class", bpe, {"bos_token": "<s>"}, "field 'tokenizer_class'")
+    folder("truncated", bpe[:len(bpe) // 2], {"tokenizer_class": "LlamaTokenizer"}, "tokenizer.model")
+    buffer = io.BytesIO()
+    lines = [f"word{i} other{i % 7} text" for i in range(400)]
+    sentencepiece.SentencePieceTrainer.train(sentence_iterator=iter(lines), model_writer=buffer, model_type="unigram",
+                                             vocab_size=40, minloglevel=2)
+    folder("unigram", buffer.getvalue(), {"tokenizer_class": "LlamaTokenizer"}, "model_type")
+    write_json(os.path.join(root, "errors.json"), cases)
+
+
 def write_json(path, value):
     with open(path, "w", encoding="utf-8") as f:
         json.dump(value, f, ensure_ascii=False, indent=1)
@@ -225,6 +252,17 @@ def main():
                {"tokenizer_class": "LlamaTokenizer", "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>",
                 "add_bos_token": True, "add_eos_token": False, "legacy": False})
     views["spm_model"] = AutoTokenizerView(folder)
+    # The same model with transformers' defaults for what the config leaves out (bos/eos/unk, add_bos_token false),
+    # legacy Metaspace (prepend_scheme always) and an EOS added by the post-processor.
+    legacy = os.path.join(args.out_dir, "spm_model_legacy")
+    os.makedirs(legacy, exist_ok=True)
+    with open(os.path.join(legacy, "tokenizer.model"), "wb") as f, open(os.path.join(folder, "tokenizer.model"),
+                                                                          "rb") as g:
+        f.write(g.read())
+    write_json(os.path.join(legacy, "tokenizer_config.json"),
+               {"tokenizer_class": "LlamaTokenizer", "legacy": True, "add_eos_token": True})
+    views["spm_model_legacy"] = AutoTokenizerView(legacy)
+    write_error_folders(args.out_dir, folder)
 
     specials = sorted({"<s>", "</s>", "<unk>", "<mask>", "[SEP]", "[INST]", "[/INST]", "[TOOL_CALLS]", "wikitoken",
                        "hello world", "<think>", "<start_of_turn>", "<end_of_turn>", "<|im_end|>", "<tool>",

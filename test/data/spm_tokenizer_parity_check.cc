@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/errors.h"
 #include "data/tokenizer.h"
 #include "data/tokenizer_unicode.h"
 
@@ -63,7 +64,7 @@ std::vector<json> SpmTokenizerParity::cases_;
 TEST_F(SpmTokenizerParity, FixturesAreLargeEnough) {
   EXPECT_GE(manifest_["strings"].get<int>(), 2000);
   EXPECT_EQ(cases_.size(), manifest_["strings"].get<std::size_t>() + manifest_["invalid_utf8"].get<std::size_t>());
-  EXPECT_GE(manifest_["variants"].size(), 6u);
+  EXPECT_GE(manifest_["variants"].size(), 7u);
 }
 
 TEST_F(SpmTokenizerParity, IdsAndDecodesMatchHuggingFace) {
@@ -108,6 +109,20 @@ TEST_F(SpmTokenizerParity, IdsAndDecodesMatchHuggingFace) {
                 ids_equal, cases_.size(), pairs, decodes_equal, cases_.size());
     EXPECT_EQ(ids_equal, static_cast<int>(cases_.size())) << variant;
     EXPECT_EQ(decodes_equal, static_cast<int>(cases_.size())) << variant;
+  }
+}
+
+TEST_F(SpmTokenizerParity, UnsupportedTokenizerModelFoldersAreDataErrorsNamingTheFieldOrFile) {
+  std::ifstream in(fixtures() + "/errors/errors.json");
+  const json cases = json::parse(in);
+  ASSERT_GE(cases.size(), 4u);
+  for (const auto& [name, expected] : cases.items()) {
+    try {
+      load_tokenizer(fixtures() + "/errors/" + name);
+      ADD_FAILURE() << name << ": loaded";
+    } catch (const DataError& e) {
+      EXPECT_NE(std::string(e.what()).find(expected.get<std::string>()), std::string::npos) << name << ": " << e.what();
+    }
   }
 }
 
