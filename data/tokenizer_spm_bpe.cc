@@ -1,6 +1,7 @@
 // tokenizer.json loading and the encode/decode pipeline of SentencePiece-style BPE (see tokenizer_spm_bpe.h).
 #include "data/tokenizer_spm_bpe.h"
 
+#include <map>
 #include <stdexcept>
 #include <unordered_set>
 
@@ -48,10 +49,12 @@ SpmBpeTokenizer::SpmBpeTokenizer(const JsonView& root)
 }
 
 void SpmBpeTokenizer::read_added_tokens(const JsonView& added_tokens) {
-  // As the tokenizers library loads them: the "id" fields are not used. A token whose content is in the model's
-  // vocabulary (or was added before) takes that id; any other takes the next free one, counting from the number
-  // of vocabulary entries. Tokens with empty content are skipped.
+  // As the tokenizers library loads them: the "id" fields are checked but not used. A token whose content is in
+  // the model's vocabulary (or was added before) takes that id; any other takes the next free one, counting from
+  // the number of vocabulary entries. A later token with the same content replaces the earlier one; tokens with
+  // empty content are skipped.
   int32_t next_id = model_.vocab_entries();
+  std::map<int32_t, std::pair<AddedToken, std::size_t>> by_id;  // id -> token and its index in added_tokens
   for (std::size_t i = 0; i < added_tokens.array().size(); ++i) {
     const JsonView item = added_tokens[i];
     AddedToken token;
@@ -64,16 +67,21 @@ void SpmBpeTokenizer::read_added_tokens(const JsonView& added_tokens) {
     token.special = item["special"].boolean();
     if (token.content.empty()) continue;
     const auto existing = token_to_id(token.content);
-    if (!existing && next_id == INT32_MAX) item.fail("too many added tokens");
+    if (!existing && next_id > kMaxTokenId) item.fail("too many added tokens");
     token.id = existing ? *existing : next_id++;
-    const std::string pattern = token.normalized ? normalizer_.normalize(token.content) : token.content;
-    if (pattern.empty()) continue;  // normalized to nothing: never matched
-    try {
-      (token.normalized ? normalized_matcher_ : raw_matcher_).add(pattern, token);
-    } catch (const std::invalid_argument& e) {
-      item.fail(e.what());
-    }
     added_ids_[token.content] = token.id;
+    by_id[token.id] = {std::move(token), i};
+  }
+  for (auto& [id, entry] : by_id) {
+    AddedToken& token = entry.first;
+    const std::string pattern = token.normalized ? normalizer_.normalize(token.content) : token.content;
+    if (!pattern.empty()) {  // a token normalized to nothing is never matched
+      try {
+        (token.normalized ? normalized_matcher_ : raw_matcher_).add(pattern, token);
+      } catch (const std::invalid_argument& e) {
+        added_tokens[entry.second].fail(e.what());
+      }
+    }
     added_tokens_.push_back(std::move(token));
   }
 }

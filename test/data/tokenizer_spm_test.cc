@@ -77,6 +77,20 @@ TEST(SpmBpeTokenizer, DecodesBytesAndStripsTheFirstSpace) {
   EXPECT_EQ(tokenizer.decode({1, 11}, true), "ab");
 }
 
+TEST(SpmBpeTokenizer, AddedTokenIdsAreAssignedAsTheLibraryDoes) {
+  json spec = make_spec();
+  spec["added_tokens"].push_back(spec["added_tokens"][1]);  // a duplicate: ignored
+  json extra = spec["added_tokens"][1];
+  extra["content"] = "<x>";
+  extra["id"] = 99;  // not in the vocabulary: takes the next id after the 12 entries, whatever the file says
+  spec["added_tokens"].push_back(extra);
+  const SpmBpeTokenizer tokenizer(spec, "tokenizer.json");
+  EXPECT_EQ(tokenizer.token_to_id("<s>"), 1);
+  EXPECT_EQ(tokenizer.token_to_id("<x>"), 12);
+  EXPECT_EQ(tokenizer.vocab_size(), 13);
+  EXPECT_EQ(tokenizer.encode("<x><s>a"), (std::vector<int32_t>{12, 1, 7}));
+}
+
 TEST(SpmBpeTokenizer, UnsupportedOptionsNameTheirField) {
   json spec = make_spec();
   spec["normalizer"] = {{"type", "NFKC"}};
