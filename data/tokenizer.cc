@@ -13,6 +13,8 @@
 #include "data/tokenizer_bpe.h"
 #include "data/tokenizer_byte.h"
 #include "data/tokenizer_json.h"
+#include "data/tokenizer_sentencepiece.h"
+#include "data/tokenizer_spm_bpe.h"
 
 namespace aligntrain::data {
 namespace {
@@ -85,6 +87,17 @@ SpecialTokenIds read_special_ids(const fs::path& dir, const Tokenizer& tokenizer
   return ids;
 }
 
+// A tokenizer.model folder: as read_special_ids, with transformers' LlamaTokenizer defaults ("<s>", "</s>") for a
+// BOS / EOS that tokenizer_config.json does not name.
+SpecialTokenIds sentencepiece_special_ids(const fs::path& dir, const Tokenizer& tokenizer) {
+  SpecialTokenIds ids = read_special_ids(dir, tokenizer);
+  nlohmann::json config = nlohmann::json::object();
+  if (fs::exists(dir / "tokenizer_config.json")) config = read_json_file((dir / "tokenizer_config.json").string());
+  if (!ids.bos && !config.contains("bos_token")) ids.bos = tokenizer.token_to_id("<s>");
+  if (!ids.eos && !config.contains("eos_token")) ids.eos = tokenizer.token_to_id("</s>");
+  return ids;
+}
+
 std::unique_ptr<Tokenizer> load_aligntrain_tokenizer(const std::string& path) {
   const nlohmann::json spec = read_json_file(path);
   const JsonView root(spec, path);
@@ -118,11 +131,23 @@ namespace {
 std::unique_ptr<Tokenizer> load_tokenizer_files(const std::string& model_dir) {
   const fs::path dir(model_dir);
   if (fs::exists(dir / kByteTokenizerFile)) return load_aligntrain_tokenizer((dir / kByteTokenizerFile).string());
-  if (!fs::exists(dir / "tokenizer.json")) {
-    throw std::runtime_error(model_dir + ": no tokenizer: expected tokenizer.json (Hugging Face) or " +
-                             kByteTokenizerFile + " (aligntrain byte-level)");
+  if (!fs::exists(dir / "tokenizer.json") && fs::exists(dir / "tokenizer.model")) {
+    auto tokenizer = load_sentencepiece_tokenizer(model_dir);
+    tokenizer->set_special_ids(sentencepiece_special_ids(dir, *tokenizer));
+    return tokenizer;
   }
-  auto tokenizer = BpeTokenizer::from_file((dir / "tokenizer.json").string());
+  if (!fs::exists(dir / "tokenizer.json")) {
+    throw std::runtime_error(model_dir + ": no tokenizer: expected tokenizer.json (Hugging Face), tokenizer.model "
+                             "(SentencePiece) or " + kByteTokenizerFile + " (aligntrain byte-level)");
+  }
+  const std::string path = (dir / "tokenizer.json").string();
+  const nlohmann::json spec = read_json_file(path);
+  std::unique_ptr<Tokenizer> tokenizer;
+  if (is_byte_level_tokenizer(spec)) {
+    tokenizer = std::make_unique<BpeTokenizer>(spec, path);
+  } else {
+    tokenizer = std::make_unique<SpmBpeTokenizer>(spec, path);
+  }
   tokenizer->set_special_ids(read_special_ids(dir, *tokenizer));
   return tokenizer;
 }

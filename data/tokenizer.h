@@ -37,6 +37,16 @@ class Tokenizer {
   virtual std::optional<int32_t> token_to_id(std::string_view token) const = 0;
   virtual std::optional<std::string> id_to_token(int32_t id) const = 0;
 
+  // `a` (and `b` for a pair, when not null) with the special tokens that Hugging Face's add_special_tokens=True
+  // adds: those of a tokenizer.json's TemplateProcessing post-processor, or of a tokenizer.model folder's
+  // add_bos_token / add_eos_token. The default adds none.
+  virtual std::vector<int32_t> add_special_tokens(const std::vector<int32_t>& a,
+                                                  const std::vector<int32_t>* b = nullptr) const {
+    std::vector<int32_t> out = a;
+    if (b) out.insert(out.end(), b->begin(), b->end());
+    return out;
+  }
+
   std::optional<int32_t> bos_id() const { return special_ids_.bos; }
   std::optional<int32_t> eos_id() const { return special_ids_.eos; }
   std::optional<int32_t> pad_id() const { return special_ids_.pad; }
@@ -51,7 +61,8 @@ class Tokenizer {
 
 // Loads the tokenizer of a model directory:
 //   - aligntrain_tokenizer.json {"type": "byte"}  -> the byte-level tokenizer (tokenizer_byte.h);
-//   - otherwise tokenizer.json                    -> byte-level BPE (tokenizer_bpe.h), with BOS/EOS/PAD from
+//   - otherwise tokenizer.json                    -> byte-level BPE (tokenizer_bpe.h) or, without a ByteLevel
+//     decoder / pre-tokenizer, SentencePiece-style BPE (tokenizer_spm_bpe.h), with BOS/EOS/PAD from
 //     tokenizer_config.json ("bos_token", ...: a token string or an AddedToken object {"content": ...}) and,
 //     for any still unknown, generation_config.json ("bos_token_id", ...: an id, or a list whose first id is
 //     taken).

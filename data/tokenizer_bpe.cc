@@ -18,7 +18,9 @@ BpeTokenizer::BpeTokenizer(const nlohmann::json& spec, const std::string& source
     : BpeTokenizer(JsonView(spec, source)) {}
 
 BpeTokenizer::BpeTokenizer(const JsonView& root)
-    : model_(root["model"]), pre_tokenizer_(root["pre_tokenizer"]), nfc_(read_normalizer(root)) {
+    : model_(root["model"], BpeModel::Alphabet::kByteLevel),
+      pre_tokenizer_(root["pre_tokenizer"]),
+      nfc_(read_normalizer(root)) {
   check_decoder(root);
   read_added_tokens(root["added_tokens"]);
   build_id_tables();
@@ -54,7 +56,9 @@ void BpeTokenizer::read_added_tokens(const JsonView& added_tokens) {
     const JsonView item = added_tokens[i];
     AddedToken token;
     const int64_t id = item["id"].integer();
-    if (id < 0 || id > INT32_MAX - 1) item["id"].fail("id " + std::to_string(id) + " out of range");
+    if (id < 0 || id > kMaxTokenId) {
+      item["id"].fail("id " + std::to_string(id) + " out of range (0.." + std::to_string(kMaxTokenId) + ")");
+    }
     token.id = static_cast<int32_t>(id);
     token.content = item["content"].string();
     token.single_word = item["single_word"].boolean();

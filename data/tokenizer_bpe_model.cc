@@ -7,6 +7,7 @@
 #include <queue>
 
 #include "data/tokenizer_byte_level.h"
+#include "data/tokenizer_unicode.h"
 
 namespace aligntrain::data {
 namespace {
@@ -30,7 +31,7 @@ bool is_empty_or_null(const std::optional<JsonView>& value) { return !value || v
 
 }  // namespace
 
-BpeModel::BpeModel(const JsonView& model) {
+BpeModel::BpeModel(const JsonView& model, Alphabet alphabet) : alphabet_(alphabet) {
   if (model["type"].string() != "BPE") model["type"].fail("unsupported model type (only \"BPE\" is supported)");
   if (model.get("dropout")) model["dropout"].fail("BPE dropout is not supported; set it to null");
   if (!is_empty_or_null(model.get("continuing_subword_prefix"))) {
@@ -39,15 +40,21 @@ BpeModel::BpeModel(const JsonView& model) {
   if (!is_empty_or_null(model.get("end_of_word_suffix"))) {
     model["end_of_word_suffix"].fail("not supported by byte-level BPE; expected null or \"\"");
   }
-  if (model.boolean_or("byte_fallback", false)) model["byte_fallback"].fail("byte_fallback is not supported");
+  byte_fallback_ = model.boolean_or("byte_fallback", false);
+  if (byte_fallback_ && alphabet_ == Alphabet::kByteLevel) {
+    model["byte_fallback"].fail("byte_fallback is not supported with the ByteLevel decoder (byte-level BPE)");
+  }
   ignore_merges_ = model.boolean_or("ignore_merges", false);
   fuse_unk_ = model.boolean_or("fuse_unk", false);
   read_vocab(model["vocab"]);
   read_merges(model["merges"]);
   read_unknown_token(model);
+  static const char* const kHex = "0123456789ABCDEF";
   for (int b = 0; b < 256; ++b) {
     const auto id = token_to_id(byte_level_char(static_cast<uint8_t>(b)));
     byte_ids_[b] = id ? *id : -1;
+    const auto fallback = token_to_id(std::string("<0x") + kHex[b >> 4] + kHex[b & 15] + ">");
+    fallback_ids_[b] = fallback ? *fallback : -1;
   }
 }
 
@@ -55,7 +62,9 @@ void BpeModel::read_vocab(const JsonView& vocab) {
   for (const auto& item : vocab.object().items()) {
     const JsonView entry(item.value(), vocab.file(), vocab.path() + "." + item.key());
     const int64_t id = entry.integer();
-    if (id < 0 || id > INT32_MAX - 1) entry.fail("id " + std::to_string(id) + " out of range");
+    if (id < 0 || id > kMaxTokenId) {
+      entry.fail("id " + std::to_string(id) + " out of range (0.." + std::to_string(kMaxTokenId) + ")");
+    }
     vocab_[item.key()] = static_cast<int32_t>(id);
     if (static_cast<std::size_t>(id) >= tokens_.size()) {
       tokens_.resize(id + 1);
@@ -107,7 +116,7 @@ const BpeModel::MergeResult* BpeModel::find_merge(int32_t left, int32_t right) c
 void BpeModel::encode_word(std::string_view word, std::vector<int32_t>& ids) const {
   if (word.empty()) return;
   if (ignore_merges_) {
-    if (const auto id = token_to_id(to_byte_level(word))) {
+    if (const auto id = token_to_id(alphabet_ == Alphabet::kByteLevel ? to_byte_level(word) : std::string(word))) {
       ids.push_back(*id);
       return;
     }
@@ -130,21 +139,69 @@ void BpeModel::encode_word(std::string_view word, std::vector<int32_t>& ids) con
 }
 
 std::vector<int32_t> BpeModel::merge(std::string_view word) const {
+  return merge_symbols(alphabet_ == Alphabet::kByteLevel ? byte_level_symbols(word) : utf8_symbols(word));
+}
+
+std::vector<int32_t> BpeModel::byte_level_symbols(std::string_view word) const {
   // One symbol per byte; a byte missing from the vocabulary becomes the unknown token (runs fused if fuse_unk)
   // or, with no unknown token, is dropped -- both as in the tokenizers library.
+  std::vector<int32_t> ids;
+  ids.reserve(word.size());
+  for (char c : word) {
+    int32_t id = byte_ids_[static_cast<uint8_t>(c)];
+    if (id < 0) {
+      if (!unk_id_ || (fuse_unk_ && !ids.empty() && ids.back() == *unk_id_)) continue;
+      id = *unk_id_;
+    }
+    ids.push_back(id);
+  }
+  return ids;
+}
+
+std::vector<int32_t> BpeModel::utf8_symbols(std::string_view word) const {
+  // One symbol per character, as BPE::merge_word in the tokenizers library: a character missing from the
+  // vocabulary becomes its <0xNN> tokens (byte_fallback, when all of them exist), else it opens or extends (with
+  // fuse_unk) a pending unknown token, which is emitted before the next known character or at the end (so byte
+  // tokens that follow an unknown character come before it, as in the library); with no unknown token it is
+  // dropped.
+  std::vector<int32_t> ids;
+  ids.reserve(word.size());
+  bool unk_pending = false;
+  for (std::size_t pos = 0; pos < word.size();) {
+    const std::size_t start = pos;
+    next_code_point(word, pos);
+    const std::string_view character = word.substr(start, pos - start);
+    if (const auto id = token_to_id(character)) {
+      if (unk_pending) ids.push_back(*unk_id_);
+      unk_pending = false;
+      ids.push_back(*id);
+      continue;
+    }
+    if (byte_fallback_) {
+      bool all = true;
+      for (char c : character) all = all && fallback_ids_[static_cast<uint8_t>(c)] >= 0;
+      if (all) {
+        for (char c : character) ids.push_back(fallback_ids_[static_cast<uint8_t>(c)]);
+        continue;
+      }
+    }
+    if (!unk_id_) continue;
+    if (unk_pending && !fuse_unk_) ids.push_back(*unk_id_);
+    unk_pending = true;
+  }
+  if (unk_pending) ids.push_back(*unk_id_);
+  return ids;
+}
+
+std::vector<int32_t> BpeModel::merge_symbols(const std::vector<int32_t>& initial) const {
   struct Symbol {
     int32_t id;
     int32_t prev, next;  // -1 at the ends
     bool alive;
   };
   std::vector<Symbol> symbols;
-  symbols.reserve(word.size());
-  for (char c : word) {
-    int32_t id = byte_ids_[static_cast<uint8_t>(c)];
-    if (id < 0) {
-      if (!unk_id_ || (fuse_unk_ && !symbols.empty() && symbols.back().id == *unk_id_)) continue;
-      id = *unk_id_;
-    }
+  symbols.reserve(initial.size());
+  for (int32_t id : initial) {
     const auto index = static_cast<int32_t>(symbols.size());
     symbols.push_back({id, index - 1, index + 1, true});
   }

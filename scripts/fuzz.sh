@@ -5,6 +5,7 @@
 #            examples     fuzz/examples_fuzz.cc: JSONL data files read as every data kind (data/example.h)
 #            parquet      the same for Parquet files (data/parquet_rows.h; Arrow's reader is not instrumented)
 #            jinja        fuzz/jinja_fuzz.cc: chat templates and their variables (data/jinja.h)
+#            tokenizer    fuzz/tokenizer_fuzz.cc: tokenizer.json loading and encoding (data/tokenizer_spm_bpe.h, ...)
 #   SECONDS  run time, default 60
 # Work files go to $FUZZ_DIR (default /tmp/aligntrain-fuzz/TARGET): the binary, the corpus it grows, and
 # crash-* / leak-* / timeout-* reproducers (re-run one with `$FUZZ_DIR/TARGET_fuzz FILE`). Seeds: the
@@ -51,7 +52,7 @@ case "$target" in
     sources=(data/example.cc data/chat_template.cc data/jinja*.cc data/tokenizer*.cc data/parquet_rows.cc
              common/data_source.cc fuzz/examples_fuzz.cc)
     arrow_libs
-    libs=(-lpcre2-8 "${arrow[@]}")
+    libs=(-lpcre2-8 -lsentencepiece "${arrow[@]}")
     std=c++20
     # Seeds: the demo's and the tests' data files, a few lines each.
     for f in config/recipes/data/*.jsonl; do
@@ -62,7 +63,7 @@ case "$target" in
     sources=(data/example.cc data/chat_template.cc data/jinja*.cc data/tokenizer*.cc data/parquet_rows.cc
              common/data_source.cc fuzz/examples_fuzz.cc -DFUZZ_PARQUET)
     arrow_libs
-    libs=(-lpcre2-8 "${arrow[@]}")
+    libs=(-lpcre2-8 -lsentencepiece "${arrow[@]}")
     std=c++20
     # Seeds: small files of each shape the readers take, written by pyarrow.
     .venv/bin/python - "$dir/corpus" <<'PY'
@@ -95,8 +96,30 @@ PY
       '.get(' 'raise_exception(' 'strftime_now(' 'range(' ' ~ ' ' ** ' ' // ' > "$dir/jinja.dict"
     extra+=(-dict="$dir/jinja.dict")
     ;;
+  tokenizer)
+    sources=(fuzz/tokenizer_fuzz.cc)
+    for f in data/tokenizer_*.cc; do  # all but the byte-level tokenizer (it needs tokenizer.cc and the templates)
+      [ "$f" = data/tokenizer_byte.cc ] || sources+=("$f")
+    done
+    libs=(-lpcre2-8 -lsentencepiece)
+    # Seeds: small tokenizer.json files of every shape scripts/make_spm_test_tokenizer.py builds, each followed by
+    # a NUL byte and a text (see tokenizer_fuzz.cc).
+    .venv/bin/python - "$dir/corpus" <<'PY'
+import json, os, random, sys
+sys.path.insert(0, "scripts")
+import make_spm_test_tokenizer as m
+out = sys.argv[1]
+vocab, merges = m.train_vocab(list(m.base.corpus(random.Random(0), 300)), 240)
+keep = [t for t in vocab if not t.startswith("<0x") or t in ("<0x0A>", "<0x41>", "<0xC3>", "<0xA9>", "<0xF0>")]
+vocab = {t: i for i, t in enumerate(keep)}
+merges = [p for p in merges if p[0] in vocab and p[1] in vocab and p[0] + p[1] in vocab]
+for name, (spec, _) in m.variant_specs(vocab, merges).items():
+    with open(os.path.join(out, "seed-" + name), "w", encoding="utf-8") as f:
+        f.write(json.dumps(spec, ensure_ascii=False) + "\0 hello  world <s>\nnaïve 😀 [INST]x")
+PY
+    ;;
   *)
-    echo "unknown fuzz target '$target' (known: recipe, safetensors, examples, parquet, jinja)" >&2
+    echo "unknown fuzz target '$target' (known: recipe, safetensors, examples, parquet, jinja, tokenizer)" >&2
     exit 2
     ;;
 esac

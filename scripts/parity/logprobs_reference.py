@@ -16,7 +16,8 @@ The tokenizer is
     BOS 256, EOS 257;
   * otherwise the `tokenizers` library on MODEL_DIR/tokenizer.json, encode(text, add_special_tokens=False), with
     BOS/EOS from tokenizer_config.json's bos_token/eos_token (a string or an AddedToken object; null = none),
-    falling back to config.json's bos_token_id/eos_token_id when tokenizer_config.json does not name them.
+    falling back to config.json's bos_token_id/eos_token_id when tokenizer_config.json does not name them;
+  * for a folder with tokenizer.model and no tokenizer.json: transformers' AutoTokenizer, the same way.
 
 Also importable: `reference(model_dir, data_path, tokens=True)` returns the list of result objects.
 """
@@ -40,11 +41,32 @@ class ByteTokenizer:
         return list(text.encode("utf-8"))
 
 
+class AutoTokenizerAdapter:
+    """transformers' AutoTokenizer (a tokenizer.model folder) behind the two calls HFTokenizer makes."""
+
+    def __init__(self, model_dir):
+        from transformers import AutoTokenizer
+
+        self.auto = AutoTokenizer.from_pretrained(model_dir)
+
+    def token_to_id(self, token):
+        return self.auto.convert_tokens_to_ids(token)
+
+    def encode(self, text, add_special_tokens):
+        class Ids:
+            ids = self.auto(text, add_special_tokens=add_special_tokens)["input_ids"]
+        return Ids
+
+
 class HFTokenizer:
     def __init__(self, model_dir):
         from tokenizers import Tokenizer
 
-        self.tok = Tokenizer.from_file(os.path.join(model_dir, "tokenizer.json"))
+        if not os.path.exists(os.path.join(model_dir, "tokenizer.json")) and os.path.exists(
+                os.path.join(model_dir, "tokenizer.model")):
+            self.tok = AutoTokenizerAdapter(model_dir)
+        else:
+            self.tok = Tokenizer.from_file(os.path.join(model_dir, "tokenizer.json"))
         tc_path = os.path.join(model_dir, "tokenizer_config.json")
         cfg_path = os.path.join(model_dir, "config.json")
         tc = _read_json(tc_path) if os.path.exists(tc_path) else {}

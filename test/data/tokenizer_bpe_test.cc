@@ -278,7 +278,9 @@ TEST(BpeTokenizerErrors, FileProblemsNameTheFile) {
   error = error_of([&] { BpeTokenizer::from_file(dir.str() + "/absent.json"); });
   EXPECT_TRUE(contains(error, "absent.json: cannot open file")) << error;
   error = error_of([&] { load_tokenizer(dir.str() + "/nothing-here"); });
-  EXPECT_TRUE(contains(error, "expected tokenizer.json (Hugging Face) or aligntrain_tokenizer.json")) << error;
+  EXPECT_TRUE(contains(error, "expected tokenizer.json (Hugging Face), tokenizer.model (SentencePiece) or "
+                              "aligntrain_tokenizer.json"))
+      << error;
 }
 
 class LoadTokenizer : public ::testing::Test {
