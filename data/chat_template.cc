@@ -16,7 +16,8 @@ namespace aligntrain::data {
 namespace {
 
 const char* const kSetTemplateHint =
-    " Set `chat_template:` in the recipe to one of chatml, llama3, plain to choose the format explicitly.";
+    " Set `chat_template:` in the recipe to one of chatml, llama3, plain or a .jinja file to choose the format "
+    "explicitly.";
 
 // Python's str.isspace(), which Jinja's `trim` filter strips.
 bool is_python_space(char32_t cp) { return is_white_space(cp) || (cp >= 0x1C && cp <= 0x1F); }
