@@ -80,6 +80,11 @@ Encoder::Encoder(const Tokenizer& tokenizer, const std::string& name, const std:
   try {
     const auto found = recognise_template(*jinja, source);
     template_.emplace(found.name, bos, eos, found.default_system);
+    // Examples with template variables (tools, kwargs) render through the model's own template, which may use them.
+    try {
+      own_template_.emplace(ChatTemplate::from_jinja(*jinja, bos, eos, source));
+    } catch (const UsageError&) {
+    }
   } catch (const UsageError&) {
     try {
       template_.emplace(ChatTemplate::from_jinja(*jinja, bos, eos, source));
@@ -91,13 +96,18 @@ Encoder::Encoder(const Tokenizer& tokenizer, const std::string& name, const std:
   }
 }
 
-const ChatTemplate& Encoder::chat(const char* what) const {
+const ChatTemplate& Encoder::chat(const char* what, const TemplateVars* vars) const {
+  if (vars && own_template_) return *own_template_;
   if (!template_) throw UsageError(std::string("conversational ") + what + ": " + template_error_);
   return *template_;
 }
 
-std::vector<int32_t> Encoder::encode_prompt(const Text& prompt) const {
-  if (prompt.conversational) return tokenizer_.encode(chat("prompts").render(chat_messages(prompt.messages), true));
+std::vector<int32_t> Encoder::encode_prompt(const Text& prompt, const std::string& vars) const {
+  if (prompt.conversational) {
+    const TemplateVars template_vars = variables(vars);
+    const TemplateVars* tv = template_vars.empty() ? nullptr : &template_vars;
+    return tokenizer_.encode(chat("prompts", tv).render(chat_messages(prompt.messages), true, tv));
+  }
   std::vector<int32_t> ids;
   if (tokenizer_.bos_id()) ids.push_back(*tokenizer_.bos_id());
   const auto body = tokenizer_.encode(prompt.text);
@@ -147,7 +157,7 @@ std::optional<Encoded> Encoder::encode(const Text& prompt, const Text& response,
     const TemplateVars template_vars = variables(vars);
     const TemplateVars* tv = template_vars.empty() ? nullptr : &template_vars;
     if (options_.assistant_only_loss) {
-      RenderedTurns turns = chat("data").render_assistant_turns(messages, tv);
+      RenderedTurns turns = chat("data", tv).render_assistant_turns(messages, tv);
       // Tokenised piece by piece at the turns' boundaries, as prompt and completion are.
       std::vector<int32_t> ids;
       std::vector<uint8_t> mask;
@@ -169,7 +179,7 @@ std::optional<Encoded> Encoder::encode(const Text& prompt, const Text& response,
       if (e && options_.keep_text) e->text = std::move(turns.text);
       return e;
     }
-    auto pc = chat("data").render_for_training(messages, tv);
+    auto pc = chat("data", tv).render_for_training(messages, tv);
     p = tokenizer_.encode(pc.prompt);
     r = tokenizer_.encode(pc.completion);
     if (options_.keep_text) text = pc.prompt + pc.completion;

@@ -69,17 +69,21 @@ class Encoder {
   // encode() of one of `ex`'s responses, with its template variables; an error names PATH:LINE of the example.
   std::optional<Encoded> encode_example(const Example& ex, const Text& response, const std::string& path,
                                         EncodeStats* stats = nullptr) const;
-  // The prompt alone, ready for generation (conversational prompts end with the assistant turn's opening).
-  std::vector<int32_t> encode_prompt(const Text& prompt) const;
+  // The prompt alone, ready for generation (conversational prompts end with the assistant turn's opening); `vars`:
+  // the example's own template variables (Example::template_vars).
+  std::vector<int32_t> encode_prompt(const Text& prompt, const std::string& vars = "") const;
 
  private:
-  const ChatTemplate& chat(const char* what) const;
+  // The template for an example: the model's own Jinja template when `vars` has variables and the model's template
+  // was recognised as a built-in one (which ignores them), else the chosen one.
+  const ChatTemplate& chat(const char* what, const TemplateVars* vars = nullptr) const;
   TemplateVars variables(const std::string& vars) const;
   std::optional<Encoded> finish(std::vector<int32_t> p, std::vector<int32_t> r, EncodeStats& st) const;
   std::optional<Encoded> finish_masked(std::vector<int32_t> ids, std::vector<uint8_t> mask, EncodeStats& st) const;
 
   const Tokenizer& tokenizer_;
   std::optional<ChatTemplate> template_;
+  std::optional<ChatTemplate> own_template_;  // auto, recognised as a built-in: the model's Jinja template itself
   std::string template_error_;  // why there is no template, for conversational data
   EncodeOptions options_;
   TemplateVars kwargs_;  // options_.chat_template_kwargs, parsed

@@ -4,6 +4,8 @@
 // the mask reaches collation. (tokenize_parity_test compares the masks with transformers / TRL.)
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include "common/errors.h"
 #include "data/chat_template.h"
 #include "data/collate.h"
@@ -107,6 +109,30 @@ TEST(TemplateVariables, TheLinesOwnFieldsWinOverTheStagesAndBadOnesNameFileLine)
                          Encoder(tokenizer, jinja, "", o);
                        }),
                        "chat_template_kwargs: expected a JSON object"));
+}
+
+// A model template recognised as a built-in one renders examples with template variables through the Jinja engine
+// (the built-in one would ignore them, or refuse tools).
+TEST(TemplateVariables, AnAutoTemplateRecognisedAsBuiltInStillSeesTools) {
+  const TempDir dir;
+  dir.write("tokenizer_config.json",
+            nlohmann::json({{"chat_template",
+                             "{% if tools %}<tools>{{ tools | length }}</tools>{% endif %}{% for m in messages %}"
+                             "<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
+                             "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"}})
+                .dump());
+  EXPECT_EQ(recognise_template(*read_chat_template(dir.str())).name, "chatml");
+  const ByteTokenizer tokenizer;
+  EncodeOptions options;
+  options.keep_text = true;
+  const Encoder encoder(tokenizer, "auto", dir.str(), options);
+  Text prompt, response;
+  prompt.conversational = response.conversational = true;
+  prompt.messages = {{"user", "q"}};
+  response.messages = {{"assistant", "a"}};
+  EXPECT_EQ(encoder.encode(prompt, response, nullptr, R"({"tools": [{"type": "function"}]})")->text,
+            "<tools>1</tools><|im_start|>user\nq<|im_end|>\n<|im_start|>assistant\na<|im_end|>\n");
+  EXPECT_EQ(encoder.encode(prompt, response)->text, "<|im_start|>user\nq<|im_end|>\n<|im_start|>assistant\na<|im_end|>\n");
 }
 
 TEST(TemplateVariables, ARaisedErrorNamesTheExamplesFileAndLine) {

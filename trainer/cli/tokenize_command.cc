@@ -120,7 +120,7 @@ int tokenize(const runtime::World& world, const TokenizeArgs& args) {
       }
     } else {  // prompts: what generation starts from
       data::Encoded e;
-      e.ids = encoder.encode_prompt(ex.prompt);
+      e.ids = encoder.encode_prompt(ex.prompt, ex.template_vars);
       e.prompt_len = static_cast<int64_t>(e.ids.size());
       line += ",\"input_ids\":";
       append_ids(line, e.ids);
