@@ -74,7 +74,7 @@ class Resolver {
   void resolve_model(const std::string& name, ModelSpec& m) {
     const std::string at = "models." + name;
     m.path = model_path(m, at);
-    if (!is_named_chat_template(m.chat_template)) m.chat_template = absolute(m.chat_template, at + ".chat_template");
+    if (fs::path(m.chat_template).extension() == ".jinja") m.chat_template = absolute(m.chat_template, at + ".chat_template");
     if (m.tokenizer.empty()) m.tokenizer = m.init ? std::string(kByteTokenizer) : m.path;
     else if (m.tokenizer != kByteTokenizer) m.tokenizer = absolute(m.tokenizer, at + ".tokenizer");
     if (!m.dtype) m.dtype = r_.run.precision;
