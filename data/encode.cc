@@ -184,6 +184,10 @@ std::optional<Encoded> Encoder::encode(const Text& prompt, const Text& response,
     r = tokenizer_.encode(pc.completion);
     if (options_.keep_text) text = pc.prompt + pc.completion;
   } else {
+    if (options_.assistant_only_loss) {
+      throw DataError("assistant_only_loss takes the loss on the assistant turns of conversations, but this example "
+                      "is plain text (prompt and completion strings)");
+    }
     p = encode_prompt(prompt);
     r = tokenizer_.encode(response.text);
     if (options_.append_eos && tokenizer_.eos_id()) r.push_back(*tokenizer_.eos_id());

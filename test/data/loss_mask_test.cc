@@ -179,6 +179,11 @@ TEST(LossMask, EveryAssistantTurnReachesCollation) {
   const Batch b = collate({{&*e}}, {});
   EXPECT_EQ(b.loss_tokens, 5);
   for (size_t t = 0; t < marks.size(); ++t) EXPECT_EQ(b.loss_mask[t], marks[t] == '1' ? 1 : 0) << t;
+  // Plain-text data has no assistant turns: an error naming the line, not a silently different loss.
+  const std::string plain = dir.write("p.jsonl", R"({"prompt": "q", "completion": "a"})" "\n");
+  const auto pex = read_examples(plain, {DataKind::kSft, false}).at(0);
+  EXPECT_TRUE(contains(error_of([&] { every.encode_example(pex, *pex.completion, plain); }),
+                       plain + ":1: assistant_only_loss takes the loss on the assistant turns"));
   // The default: only the last turn.
   const Encoder last(tokenizer, "plain", "", {});
   const auto l = last.encode_example(ex, *ex.completion, data);
