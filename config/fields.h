@@ -147,6 +147,7 @@ struct Fields<ModelSpec> {
   template <class S, class F>
   static void each(S& o, StageKind, F&& f) {
     f(key("path"), o.path);
+    f(key("revision"), o.revision);
     f(key("init"), o.init);
     f(key("tokenizer"), o.tokenizer);
     f(key("chat_template"), o.chat_template);
@@ -176,6 +177,8 @@ struct Fields<DataConfig> {
     f(key("skip_invalid"), o.skip_invalid);
     f(key("truncate"), o.truncate);
     f(key("train_on_prompt").only_kinds(k, {K::sft}), o.train_on_prompt);
+    f(key("assistant_only_loss").only_kinds(k, {K::sft}), o.assistant_only_loss);
+    f(key("chat_template_kwargs"), o.chat_template_kwargs);
     f(key("packing").only_kinds(k, {K::sft}), o.packing);
     f(key("samples").only_kinds(k, {K::negatives}), o.samples);
     f(key("num_samples").positive().only_kinds(k, {K::negatives}), o.num_samples);

@@ -9,6 +9,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "common/hf_cache.h"
+
 namespace aligntrain::config {
 namespace fs = std::filesystem;
 
@@ -71,10 +73,21 @@ class Resolver {
 
   void resolve_model(const std::string& name, ModelSpec& m) {
     const std::string at = "models." + name;
-    m.path = absolute(m.path, at + ".path");
+    m.path = model_path(m, at);
+    if (fs::path(m.chat_template).extension() == ".jinja") m.chat_template = absolute(m.chat_template, at + ".chat_template");
     if (m.tokenizer.empty()) m.tokenizer = m.init ? std::string(kByteTokenizer) : m.path;
     else if (m.tokenizer != kByteTokenizer) m.tokenizer = absolute(m.tokenizer, at + ".tokenizer");
     if (!m.dtype) m.dtype = r_.run.precision;
+  }
+
+  // A model folder; an `org/name` that is no folder is looked up in the Hugging Face cache (kept as it is when it is
+  // not there either: validation reports where it looked).
+  std::string model_path(const ModelSpec& m, const std::string& at) const {
+    const std::string local = absolute(m.path, at + ".path");
+    std::error_code ec;
+    if (local.empty() || !looks_like_repo_id(m.path) || fs::is_directory(local, ec)) return local;
+    const auto found = find_in_hf_cache(m.path, m.revision);
+    return found.snapshot ? *found.snapshot : m.path;
   }
 
   // A data value naming an earlier generate/select stage stays a name; anything else is a path.

@@ -25,7 +25,6 @@ namespace aligntrain::config {
 
 enum class Device { auto_, cpu, cuda };
 enum class Precision { fp32, bf16 };
-enum class ChatTemplate { auto_, chatml, llama3, plain };
 enum class StageKind { sft, preference, unpaired, negatives, distill, online, generate, select, eval };
 enum class DataFormat { auto_, prompt_completion, messages };
 enum class Truncate { left, right, drop };
@@ -62,8 +61,6 @@ struct EnumNames;
 
 ALIGNTRAIN_ENUM_NAMES(Device, {Device::auto_, "auto"}, {Device::cpu, "cpu"}, {Device::cuda, "cuda"});
 ALIGNTRAIN_ENUM_NAMES(Precision, {Precision::fp32, "fp32"}, {Precision::bf16, "bf16"});
-ALIGNTRAIN_ENUM_NAMES(ChatTemplate, {ChatTemplate::auto_, "auto"}, {ChatTemplate::chatml, "chatml"},
-                      {ChatTemplate::llama3, "llama3"}, {ChatTemplate::plain, "plain"});
 ALIGNTRAIN_ENUM_NAMES(StageKind, {StageKind::sft, "sft"}, {StageKind::preference, "preference"},
                       {StageKind::unpaired, "unpaired"}, {StageKind::negatives, "negatives"},
                       {StageKind::distill, "distill"}, {StageKind::online, "online"},
@@ -159,8 +156,9 @@ struct InitSpec {
 struct ModelSpec {
   std::string path;
   std::optional<InitSpec> init;
+  std::string revision;   // `path` naming a model in the Hugging Face cache (org/name): a ref or commit; empty: main
   std::string tokenizer;  // "byte" or a folder with tokenizer.json; empty: the model dir's own (path) or byte (init)
-  ChatTemplate chat_template = ChatTemplate::auto_;
+  std::string chat_template = "auto";  // auto (the model's own), chatml, llama3, plain, or a .jinja file
   std::optional<Precision> dtype;  // storage dtype of this model when frozen; unset: run.precision
 };
 
@@ -186,6 +184,12 @@ struct ModelRef {
   bool precompute = false;
 };
 
+// Free-form values kept as the text of a JSON object (a YAML map in the recipe), e.g. chat template variables.
+struct JsonObject {
+  std::string json = "{}";
+  bool operator==(const JsonObject& other) const { return json == other.json; }
+};
+
 struct DataConfig {
   std::string train;  // a JSONL file, or the name of an earlier generate/select stage (its output)
   std::string eval;
@@ -193,6 +197,8 @@ struct DataConfig {
   bool skip_invalid = false;
   Truncate truncate = Truncate::right;
   bool train_on_prompt = false;  // sft: also take loss on prompt tokens
+  bool assistant_only_loss = false;  // sft, message lists: loss on every assistant turn (TRL's), not only the last
+  JsonObject chat_template_kwargs;   // extra chat template variables, e.g. {enable_thinking: false}
   bool packing = false;          // sft: pack several examples per row
   std::string samples;           // negatives: self-generated samples (JSONL or an earlier generate stage)
   std::optional<int> num_samples;  // negatives: K samples per prompt; unset: all (or the generate stage's K)
@@ -480,5 +486,10 @@ inline double default_online_beta(LossType t) {
 inline int default_max_prompt_length(int max_length) { return std::max(1, max_length / 2); }
 
 inline constexpr std::string_view kByteTokenizer = "byte";
+
+// `models.<name>.chat_template` values that name a template rather than a .jinja file.
+inline bool is_named_chat_template(std::string_view value) {
+  return value == "auto" || value == "chatml" || value == "llama3" || value == "plain";
+}
 
 }  // namespace aligntrain::config

@@ -9,6 +9,7 @@
 #include <filesystem>
 
 #include "common/data_source.h"
+#include "common/hf_cache.h"
 #include "config/resolve.h"
 #include "config/suggest.h"
 
@@ -68,7 +69,23 @@ class Validator {
                   "from a preset)");
       }
       std::error_code ec;
-      if (!m.path.empty() && !fs::is_directory(m.path, ec)) error(at / "path", "no such model folder: " + m.path);
+      if (!m.path.empty() && !fs::is_directory(m.path, ec)) {
+        error(at / "path", looks_like_repo_id(m.path)
+                               ? hf_cache_miss_message(m.path, m.revision, find_in_hf_cache(m.path, m.revision))
+                               : "no such model folder: " + m.path);
+      }
+      if (!m.revision.empty() && !looks_like_repo_id(m.path) && m.path.find("/snapshots/") == std::string::npos)
+        error(at / "revision", "applies only to a model named `org/name` in the Hugging Face cache");
+      if (!is_named_chat_template(m.chat_template)) {
+        if (fs::path(m.chat_template).extension() != ".jinja") {
+          error(at / "chat_template",
+                fmt::format("expected auto, chatml, llama3, plain or a .jinja file; got `{}`{}", m.chat_template,
+                            did_you_mean(fs::path(m.chat_template).filename().string(),
+                                         {"auto", "chatml", "llama3", "plain"})));
+        } else if (!fs::is_regular_file(m.chat_template, ec)) {
+          error(at / "chat_template", "no such template file: " + m.chat_template);
+        }
+      }
       if (m.init && m.tokenizer != kByteTokenizer && !fs::is_directory(m.tokenizer, ec))
         error(at / "tokenizer", "no such tokenizer folder: " + m.tokenizer);
       for (size_t i = 0; i < r_.stages.size(); ++i) {

@@ -2,6 +2,7 @@
 #include "config/yaml_emit.h"
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 #include <yaml-cpp/yaml.h>
 
 #include <type_traits>
@@ -21,6 +22,7 @@ template <class T>
 bool present(const T& v) {
   if constexpr (is_optional<T>::value) return v.has_value();
   else if constexpr (std::is_same_v<T, std::string>) return !v.empty();
+  else if constexpr (std::is_same_v<T, JsonObject>) return v.json != "{}";
   else return true;
 }
 
@@ -66,6 +68,28 @@ class Emitter {
     out_ << YAML::Flow << YAML::BeginSeq;
     for (const auto& item : v) emit(item, k);
     out_ << YAML::EndSeq;
+  }
+
+  // In flow style, strings quoted: the object reads back with the same types.
+  void emit(const JsonObject& v, const Key&) { emit_json(nlohmann::ordered_json::parse(v.json)); }
+
+  void emit_json(const nlohmann::ordered_json& j) {
+    if (j.is_object()) {
+      out_ << YAML::Flow << YAML::BeginMap;
+      for (const auto& [k, item] : j.items()) {
+        out_ << YAML::Key << k << YAML::Value;
+        emit_json(item);
+      }
+      out_ << YAML::EndMap;
+    } else if (j.is_array()) {
+      out_ << YAML::Flow << YAML::BeginSeq;
+      for (const auto& item : j) emit_json(item);
+      out_ << YAML::EndSeq;
+    } else if (j.is_string()) {
+      out_ << YAML::DoubleQuoted << j.get<std::string>();
+    } else {
+      out_ << j.dump();  // null, true/false, numbers
+    }
   }
 
   void emit(const std::array<double, 2>& v, const Key& k) {

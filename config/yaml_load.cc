@@ -2,6 +2,7 @@
 #include "config/yaml_load.h"
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 #include <yaml-cpp/eventhandler.h>
 
 #include <algorithm>
@@ -233,6 +234,7 @@ std::string expected() {
   else if constexpr (std::is_enum_v<T>) return "one of: " + join(enum_names<T>());
   else if constexpr (is_optional<T>::value) return expected<typename T::value_type>();
   else if constexpr (std::is_same_v<T, ModelRef>) return "a model name or a map {model, precompute}";
+  else if constexpr (std::is_same_v<T, JsonObject>) return "a map";
   else if constexpr (std::is_same_v<T, std::array<double, 2>>) return "a list of two numbers";
   else if constexpr (is_vector<T>::value) return "a list";
   else return "a map";
@@ -458,6 +460,35 @@ class Converter {
       load(*it, value, p.index(i), k);
       if (diags_.size() == before) out.push_back(std::move(value));
     }
+  }
+
+  // A YAML map as a JSON object; plain scalars typed as YAML reads them (null, true/false, numbers), quoted ones
+  // stay strings.
+  void load(const YAML::Node& n, JsonObject& out, const Path& p, const Key&) {
+    if (!n.IsMap()) return fail(n, p, fmt::format("expected a map, got {}", describe(n)));
+    out.json = to_json(n).dump();
+  }
+
+  static nlohmann::ordered_json to_json(const YAML::Node& n) {
+    if (n.IsMap()) {
+      nlohmann::ordered_json o = nlohmann::ordered_json::object();
+      for (const auto& kv : n) o[kv.first.as<std::string>()] = to_json(kv.second);
+      return o;
+    }
+    if (n.IsSequence()) {
+      nlohmann::ordered_json a = nlohmann::ordered_json::array();
+      for (const auto& item : n) a.push_back(to_json(item));
+      return a;
+    }
+    if (!n.IsScalar()) return nullptr;
+    const std::string& s = n.Scalar();
+    if (n.Tag() == "!") return s;  // quoted
+    if (s == "null" || s == "Null" || s == "NULL" || s == "~" || s.empty()) return nullptr;
+    if (s == "true" || s == "True" || s == "TRUE") return true;
+    if (s == "false" || s == "False" || s == "FALSE") return false;
+    if (const auto i = parse_integer(s)) return *i;
+    if (const auto d = parse_number(s)) return *d;
+    return s;
   }
 
   void load(const YAML::Node& n, std::array<double, 2>& out, const Path& p, const Key& k) {

@@ -16,7 +16,8 @@ namespace aligntrain::data {
 namespace {
 
 const char* const kSetTemplateHint =
-    " Set `chat_template:` in the recipe to one of chatml, llama3, plain to choose the format explicitly.";
+    " Set `chat_template:` in the recipe to one of chatml, llama3, plain or a .jinja file to choose the format "
+    "explicitly.";
 
 // Python's str.isspace(), which Jinja's `trim` filter strips.
 bool is_python_space(char32_t cp) { return is_white_space(cp) || (cp >= 0x1C && cp <= 0x1F); }
@@ -137,7 +138,8 @@ ChatTemplate ChatTemplate::from_jinja(std::string_view jinja, std::string bos_to
   return t;
 }
 
-std::string ChatTemplate::render_jinja(const std::vector<ChatMessage>& messages, bool add_generation_prompt) const {
+jinja::RenderResult ChatTemplate::render_jinja(const std::vector<ChatMessage>& messages, bool add_generation_prompt,
+                                               const TemplateVars* vars) const {
   nlohmann::ordered_json variables;
   variables["messages"] = nlohmann::ordered_json::array();
   for (const ChatMessage& m : messages) variables["messages"].push_back({{"role", m.role}, {"content", m.content}});
@@ -146,8 +148,11 @@ std::string ChatTemplate::render_jinja(const std::vector<ChatMessage>& messages,
   variables["add_generation_prompt"] = add_generation_prompt;
   if (!bos_token_.empty()) variables["bos_token"] = bos_token_;
   if (!eos_token_.empty()) variables["eos_token"] = eos_token_;
+  if (vars) {
+    for (const auto& [key, value] : vars->items()) variables[key] = value;
+  }
   try {
-    return jinja_->render(variables).text;
+    return jinja_->render(variables);
   } catch (const JinjaRaisedError& e) {
     throw DataError(source_ + " rejects the conversation: " + e.what());
   } catch (const JinjaError& e) {
@@ -189,9 +194,14 @@ std::string ChatTemplate::content_of(const ChatMessage& message) const {
   return format_ == Format::kLlama3 ? python_strip(message.content) : message.content;
 }
 
-std::string ChatTemplate::render(const std::vector<ChatMessage>& messages, bool add_generation_prompt) const {
+std::string ChatTemplate::render(const std::vector<ChatMessage>& messages, bool add_generation_prompt,
+                                 const TemplateVars* vars) const {
   if (messages.empty()) throw std::invalid_argument("chat template " + name_ + ": the conversation is empty");
-  if (format_ == Format::kJinja) return render_jinja(messages, add_generation_prompt);
+  if (format_ == Format::kJinja) return render_jinja(messages, add_generation_prompt, vars).text;
+  if (vars && vars->contains("tools") && !(*vars)["tools"].is_null()) {
+    throw DataError("tools: the built-in chat template " + name_ +
+                    " renders no tools (use the model's own template or a .jinja file)");
+  }
   std::string out = begin();
   if (!default_system_.empty() && messages.front().role != "system") {
     out += open_turn("system") + default_system_ + close_turn("system");
@@ -207,7 +217,8 @@ std::string ChatTemplate::render(const std::vector<ChatMessage>& messages, bool 
   return out;
 }
 
-PromptCompletion ChatTemplate::render_for_training(const std::vector<ChatMessage>& messages) const {
+PromptCompletion ChatTemplate::render_for_training(const std::vector<ChatMessage>& messages,
+                                                   const TemplateVars* vars) const {
   if (messages.size() < 2 || messages.back().role != "assistant") {
     throw std::invalid_argument("chat template " + name_ +
                                 ": a training conversation must end with an assistant message that follows at "
@@ -215,8 +226,8 @@ PromptCompletion ChatTemplate::render_for_training(const std::vector<ChatMessage
   }
   const std::vector<ChatMessage> context(messages.begin(), messages.end() - 1);
   if (format_ == Format::kJinja) {
-    std::string prompt = render(context, true);
-    std::string full = render(messages, false);
+    std::string prompt = render(context, true, vars);
+    std::string full = render(messages, false, vars);
     if (full.compare(0, prompt.size(), prompt) != 0) {
       throw UsageError(source_ +
                        ": the rendered conversation does not start with its rendered prompt (the template renders "
@@ -226,7 +237,45 @@ PromptCompletion ChatTemplate::render_for_training(const std::vector<ChatMessage
     std::string completion = full.substr(prompt.size());
     return {std::move(prompt), std::move(completion)};
   }
-  return {render(context, true), content_of(messages.back()) + close_turn("assistant")};
+  return {render(context, true, vars), content_of(messages.back()) + close_turn("assistant")};
+}
+
+RenderedTurns ChatTemplate::render_assistant_turns(const std::vector<ChatMessage>& messages,
+                                                   const TemplateVars* vars) const {
+  RenderedTurns out;
+  if (format_ == Format::kJinja) {
+    jinja::RenderResult r = render_jinja(messages, false, vars);
+    if (!r.generation_ranges.empty()) {
+      out.text = std::move(r.text);
+      for (const auto& range : r.generation_ranges)
+        if (range.first < range.second && range.second <= out.text.size()) out.assistant.push_back(range);
+      return out;
+    }
+    out.text = std::move(r.text);
+  } else {
+    out.text = render(messages, false, vars);
+  }
+  auto require_prefix = [&](const std::string& part, size_t i) {
+    if (out.text.compare(0, part.size(), part) != 0) {
+      throw UsageError((format_ == Format::kJinja ? source_ : "chat template " + name_) +
+                       ": the conversation rendered up to message " + std::to_string(i) +
+                       " is not the start of the whole rendered conversation (the template renders earlier turns "
+                       "differently once later ones exist), so the assistant turns cannot be told apart; add "
+                       "{% generation %} blocks to the template, or train on the last turn only "
+                       "(assistant_only_loss: false)");
+    }
+  };
+  for (size_t i = 0; i < messages.size(); ++i) {
+    if (messages[i].role != "assistant") continue;
+    const std::vector<ChatMessage> before(messages.begin(), messages.begin() + static_cast<std::ptrdiff_t>(i));
+    const std::vector<ChatMessage> upto(messages.begin(), messages.begin() + static_cast<std::ptrdiff_t>(i) + 1);
+    const std::string prompt = before.empty() ? std::string() : render(before, true, vars);
+    const std::string through = i + 1 == messages.size() ? out.text : render(upto, false, vars);
+    require_prefix(prompt, i);
+    require_prefix(through, i);
+    if (prompt.size() < through.size()) out.assistant.emplace_back(prompt.size(), through.size());
+  }
+  return out;
 }
 
 RecognisedTemplate recognise_template(std::string_view jinja, std::string_view source) {

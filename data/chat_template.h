@@ -17,6 +17,7 @@
 #pragma once
 
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -25,6 +26,9 @@
 namespace aligntrain::data {
 
 class JinjaTemplate;
+namespace jinja {
+struct RenderResult;
+}
 
 struct ChatMessage {
   std::string role;  // system | user | assistant
@@ -37,6 +41,15 @@ struct PromptCompletion {
   std::string prompt;
   std::string completion;
 };
+
+// A conversation rendered with the byte ranges [begin, end) of its assistant turns that carry loss.
+struct RenderedTurns {
+  std::string text;
+  std::vector<std::pair<size_t, size_t>> assistant;
+};
+
+// Extra template variables (a JSON object): chat_template_kwargs and tools. A null pointer: none.
+using TemplateVars = nlohmann::ordered_json;
 
 // "chatml", "llama3", "plain".
 const std::vector<std::string>& chat_template_names();
@@ -67,20 +80,38 @@ class ChatTemplate {
   // role other than system, user or assistant (it came from someone's data). A Jinja template: DataError when it
   // rejects the conversation (raise_exception, e.g. roles that do not alternate), UsageError for a rendering
   // error of the template itself.
-  std::string render(const std::vector<ChatMessage>& messages, bool add_generation_prompt) const;
+  // `vars`: extra variables passed to a Jinja template after the standard ones (transformers' **kwargs), e.g.
+  // enable_thinking or tools; a built-in template renders no tools (DataError when `vars` has a non-null one) and
+  // ignores the rest.
+  std::string render(const std::vector<ChatMessage>& messages, bool add_generation_prompt,
+                     const TemplateVars* vars = nullptr) const;
 
   // Splits a conversation whose last message is the assistant's (with at least one message before it) into
   // prompt = render(all but the last, true) and the completion. Throws std::invalid_argument otherwise.
   // A Jinja template: completion = render(all, false) after that prompt, as TRL splits conversations; UsageError
   // when the full rendering does not start with the prompt's (the template renders earlier turns differently
   // once a later one exists, so no completion can be split off).
-  PromptCompletion render_for_training(const std::vector<ChatMessage>& messages) const;
+  PromptCompletion render_for_training(const std::vector<ChatMessage>& messages,
+                                       const TemplateVars* vars = nullptr) const;
+
+  // The whole conversation (no generation prompt) with the byte ranges of every assistant turn (TRL's
+  // assistant_only_loss): a Jinja template's `{% generation %}` blocks when it has them, as transformers'
+  // return_assistant_tokens_mask takes them; otherwise by rendering prefixes: assistant message i spans from the end
+  // of render(messages[:i], add_generation_prompt) to the end of render(messages[:i+1]). UsageError when a prefix's
+  // rendering is not a prefix of the whole rendering (the template renders earlier turns differently once later
+  // ones exist).
+  RenderedTurns render_assistant_turns(const std::vector<ChatMessage>& messages,
+                                       const TemplateVars* vars = nullptr) const;
+
+  // Whether the template is rendered by the Jinja engine (not a built-in one).
+  bool is_jinja() const { return format_ == Format::kJinja; }
 
  private:
   enum class Format { kChatMl, kLlama3, kPlain, kJinja };
 
   ChatTemplate() = default;
-  std::string render_jinja(const std::vector<ChatMessage>& messages, bool add_generation_prompt) const;
+  jinja::RenderResult render_jinja(const std::vector<ChatMessage>& messages, bool add_generation_prompt,
+                                   const TemplateVars* vars) const;
 
   std::string begin() const;
   std::string open_turn(const std::string& role) const;

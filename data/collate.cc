@@ -7,6 +7,11 @@ namespace aligntrain::data {
 
 int64_t loss_tokens(const Encoded& e, bool train_on_prompt) {
   const auto n = static_cast<int64_t>(e.ids.size());
+  if (!train_on_prompt && !e.loss_mask.empty()) {
+    int64_t count = 0;
+    for (int64_t t = 1; t < n; ++t) count += e.loss_mask[static_cast<size_t>(t)];
+    return count;
+  }
   return train_on_prompt ? n - 1 : n - std::max<int64_t>(1, e.prompt_len);
 }
 
@@ -38,7 +43,8 @@ Batch collate(const std::vector<std::vector<const Encoded*>>& rows, const Collat
         b.attention_mask[i] = 1;
         b.position_ids[i] = t;
         b.segment_ids[i] = segment;
-        b.loss_mask[i] = t >= first_loss ? 1 : 0;
+        const bool masked = !options.train_on_prompt && !e->loss_mask.empty();
+        b.loss_mask[i] = masked ? (t >= 1 && e->loss_mask[static_cast<size_t>(t)] ? 1 : 0) : (t >= first_loss ? 1 : 0);
         b.loss_tokens += b.loss_mask[i];
         ++b.tokens;
       }

@@ -4,8 +4,8 @@
 //   attention_mask  1 for tokens, 0 for padding
 //   position_ids    0.. within each document (restarting at every packed document)
 //   segment_ids     1, 2, ... per document of the row, 0 for padding (attention stays inside a document)
-//   loss_mask       1 where the token carries loss: response tokens (every token with train_on_prompt), never a
-//                   document's first token (nothing in that document predicts it)
+//   loss_mask       1 where the token carries loss: response tokens, or those of Encoded::loss_mask when set
+//                   (every token with train_on_prompt), never a document's first token (nothing predicts it)
 #pragma once
 
 #include <cstdint>

@@ -2,6 +2,9 @@
 #include "data/encode.h"
 
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <stdexcept>
 
 #include "common/errors.h"
@@ -28,6 +31,23 @@ Encoder::Encoder(const Tokenizer& tokenizer, const std::string& name, const std:
     : tokenizer_(tokenizer), options_(options) {
   const std::string bos = token_text(tokenizer, tokenizer.bos_id());
   const std::string eos = token_text(tokenizer, tokenizer.eos_id());
+  kwargs_ = TemplateVars::object();
+  if (!options_.chat_template_kwargs.empty()) {
+    try {
+      kwargs_ = TemplateVars::parse(options_.chat_template_kwargs);
+    } catch (const nlohmann::json::exception& e) {
+      throw UsageError(std::string("chat_template_kwargs: invalid JSON: ") + e.what());
+    }
+    if (!kwargs_.is_object()) throw UsageError("chat_template_kwargs: expected a JSON object");
+  }
+  if (std::filesystem::path(name).extension() == ".jinja") {
+    std::ifstream in(name, std::ios::binary);
+    if (!in) throw DataError(name + ": cannot open chat template file");
+    std::stringstream text;
+    text << in.rdbuf();
+    template_.emplace(ChatTemplate::from_jinja(text.str(), bos, eos, "the chat template " + name));
+    return;
+  }
   if (name == "none") {
     template_error_ = "needs a chat template, but chat_template is `none`";
     return;
@@ -60,6 +80,11 @@ Encoder::Encoder(const Tokenizer& tokenizer, const std::string& name, const std:
   try {
     const auto found = recognise_template(*jinja, source);
     template_.emplace(found.name, bos, eos, found.default_system);
+    // Examples with template variables (tools, kwargs) render through the model's own template, which may use them.
+    try {
+      own_template_.emplace(ChatTemplate::from_jinja(*jinja, bos, eos, source));
+    } catch (const UsageError&) {
+    }
   } catch (const UsageError&) {
     try {
       template_.emplace(ChatTemplate::from_jinja(*jinja, bos, eos, source));
@@ -71,13 +96,18 @@ Encoder::Encoder(const Tokenizer& tokenizer, const std::string& name, const std:
   }
 }
 
-const ChatTemplate& Encoder::chat(const char* what) const {
+const ChatTemplate& Encoder::chat(const char* what, const TemplateVars* vars) const {
+  if (vars && own_template_) return *own_template_;
   if (!template_) throw UsageError(std::string("conversational ") + what + ": " + template_error_);
   return *template_;
 }
 
-std::vector<int32_t> Encoder::encode_prompt(const Text& prompt) const {
-  if (prompt.conversational) return tokenizer_.encode(chat("prompts").render(chat_messages(prompt.messages), true));
+std::vector<int32_t> Encoder::encode_prompt(const Text& prompt, const std::string& vars) const {
+  if (prompt.conversational) {
+    const TemplateVars template_vars = variables(vars);
+    const TemplateVars* tv = template_vars.empty() ? nullptr : &template_vars;
+    return tokenizer_.encode(chat("prompts", tv).render(chat_messages(prompt.messages), true, tv));
+  }
   std::vector<int32_t> ids;
   if (tokenizer_.bos_id()) ids.push_back(*tokenizer_.bos_id());
   const auto body = tokenizer_.encode(prompt.text);
@@ -85,24 +115,90 @@ std::vector<int32_t> Encoder::encode_prompt(const Text& prompt) const {
   return ids;
 }
 
-std::optional<Encoded> Encoder::encode(const Text& prompt, const Text& response, EncodeStats* stats) const {
+TemplateVars Encoder::variables(const std::string& vars) const {
+  TemplateVars out = kwargs_;
+  if (vars.empty()) return out;
+  const TemplateVars own = TemplateVars::parse(vars);  // validated by the reader
+  for (const auto& [key, value] : own.items()) out[key] = value;
+  return out;
+}
+
+std::vector<uint8_t> loss_mask_of(const Encoded& e) {
+  if (!e.loss_mask.empty()) return e.loss_mask;
+  std::vector<uint8_t> mask(e.ids.size(), 0);
+  for (size_t i = static_cast<size_t>(std::max<int64_t>(0, e.prompt_len)); i < mask.size(); ++i) mask[i] = 1;
+  return mask;
+}
+
+std::optional<Encoded> Encoder::encode_example(const Example& ex, const Text& response, const std::string& path,
+                                               EncodeStats* stats) const {
+  const std::string where = path + ":" + std::to_string(ex.line) + ": ";
+  try {
+    return encode(ex.prompt, response, stats, ex.template_vars);
+  } catch (const DataError& e) {
+    throw DataError(where + e.what());
+  } catch (const UsageError& e) {
+    throw UsageError(where + e.what());
+  }
+}
+
+std::optional<Encoded> Encoder::encode(const Text& prompt, const Text& response, EncodeStats* stats,
+                                       const std::string& vars) const {
+  EncodeStats local;
+  EncodeStats& st = stats ? *stats : local;
   std::vector<int32_t> p, r;
+  std::string text;
   if (prompt.conversational || response.conversational) {
     if (!prompt.conversational || !response.conversational) {
       throw DataError("prompt and response must both be strings or both be message lists");
     }
     auto messages = chat_messages(prompt.messages);
     for (const auto& m : chat_messages(response.messages)) messages.push_back(m);
-    const auto pc = chat("data").render_for_training(messages);
+    const TemplateVars template_vars = variables(vars);
+    const TemplateVars* tv = template_vars.empty() ? nullptr : &template_vars;
+    if (options_.assistant_only_loss) {
+      RenderedTurns turns = chat("data", tv).render_assistant_turns(messages, tv);
+      // Tokenised piece by piece at the turns' boundaries, as prompt and completion are.
+      std::vector<int32_t> ids;
+      std::vector<uint8_t> mask;
+      size_t at = 0;
+      auto piece = [&](size_t end, uint8_t loss) {
+        if (end <= at) return;
+        const auto part = tokenizer_.encode(std::string_view(turns.text).substr(at, end - at));
+        ids.insert(ids.end(), part.begin(), part.end());
+        mask.insert(mask.end(), part.size(), loss);
+        at = end;
+      };
+      for (const auto& [begin, end] : turns.assistant) {
+        if (begin < at) continue;  // overlapping ranges (a block inside a block): the outer one counted
+        piece(begin, 0);
+        piece(end, 1);
+      }
+      piece(turns.text.size(), 0);
+      auto e = finish_masked(std::move(ids), std::move(mask), st);
+      if (e && options_.keep_text) e->text = std::move(turns.text);
+      return e;
+    }
+    auto pc = chat("data", tv).render_for_training(messages, tv);
     p = tokenizer_.encode(pc.prompt);
     r = tokenizer_.encode(pc.completion);
+    if (options_.keep_text) text = pc.prompt + pc.completion;
   } else {
+    if (options_.assistant_only_loss) {
+      throw DataError("assistant_only_loss takes the loss on the assistant turns of conversations, but this example "
+                      "is plain text (prompt and completion strings)");
+    }
     p = encode_prompt(prompt);
     r = tokenizer_.encode(response.text);
     if (options_.append_eos && tokenizer_.eos_id()) r.push_back(*tokenizer_.eos_id());
+    if (options_.keep_text) text = prompt.text + response.text;  // BOS and EOS are ids, not text
   }
-  EncodeStats local;
-  EncodeStats& st = stats ? *stats : local;
+  auto e = finish(std::move(p), std::move(r), st);
+  if (e && options_.keep_text) e->text = std::move(text);
+  return e;
+}
+
+std::optional<Encoded> Encoder::finish(std::vector<int32_t> p, std::vector<int32_t> r, EncodeStats& st) const {
   const int64_t max = options_.max_length;
   if (max > 0 && static_cast<int64_t>(p.size() + r.size()) > max) {
     if (options_.truncate == Truncate::kDrop) {
@@ -127,6 +223,42 @@ std::optional<Encoded> Encoder::encode(const Text& prompt, const Text& response,
   e.prompt_len = static_cast<int64_t>(p.size());
   e.ids = std::move(p);
   e.ids.insert(e.ids.end(), r.begin(), r.end());
+  return e;
+}
+
+// The truncation of finish() with a mask: the "prompt" is everything before the first loss token.
+std::optional<Encoded> Encoder::finish_masked(std::vector<int32_t> ids, std::vector<uint8_t> mask,
+                                              EncodeStats& st) const {
+  const int64_t max = options_.max_length;
+  auto first_loss = [&] {
+    return static_cast<int64_t>(std::find(mask.begin(), mask.end(), 1) - mask.begin());
+  };
+  if (max > 0 && static_cast<int64_t>(ids.size()) > max) {
+    if (options_.truncate == Truncate::kDrop) {
+      ++st.dropped;
+      return std::nullopt;
+    }
+    ++st.truncated;
+    if (options_.truncate == Truncate::kLeft) {
+      const int64_t cut = std::min<int64_t>(static_cast<int64_t>(ids.size()) - max, first_loss());
+      ids.erase(ids.begin(), ids.begin() + cut);
+      mask.erase(mask.begin(), mask.begin() + cut);
+    }
+    if (static_cast<int64_t>(ids.size()) > max) {
+      ids.resize(static_cast<size_t>(max));
+      mask.resize(static_cast<size_t>(max));
+    }
+  }
+  const int64_t prompt_len = first_loss();
+  if (prompt_len >= static_cast<int64_t>(ids.size())) {
+    ++st.dropped;
+    return std::nullopt;
+  }
+  ++st.encoded;
+  Encoded e;
+  e.prompt_len = prompt_len;
+  e.ids = std::move(ids);
+  e.loss_mask = std::move(mask);
   return e;
 }
 

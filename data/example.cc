@@ -72,6 +72,28 @@ void split_messages(const json& obj, Example& ex) {
   ex.completion = completion;
 }
 
+// TRL's "chat_template_kwargs" and "tools" fields as one JSON object of template variables ("" if neither), with
+// the keys in the line's order (a template's tojson writes tool schemas as they are).
+std::string template_vars(const json& unordered, const std::string& line) {
+  if (!unordered.contains("chat_template_kwargs") && !unordered.contains("tools")) return "";
+  const auto obj = nlohmann::ordered_json::parse(line);
+  nlohmann::ordered_json vars = nlohmann::ordered_json::object();
+  if (const auto it = obj.find("chat_template_kwargs"); it != obj.end() && !it->is_null()) {
+    if (!it->is_object()) throw LineError{"chat_template_kwargs", "expected an object of template variables"};
+    for (const auto& [k, v] : it->items()) vars[k] = v;
+  }
+  if (const auto it = obj.find("tools"); it != obj.end()) {
+    if (!it->is_array() && !it->is_null()) throw LineError{"tools", "expected a list of tool schemas (or null)"};
+    for (size_t i = 0; it->is_array() && i < it->size(); ++i) {
+      if (!(*it)[i].is_object()) {
+        throw LineError{"tools[" + std::to_string(i) + "]", "expected a tool schema (a JSON object)"};
+      }
+    }
+    vars["tools"] = *it;
+  }
+  return vars.empty() ? std::string() : vars.dump();
+}
+
 Example parse_example(const std::string& line, DataKind kind) {
   json obj;
   try {
@@ -82,6 +104,7 @@ Example parse_example(const std::string& line, DataKind kind) {
   if (!obj.is_object()) throw LineError{"", "expected a JSON object"};
   Example ex;
   ex.raw = line;
+  ex.template_vars = template_vars(obj, line);
   if (kind == DataKind::kSft && obj.contains("messages") && !obj.contains("prompt")) {
     split_messages(obj, ex);
   } else {

@@ -12,6 +12,8 @@
 //   unpaired    {"prompt", "completion", "label": bool}
 //   negatives   {"prompt", "rejected"}
 //   prompts     {"prompt"}
+// Any kind may carry TRL's per-example chat template variables: "chat_template_kwargs" (an object) and "tools" (a
+// list of tool schemas), kept in Example::template_vars.
 // Text fields are strings, or message lists for conversational data (rendered by a chat template later). A line's
 // prompt and responses are all strings or all message lists, and a message's role is system, user or assistant:
 // anything else is an invalid line like a missing field, named FILE:LINE before any model loads.
@@ -45,6 +47,9 @@ struct Example {
   std::optional<Text> completion, chosen, rejected;
   std::optional<bool> label;
   std::string raw;  // the line as read (generate copies the input object into its output)
+  // The line's own chat template variables as a JSON object ("" if none): the items of TRL's
+  // "chat_template_kwargs" field (an object) and "tools" (a list of tool schemas, or null).
+  std::string template_vars;
 };
 
 struct ReadReport {

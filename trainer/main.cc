@@ -127,6 +127,25 @@ int main(int argc, char** argv) {
   generate->add_flag("--token-ids", gen_args.token_ids, "Also write each completion's token ids (\"completion_ids\")");
   generate->add_option("--device", gen_args.device, "auto (CUDA when available), cpu or cuda")
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  cli::TokenizeArgs tok_args;
+  auto* tokenize = app.add_subcommand(
+      "tokenize", "Write each example's rendered text, token ids and loss mask exactly as training sees them");
+  tokenize->add_option("--model", tok_args.model, "HF model dir (or org/name in the Hugging Face cache)")->required();
+  tokenize->add_option("--data", tok_args.data, "JSONL or Parquet data (sft, preference, unpaired, prompts)")
+      ->required();
+  tokenize->add_option("--out", tok_args.out, "Output JSONL (default: stdout)");
+  tokenize->add_option("--chat-template", tok_args.chat_template,
+                       "auto (the model's own, default), chatml, llama3, plain, or a .jinja file");
+  tokenize->add_option("--chat-template-kwargs", tok_args.chat_template_kwargs,
+                       "Extra template variables as a JSON object, e.g. '{\"enable_thinking\": false}'");
+  tokenize->add_option("--max-length", tok_args.max_length, "Truncate to this many tokens (default 0: no limit)")
+      ->check(CLI::NonNegativeNumber);
+  tokenize->add_option("--truncate", tok_args.truncate, "right (default), left or drop, as data.truncate")
+      ->check(CLI::IsMember({"left", "right", "drop"}));
+  tokenize->add_flag("--assistant-only-loss", tok_args.assistant_only_loss,
+                     "Conversational SFT: loss on every assistant turn, not only the last (data.assistant_only_loss)");
+  tokenize->footer("One JSON line per example: {\"index\", \"text\", \"input_ids\", \"loss_mask\"} (pairs: under "
+                   "\"chosen\" and \"rejected\").\nExit codes: 0 ok, 2 usage or template error, 3 data or model-file error.");
   cli::ExportArgs export_args;
   auto* export_cmd = app.add_subcommand("export", "Gather tensor-parallel checkpoint shards into an HF model dir");
   export_cmd->add_option("checkpoint", export_args.checkpoint,
@@ -162,6 +181,7 @@ int main(int argc, char** argv) {
     else if (*init_model) code = cli::init_model(world, init_args);
     else if (*logprobs) code = cli::logprobs(world, lp_args);
     else if (*generate) code = cli::generate(world, gen_args);
+    else if (*tokenize) code = cli::tokenize(world, tok_args);
     else if (*export_cmd) code = cli::export_checkpoint(world, export_args);
     else if (*report) code = cli::report(world, report_dir);
   } catch (const UsageError& e) {

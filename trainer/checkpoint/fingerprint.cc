@@ -51,6 +51,10 @@ std::string root_model(const config::Recipe& recipe, std::string name) {
   return name;
 }
 
+// The text of a model's chat template, as a digest: the .jinja file the recipe names, or (auto) the files of the
+// model's folder that hold its own template; "" for a built-in template (its name is in the recipe).
+std::string template_digest(const config::ModelSpec& spec);
+
 std::string resolve(const config::Recipe& recipe, const std::string& path) {
   if (path.empty() || fs::path(path).is_absolute()) return path;
   return (fs::path(recipe.folder) / path).string();
@@ -92,6 +96,24 @@ std::string file_digest(const std::string& path) {
 
 std::string text_digest(std::string_view bytes) { return hex(fnv1a(bytes, kFnvOffset)); }
 
+namespace {
+
+std::string template_digest(const config::ModelSpec& spec) {
+  if (spec.chat_template != "auto") {
+    return config::is_named_chat_template(spec.chat_template) ? "" : file_digest(spec.chat_template);
+  }
+  const std::string dir = spec.path.empty() ? spec.tokenizer : spec.path;
+  if (dir.empty() || dir == config::kByteTokenizer) return "";
+  std::string digests;
+  for (const char* name : {"chat_template.jinja", "tokenizer_config.json"}) {
+    const fs::path file = fs::path(dir) / name;
+    if (fs::exists(file)) digests += std::string(name) + ":" + file_digest(file.string()) + "\n";
+  }
+  return digests.empty() ? "" : text_digest(digests);
+}
+
+}  // namespace
+
 nlohmann::json stage_fingerprint(const config::Recipe& recipe, const config::StageConfig& stage) {
   const YAML::Node root = YAML::Load(config::to_yaml(recipe));
   nlohmann::json all = nlohmann::json::object();
@@ -113,6 +135,11 @@ nlohmann::json stage_fingerprint(const config::Recipe& recipe, const config::Sta
   const std::string stage_prefix = ".stages[" + std::to_string(index) + "]";
   for (const auto& [key, value] : all.items()) {
     if (key.rfind(model_prefix + ".", 0) == 0) fp[key.substr(1)] = value;
+  }
+  // The template's text, not only its name or file name: editing a .jinja file changes what is trained on.
+  if (const config::ModelSpec* spec = recipe.models.find(model); spec && !isa) {
+    const std::string digest = template_digest(*spec);
+    if (!digest.empty()) fp["models." + model + ".chat_template (text)"] = digest;
   }
   for (const auto& [key, value] : all.items()) {
     if (key.rfind(stage_prefix + ".", 0) == 0 && !excluded(key, stage_prefix)) {
@@ -144,8 +171,15 @@ std::optional<std::string> fingerprint_difference(const nlohmann::json& stored, 
   auto show = [](const nlohmann::json& j, const std::string& key) {
     return j.contains(key) ? j[key].get<std::string>() : std::string("(not set)");
   };
+  // The template-text digest came later still: a stored fingerprint without it predates it (the template's name or
+  // file is compared as before).
+  auto predates = [&](const std::string& key) {
+    const std::string suffix = " (text)";
+    return !stored.contains(key) && key.size() > suffix.size() &&
+           key.compare(key.size() - suffix.size(), suffix.size(), suffix) == 0;
+  };
   for (const auto& [key, value] : current.items()) {
-    if (kLayoutKeys.count(key)) continue;
+    if (kLayoutKeys.count(key) || predates(key)) continue;
     if (!stored.contains(key) || stored[key] != value) return key + ": was " + show(stored, key) + ", now " + show(current, key);
   }
   for (const auto& [key, value] : stored.items()) {

@@ -80,6 +80,18 @@ struct ExportArgs {
 // checkpoints/<stage> folder (its newest complete checkpoint).
 int export_checkpoint(const runtime::World& world, const ExportArgs& args);
 
+struct TokenizeArgs {
+  std::string model, data, out;
+  std::string chat_template = "auto";  // auto, chatml, llama3, plain or a .jinja file
+  std::string chat_template_kwargs;    // JSON object of extra template variables
+  int64_t max_length = 0;              // 0: no truncation
+  std::string truncate = "right";      // left | right | drop
+  bool assistant_only_loss = false;    // sft conversations: loss on every assistant turn
+};
+
+// Writes, for each example in input order, the rendered text, token ids and 0/1 loss mask a training stage uses.
+int tokenize(const runtime::World& world, const TokenizeArgs& args);
+
 // Rewrites RUN_DIR/report.html from the run folder's files (recipe.resolved.yaml, metrics.jsonl, DONE markers).
 // A missing folder or one without recipe.resolved.yaml is a usage error (UsageError), an unreadable file a data
 // error (DataError).

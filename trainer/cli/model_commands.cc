@@ -123,7 +123,7 @@ int logprobs(const runtime::World& world, const LogprobsArgs& args) {
     for (const auto& [field, text] : {std::pair{"completion", &ex.completion}, std::pair{"chosen", &ex.chosen},
                                       std::pair{"rejected", &ex.rejected}}) {
       if (!*text) continue;
-      auto enc = encoder.encode(ex.prompt, **text);
+      auto enc = encoder.encode_example(ex, **text, args.data);
       if (!enc) throw DataError(args.data + ":" + std::to_string(ex.line) + ": " + field + ": no response tokens");
       if (enc->prompt_len == 0) {
         throw DataError(args.data + ":" + std::to_string(ex.line) +

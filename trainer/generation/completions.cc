@@ -30,7 +30,7 @@ std::vector<Completion> complete(model::CausalLM& lm, runtime::Groups& groups, c
   const int k = std::max(num_samples, 1);
   std::vector<Request> requests;
   for (size_t i = 0; i < examples.size(); ++i) {
-    const auto prompt = encoder.encode_prompt(examples[i].prompt);
+    const auto prompt = encoder.encode_prompt(examples[i].prompt, examples[i].template_vars);
     if (prompt.empty()) {
       throw DataError(data_path + ":" + std::to_string(examples[i].line) +
                       ": prompt: tokenises to nothing and the tokenizer has no BOS token to start from");

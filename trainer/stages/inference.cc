@@ -55,7 +55,9 @@ nlohmann::ordered_json run_generate(StageEnv& env, const config::StageConfig& st
   ro.kind = data::DataKind::kPrompts;
   ro.skip_invalid = stage.data.skip_invalid;
   const auto examples = data::read_examples(stage.data.train, ro);
-  const data::Encoder encoder(*tok, src.chat_template, src.weights_dir, {});
+  data::EncodeOptions eo;
+  eo.chat_template_kwargs = stage.data.chat_template_kwargs.json;
+  const data::Encoder encoder(*tok, src.chat_template, src.weights_dir, eo);
   auto loaded = load_model(src, env.groups, env.device, frozen_dtype(env.recipe, stage.policy));
   const auto& g = stage.generation;
   spdlog::info("[{}] {} completion(s) of {} prompt(s) from '{}' (temperature {}, top_p {}, top_k {}, up to {} new "
@@ -87,7 +89,9 @@ ExactMatch exact_match(StageEnv& env, model::CausalLM& lm, const data::Tokenizer
   ro.kind = data::DataKind::kSft;
   ro.skip_invalid = stage.data.skip_invalid;
   const auto examples = data::read_examples(path, ro);
-  const data::Encoder encoder(tok, chat_template, model_dir, {});
+  data::EncodeOptions eo;
+  eo.chat_template_kwargs = stage.data.chat_template_kwargs.json;
+  const data::Encoder encoder(tok, chat_template, model_dir, eo);
   auto options = options_of(stage);
   options.sampling = {};  // greedy
   options.sampling.temperature = 0;

@@ -19,10 +19,6 @@ fs::path stage_model_dir(const config::Recipe& recipe, const std::string& stage)
 
 fs::path byte_tokenizer_dir(const config::Recipe& recipe) { return fs::path(recipe.run.output_dir) / ".tokenizer-byte"; }
 
-std::string template_name(config::ChatTemplate t) {
-  return t == config::ChatTemplate::auto_ ? "auto" : std::string(config::name_of(t));
-}
-
 ModelSource resolve_model(const config::Recipe& recipe, const std::string& name) {
   ModelSource src;
   src.name = name;
@@ -31,7 +27,7 @@ ModelSource resolve_model(const config::Recipe& recipe, const std::string& name)
     src.weights_dir = spec->init ? "" : spec->path;
     src.init = spec->init;
     src.tokenizer_dir = spec->tokenizer == config::kByteTokenizer ? byte_tokenizer_dir(recipe).string() : spec->tokenizer;
-    src.chat_template = template_name(spec->chat_template);
+    src.chat_template = spec->chat_template;
     if (spec->init && fs::exists(src.tokenizer_dir)) {
       // The model's special ids are its tokenizer's (as init-model sets them).
       const auto tok = data::load_tokenizer(src.tokenizer_dir);

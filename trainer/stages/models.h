@@ -25,7 +25,7 @@ struct ModelSource {
   std::string weights_dir;                 // HF model dir; empty for a random init
   std::optional<config::InitSpec> init;
   std::string tokenizer_dir;               // folder holding the tokenizer files
-  std::string chat_template = "auto";      // a built-in template name, or auto
+  std::string chat_template = "auto";      // auto, a built-in template name, or a .jinja file
 };
 
 // The output folder of a training stage's model: <output_dir>/<stage>/model.
@@ -55,8 +55,5 @@ LoadedModel load_frozen_model(const ModelSource& source, runtime::Groups& groups
 // Gathers the model's shards over groups.tp and writes an HF model dir (world rank 0). Collective over the world.
 void save_model(model::CausalLM& lm, runtime::Groups& groups, const std::filesystem::path& dir,
                 const std::string& tokenizer_dir);
-
-// The chat template name an Encoder takes for a recipe setting.
-std::string template_name(config::ChatTemplate t);
 
 }  // namespace aligntrain::stages

@@ -475,12 +475,14 @@ StageResult run_online(StageEnv& env, const config::StageConfig& stage) {
   ro.skip_invalid = stage.data.skip_invalid;
   const auto examples = data::read_examples(stage.data.train, ro);
   rewards.check_examples(examples, stage.data.train);
-  const data::Encoder encoder(*tok, src.chat_template, src.weights_dir, {});
+  data::EncodeOptions eo;
+  eo.chat_template_kwargs = stage.data.chat_template_kwargs.json;
+  const data::Encoder encoder(*tok, src.chat_template, src.weights_dir, eo);
   const int64_t max_prompt = stage.batch.max_prompt_length.value_or(config::default_max_prompt_length(stage.batch.max_length));
   std::vector<std::vector<int32_t>> prompts;
   int64_t cut = 0;
   for (const auto& ex : examples) {
-    auto ids = encoder.encode_prompt(ex.prompt);
+    auto ids = encoder.encode_prompt(ex.prompt, ex.template_vars);
     if (ids.empty()) {
       throw DataError(stage.data.train + ":" + std::to_string(ex.line) +
                       ": prompt: tokenises to nothing and the tokenizer has no BOS token to start from");

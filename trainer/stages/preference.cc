@@ -65,12 +65,13 @@ ResponseSet encode_responses(const std::string& path, const config::StageConfig&
   data::EncodeOptions eo;
   eo.max_length = stage.batch.max_length;
   eo.truncate = truncate_of(stage.data.truncate);
+  eo.chat_template_kwargs = stage.data.chat_template_kwargs.json;
   data::Encoder encoder(tokenizer, chat_template, model_dir, eo);
   int64_t dropped = 0;
   for (const auto& ex : examples) {
     std::vector<data::Encoded> enc;
     for (const data::Text* t : responses(ex)) {
-      auto e = encoder.encode(ex.prompt, *t, &set.stats);
+      auto e = encoder.encode_example(ex, *t, path, &set.stats);
       if (!e || data::loss_tokens(*e, false) <= 0) break;
       enc.push_back(std::move(*e));
     }

@@ -44,9 +44,11 @@ SftData load_sft_data(const std::string& path, const config::StageConfig& stage,
   data::EncodeOptions eo;
   eo.max_length = stage.batch.max_length;
   eo.truncate = truncate_of(stage.data.truncate);
+  eo.assistant_only_loss = stage.data.assistant_only_loss;
+  eo.chat_template_kwargs = stage.data.chat_template_kwargs.json;
   data::Encoder encoder(tokenizer, chat_template, model_dir, eo);
   for (const auto& ex : examples) {
-    auto enc = encoder.encode(ex.prompt, *ex.completion, &out.stats);
+    auto enc = encoder.encode_example(ex, *ex.completion, path, &out.stats);
     if (!enc) continue;
     if (data::loss_tokens(*enc, stage.data.train_on_prompt) <= 0) {
       ++out.stats.dropped;

@@ -21,7 +21,9 @@ std::vector<std::vector<double>> udm_weights(StageEnv& env, const config::StageC
   const auto& l = stage.loss;
   const ModelSource src = resolve_model(env.recipe, l.udm_model);
   const auto tok = data::load_tokenizer(src.tokenizer_dir);
-  const data::Encoder encoder(*tok, src.chat_template, src.weights_dir, {});
+  data::EncodeOptions eo;
+  eo.chat_template_kwargs = stage.data.chat_template_kwargs.json;
+  const data::Encoder encoder(*tok, src.chat_template, src.weights_dir, eo);
   // Prompts of the examples each set kept, tokenised for the embedding model.
   std::vector<std::vector<std::vector<int32_t>>> prompts(sets.size());
   for (size_t s = 0; s < sets.size(); ++s) {
@@ -29,7 +31,7 @@ std::vector<std::vector<double>> udm_weights(StageEnv& env, const config::StageC
     const auto examples = read_stage_examples(sets[s]->path, stage, data::DataKind::kUnpaired);
     for (const auto& ex : examples) by_line[ex.line] = &ex;
     for (int64_t line : sets[s]->lines) {
-      auto ids = encoder.encode_prompt(by_line.at(line)->prompt);
+      auto ids = encoder.encode_prompt(by_line.at(line)->prompt, by_line.at(line)->template_vars);
       if (ids.empty()) ids.push_back(tok->eos_id().value_or(0));
       prompts[s].push_back(std::move(ids));
     }
