@@ -75,6 +75,7 @@ class Resolver {
     if (m.tokenizer.empty()) m.tokenizer = m.init ? std::string(kByteTokenizer) : m.path;
     else if (m.tokenizer != kByteTokenizer) m.tokenizer = absolute(m.tokenizer, at + ".tokenizer");
     if (!m.dtype) m.dtype = r_.run.precision;
+    if (!m.adapter.empty()) m.adapter = absolute(m.adapter, at + ".adapter");
   }
 
   // A data value naming an earlier generate/select stage stays a name; anything else is a path.

@@ -36,6 +36,7 @@ enum class AlignDistilMask { standard, faithful };
 enum class SelectMethod { zip_fit, isa };
 enum class Covariance { diag, full };
 enum class SelectPrefer { rare, common };
+enum class LoraInit { default_, gaussian, zeros_b };
 enum class LossType {
   sft,                                                         // token-mean NLL of the completion
   dpo, cdpo, robust, hinge, ipo, ln_dpo, bco_pair,             // preference, reference-based (METHODS C.1-C.6, C.11)
@@ -75,6 +76,8 @@ ALIGNTRAIN_ENUM_NAMES(AlignDistilMask, {AlignDistilMask::standard, "standard"}, 
 ALIGNTRAIN_ENUM_NAMES(SelectMethod, {SelectMethod::zip_fit, "zip_fit"}, {SelectMethod::isa, "isa"});
 ALIGNTRAIN_ENUM_NAMES(Covariance, {Covariance::diag, "diag"}, {Covariance::full, "full"});
 ALIGNTRAIN_ENUM_NAMES(SelectPrefer, {SelectPrefer::rare, "rare"}, {SelectPrefer::common, "common"});
+ALIGNTRAIN_ENUM_NAMES(LoraInit, {LoraInit::default_, "default"}, {LoraInit::gaussian, "gaussian"},
+                      {LoraInit::zeros_b, "zeros_b"});
 ALIGNTRAIN_ENUM_NAMES(LossType, {LossType::sft, "sft"}, {LossType::dpo, "dpo"}, {LossType::cdpo, "cdpo"},
                       {LossType::robust, "robust"}, {LossType::hinge, "hinge"}, {LossType::ipo, "ipo"},
                       {LossType::ln_dpo, "ln_dpo"}, {LossType::bco_pair, "bco_pair"}, {LossType::simpo, "simpo"},
@@ -139,6 +142,20 @@ struct InitSpec {
   std::optional<bool> tie_word_embeddings;
 };
 
+// LoRA adapters on a model (PEFT's LoraConfig): the base weights are frozen and only the adapters train.
+// Each targeted linear map W becomes W x + scaling · B A dropout(x), scaling = alpha / rank (alpha / √rank with
+// rslora). Defaults are PEFT's, except the targets (PEFT's Llama default is q_proj, v_proj, kept here).
+struct LoraConfig {
+  int rank = 8;
+  double alpha = 8.0;
+  double dropout = 0.0;  // on the adapter input only
+  std::vector<std::string> targets = {"q_proj", "v_proj"};  // module names, or the single name all-linear
+  bool rslora = false;
+  LoraInit init = LoraInit::default_;  // default: A kaiming-uniform(a=√5), B zeros (PEFT True); gaussian: A normal(0,
+                                       // 1/rank), B zeros; zeros_b: as default (B zeros, the adapter starts as 0)
+  bool merge = false;  // also write the merged model to <stage>/model (the adapter is always in <stage>/adapter)
+};
+
 // Exactly one of `path` (an HF model dir) and `init` is set.
 struct ModelSpec {
   std::string path;
@@ -146,6 +163,8 @@ struct ModelSpec {
   std::string tokenizer;  // "byte" or a folder with tokenizer.json; empty: the model dir's own (path) or byte (init)
   ChatTemplate chat_template = ChatTemplate::auto_;
   std::optional<Precision> dtype;  // storage dtype of this model when frozen; unset: run.precision
+  std::optional<LoraConfig> lora;  // train LoRA adapters on this model (exclusive with `adapter`)
+  std::string adapter;             // a PEFT LoRA adapter folder on `path`; its adapter_config.json sets the LoRA
 };
 
 // A named model with insertion order kept (YAML maps are ordered in the recipe).

@@ -16,6 +16,13 @@ StageResult run_training_stage(StageEnv& env, const config::StageConfig& stage, 
                    training.evaluate};
   const TrainOutcome outcome = train(ctx, *training.objective);
   if (outcome.stopped) return {{}, true};
+  if (policy.lora) {
+    // The adapter in PEFT format; the merged model only on request.
+    const auto adapter = stage_adapter_dir(env.recipe, stage.name);
+    save_adapter(*loaded.lm, *policy.lora, env.groups, adapter, policy.weights_dir);
+    spdlog::info("[{}] adapter saved to {}", stage.name, adapter.string());
+    if (!policy.lora_merge) return {summary_of(stage, outcome), false};
+  }
   const auto dir = stage_model_dir(env.recipe, stage.name);
   save_model(*loaded.lm, env.groups, dir, policy.tokenizer_dir);
   spdlog::info("[{}] model saved to {}", stage.name, dir.string());
