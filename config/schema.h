@@ -441,4 +441,22 @@ inline int default_max_prompt_length(int max_length) { return std::max(1, max_le
 
 inline constexpr std::string_view kByteTokenizer = "byte";
 
+// `reference: base`: the policy's own base model with its LoRA adapters off (no second copy of the weights), unless
+// a model or stage is itself named `base`.
+inline constexpr std::string_view kPolicyBase = "base";
+
+inline bool is_policy_base(const Recipe& r, const std::string& name) {
+  if (name != kPolicyBase || r.models.find(name)) return false;
+  return std::none_of(r.stages.begin(), r.stages.end(), [&](const StageConfig& s) { return s.name == name; });
+}
+
+// True if the model `name` (a declared model, or a stage through its policy) has LoRA adapters.
+inline bool has_lora(const Recipe& r, const std::string& name, int depth = 0) {
+  if (const ModelSpec* m = r.models.find(name)) return m->lora.has_value() || !m->adapter.empty();
+  if (depth > static_cast<int>(r.stages.size())) return false;
+  for (const auto& s : r.stages)
+    if (s.name == name) return is_training(s.kind) && has_lora(r, s.policy, depth + 1);
+  return false;
+}
+
 }  // namespace aligntrain::config

@@ -153,7 +153,14 @@ class Validator {
     if (s.kind != StageKind::select) check_ref(i, at / "policy", s.policy);
     for (const auto& [field, ref] : {std::pair{"reference", &s.reference}, std::pair{"teacher", &s.teacher},
                                      std::pair{"teacher_reference", &s.teacher_reference}}) {
-      if (*ref) check_ref(i, at / field, (*ref)->model);
+      if (!*ref) continue;
+      if (std::string(field) == "reference" && is_policy_base(r_, (*ref)->model)) {
+        if (!has_lora(r_, s.policy))
+          error(at / field, "`base` (the policy's base model with its adapters off) needs a policy with LoRA "
+                            "adapters (models.<name>.lora or models.<name>.adapter)");
+        continue;
+      }
+      check_ref(i, at / field, (*ref)->model);
     }
     const bool loss_ok = !r_.sources.is_invalid_within(at.canonical + ".loss.type") &&
                          !r_.sources.is_invalid(at.canonical + ".loss");

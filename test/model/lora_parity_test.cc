@@ -173,6 +173,43 @@ TEST(LoraInit, DefaultStartsAsTheBaseModel) {
   EXPECT_TRUE(near_in_scale(summed_target_logps(*lm, expected["input_ids"]), expected["base_token_logps"], kParity));
 }
 
+// Dropout on the adapter input: active with gradients on, off without; the seeded generator makes it repeatable, and
+// activation checkpointing recomputes a layer with the same mask (the same gradients).
+TEST(LoraDropout, SeededAndRecomputedWithTheSameMask) {
+  auto expected = read_all(fixtures() / "all" / "expected.safetensors");
+  const auto ids = expected["input_ids"];
+  std::vector<std::map<std::string, at::Tensor>> grads;
+  std::vector<at::Tensor> lps;
+  for (bool checkpointing : {false, true, false}) {
+    auto m = load_with_adapter(fixtures() / "all" / "adapter");
+    auto s = m.settings;
+    s.dropout = 0.3;
+    auto lm = std::make_shared<CausalLM>(m.lm->config(), *m.factory);
+    load_hf_weights(*lm, (fixtures() / "base").string(), 0, 1);
+    attach_lora(*lm, s, 0, 1, {});
+    load_adapter_weights(*lm, (fixtures() / "all" / "adapter").string(), 0, 1);
+    lm->set_activation_checkpointing(checkpointing);
+    at::manual_seed(42);
+    const auto lp = summed_target_logps(*lm, ids);
+    lp.sum().backward();
+    lps.push_back(lp.detach());
+    grads.emplace_back();
+    for (const auto& p : lm->parameter_set())
+      if (is_adapter_name(p.name())) grads.back()[p.name()] = p.tensor.grad().clone();
+    if (!checkpointing) {
+      at::NoGradGuard no_grad;  // no dropout without gradients: PEFT's eval logits
+      EXPECT_TRUE(near_in_scale(summed_target_logps(*lm, ids), expected["token_logps"], kParity));
+    }
+  }
+  EXPECT_FALSE(near_in_scale(lps[0], expected["token_logps"], 1e-3));  // dropout was active
+  EXPECT_TRUE(lps[0].equal(lps[2]));                                   // seeded: bitwise repeatable
+  EXPECT_TRUE(near_in_scale(lps[1], lps[0], 1e-6));
+  for (const auto& [name, g] : grads[0]) {
+    EXPECT_TRUE(g.equal(grads[2].at(name))) << name;
+    EXPECT_TRUE(near_in_scale(grads[1].at(name), g, 1e-5)) << name;
+  }
+}
+
 void write_config(const fs::path& dir, const std::string& json) {
   fs::create_directories(dir);
   std::ofstream(dir / "adapter_config.json") << json;

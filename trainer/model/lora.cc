@@ -88,8 +88,9 @@ at::Tensor LoraProjection::forward(const at::Tensor& x) {
   auto y = base->forward(x);
   if (!enabled_) return y;
   auto in = x.to(lora_A.scalar_type());
-  // Dropout only while training (gradients on); it draws from the device's default generator, which checkpoints save.
-  if (dropout_ > 0 && at::GradMode::is_enabled()) in = at::dropout(in, dropout_, /*train=*/true);
+  // Dropout only while training (gradients on, or a checkpointed layer's forward); it draws from the device's default generator, which checkpoints save.
+  if (dropout_ > 0 && (at::GradMode::is_enabled() || in_checkpointed_forward()))
+    in = at::dropout(in, dropout_, /*train=*/true);
   auto u = at::linear(in, lora_A);
   if (after_a_) u = after_a_(u);
   return y + (at::linear(u, lora_B) * scaling_).to(y.scalar_type());
