@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
-"""TRL's DPOTrainer with a PEFT LoRA adapter (reference = the same model with its adapters off), for
+"""TRL's DPOTrainer with a peft_config (a new LoRA adapter; reference = the same model with its adapters off), for
 test/stages/lora_dpo_parity_test.sh.
 
-  lora_dpo_reference.py make_adapter BASE_DIR OUT_DIR TARGETS RSLORA
-      a PEFT LoRA adapter (r 4, alpha 8; TARGETS comma-separated or all-linear; RSLORA 0|1) on BASE_DIR with random
-      non-zero A and B, so that the policy differs from its base.
-  lora_dpo_reference.py loss BASE_DIR ADAPTER_DIR DATA.jsonl BETA
-      one DPOTrainer step (sigmoid loss, fp32, the whole file as one global batch of micro-batches of 2) on
-      PeftModel(BASE_DIR, ADAPTER_DIR, trainable); prints {"loss": step-1 loss} as the last line.
+  lora_dpo_reference.py loss BASE_DIR ADAPTER_OUT DATA.jsonl BETA TARGETS RSLORA
+      DPOTrainer(model=BASE_DIR, peft_config=LoraConfig(r 4, alpha 8, TARGETS comma-separated or all-linear,
+      use_rslora RSLORA 0|1, init_lora_weights=False: random non-zero A and B, so that the policy differs from its
+      base)); saves the adapter TRL created to ADAPTER_OUT before training (aligntrain starts from it), runs one step
+      (sigmoid loss, fp32, the whole file as one global batch of micro-batches of 2) and prints {"loss": step-1 loss}
+      as the last line. (TRL 1.16 given a PeftModel with an existing adapter uses a copy of that adapter as the
+      reference, not the base: hence a new adapter through peft_config.)
 The model folders are aligntrain's (byte tokenizer): the tokenizer is bench/dpo_step_peer.py's byte_tokenizer(),
 whose ids equal aligntrain's encoding.
 """
@@ -22,28 +23,12 @@ torch.use_deterministic_algorithms(True)
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def make_adapter(base_dir, out_dir, targets, rslora):
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    torch.manual_seed(3)
-    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
-    t = "all-linear" if targets == "all-linear" else targets.split(",")
-    pm = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=t, use_rslora=rslora == "1",
-                                          lora_dropout=0.0, task_type="CAUSAL_LM"))
-    with torch.no_grad():
-        for name, p in pm.named_parameters():
-            if "lora_" in name:
-                p.copy_(0.3 * torch.randn_like(p))
-    pm.save_pretrained(out_dir)
-
-
-def loss(base_dir, adapter_dir, data, beta):
+def loss(base_dir, adapter_out, data, beta, targets, rslora):
     for k in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_DISABLE_TELEMETRY"):
         os.environ.setdefault(k, "1")
     sys.path.insert(0, os.path.join(HERE, "..", "..", "bench"))
     import datasets
-    from peft import PeftModel
+    from peft import LoraConfig
     from transformers import AutoModelForCausalLM, TrainerCallback
     from trl import DPOConfig, DPOTrainer
     from dpo_step_peer import byte_tokenizer
@@ -52,8 +37,11 @@ def loss(base_dir, adapter_dir, data, beta):
     torch.set_num_threads(1)
     with open(data) as f:
         pairs = [json.loads(line) for line in f if line.strip()]
-    base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32, attn_implementation="eager")
-    model = PeftModel.from_pretrained(base, adapter_dir, is_trainable=True)
+    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32, attn_implementation="eager")
+    t = "all-linear" if targets == "all-linear" else targets.split(",")
+    peft_config = LoraConfig(r=4, lora_alpha=8, target_modules=t, use_rslora=rslora == "1", lora_dropout=0.0,
+                             init_lora_weights=False, task_type="CAUSAL_LM")
+    torch.manual_seed(3)
     logged = {}
 
     class Grab(TrainerCallback):
@@ -68,17 +56,16 @@ def loss(base_dir, adapter_dir, data, beta):
                        lr_scheduler_type="constant", use_cpu=True, bf16=False, gradient_checkpointing=False,
                        max_length=1024, beta=float(beta), loss_type=["sigmoid"], seed=7)
     trainer = DPOTrainer(model=model, ref_model=None, args=config, train_dataset=datasets.Dataset.from_list(pairs),
-                         processing_class=byte_tokenizer(), callbacks=[Grab()])
-    if trainer.ref_model is not None:
-        sys.exit("expected the reference to be the adapter-free base (ref_model None)")
+                         processing_class=byte_tokenizer(), callbacks=[Grab()], peft_config=peft_config)
+    if trainer.ref_model is not None or "ref" in trainer.model.peft_config:
+        sys.exit("expected the reference to be the adapter-free base (no ref model, no ref adapter)")
+    trainer.model.save_pretrained(adapter_out)
     trainer.train()
     print(json.dumps({"loss": logged["loss"]}))
 
 
 if __name__ == "__main__":
-    if sys.argv[1] == "make_adapter":
-        make_adapter(*sys.argv[2:6])
-    elif sys.argv[1] == "loss":
-        loss(*sys.argv[2:6])
+    if sys.argv[1] == "loss":
+        loss(*sys.argv[2:8])
     else:
         sys.exit(__doc__)

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# LoRA DPO: the step-1 loss of a preference stage whose policy is a tiny Llama with a PEFT adapter (random non-zero A
-# and B, all-linear and attention-only with rsLoRA) and `reference: base` (the policy with its adapters off) equals
-# TRL's DPOTrainer on a PeftModel of the same adapter (ref_model None: TRL disables the adapters for the reference),
-# scripts/parity/lora_dpo_reference.py, within 1e-5 (`near`); on one rank, under `mpirun -np 2` with DP=2 and with
+# LoRA DPO: the step-1 loss of a preference stage whose policy is a tiny Llama with a PEFT adapter and
+# `reference: base` (the policy with its adapters off) equals TRL's DPOTrainer with a peft_config (a new adapter,
+# init_lora_weights=False so that A and B are random and non-zero; all-linear, and attention-only with rsLoRA; TRL's
+# reference is the model with its adapters disabled), whose adapter aligntrain loads
+# (scripts/parity/lora_dpo_reference.py), within 1e-5 (`near`); on one rank, under `mpirun -np 2` with DP=2 and with
 # TP=2, and with the base reference precomputed. The stage writes <stage>/adapter (PEFT format) and no
 # <stage>/model unless lora.merge is set.
 set -u
@@ -47,11 +48,9 @@ expect_exit 0 "init-model base"
 
 for case in "all|all-linear|0" "attn_rs|q_proj,k_proj,v_proj,o_proj|1"; do
   IFS='|' read -r name targets rslora <<< "$case"
-  "$PY" $REF make_adapter "$TMP/base" "$TMP/adapter_$name" "$targets" "$rslora" > "$TMP/make_$name.log" 2>&1
-  check "$name: PEFT adapter made" $?
-  OUT=$("$PY" $REF loss "$TMP/base" "$TMP/adapter_$name" "$TMP/data.jsonl" 0.1 2>&1)
+  OUT=$("$PY" $REF loss "$TMP/base" "$TMP/adapter_$name" "$TMP/data.jsonl" 0.1 "$targets" "$rslora" 2>&1)
   RC=$?
-  expect_exit 0 "$name: TRL DPOTrainer + PEFT step"
+  expect_exit 0 "$name: TRL DPOTrainer + peft_config step (its new adapter saved for aligntrain)"
   want=$(echo "$OUT" | tail -n 1 | python3 -c "import json,sys; print(json.load(sys.stdin)['loss'])" 2>/dev/null)
   modes=("single 1 base")
   [ $name = all ] && modes+=("dp2 1 base" "tp2 2 base" "pre 1 {model: base, precompute: true}")
