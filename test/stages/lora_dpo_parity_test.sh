@@ -4,7 +4,8 @@
 # init_lora_weights=False so that A and B are random and non-zero; all-linear, and attention-only with rsLoRA; TRL's
 # reference is the model with its adapters disabled), whose adapter aligntrain loads
 # (scripts/parity/lora_dpo_reference.py), within 1e-5 (`near`); on one rank, under `mpirun -np 2` with DP=2 and with
-# TP=2, and with the base reference precomputed. The stage writes <stage>/adapter (PEFT format) and no
+# TP=2, and with the base reference precomputed; and their step-3 losses (after two AdamW updates at lr 1e-2) equal
+# one rank's, so the adapter gradients agree under DP and TP. The stage writes <stage>/adapter (PEFT format) and no
 # <stage>/model unless lora.merge is set.
 set -u
 source test/cli/testlib.sh
@@ -32,9 +33,9 @@ stages:
     reference: $4
     data: {train: $TMP/data.jsonl}
     loss: {type: dpo, beta: 0.1}
-    optimizer: {lr: 1.0e-4}
+    optimizer: {lr: 1.0e-2}
     batch: {global: 8, micro: 2, max_length: 128}
-    train: {steps: 1}
+    train: {steps: 3}
     log: {every_steps: 1}
 YAML
 }
@@ -65,6 +66,14 @@ for case in "all|all-linear|0" "attn_rs|q_proj,k_proj,v_proj,o_proj|1"; do
     got=$(metric "$TMP/$name-$m/metrics.jsonl" pref 1 loss 2>/dev/null)
     near "$got" "$want" 1e-5
     check "$name $m: step-1 loss ${got:-<none>} equals TRL+PEFT's ${want:-<none>} within 1e-5" $?
+    # After two updates (lr 1e-2): the adapter gradients of DP=2 and TP=2 (A whole / B split by rows for column-
+    # parallel layers, A split by columns / B whole for row-parallel ones) equal one rank's.
+    if [ $m != single ]; then
+      got3=$(metric "$TMP/$name-$m/metrics.jsonl" pref 3 loss 2>/dev/null)
+      want3=$(metric "$TMP/$name-single/metrics.jsonl" pref 3 loss 2>/dev/null)
+      near "$got3" "$want3" 1e-5
+      check "$name $m: step-3 loss ${got3:-<none>} equals one rank's ${want3:-<none>} within 1e-5" $?
+    fi
   done
 done
 
