@@ -77,6 +77,17 @@ for case in "all|all-linear|0" "attn_rs|q_proj,k_proj,v_proj,o_proj|1"; do
   done
 done
 
+# bf16 weights (fp32 AdamW masters of the adapters) with ZeRO-1 under DP=2: runs, and its step-1 loss is within bf16's
+# rounding of TRL's fp32 one.
+sed "s#output_dir: $TMP/all-dp2#output_dir: $TMP/all-zb#; s#run: {name: lora_parity,#run: {name: lora_parity, precision: bf16,#; s#parallel: {tensor: 1}#parallel: {tensor: 1, zero1: true}#" \
+  "$TMP/all-dp2.yaml" > "$TMP/all-zb.yaml"
+run_long "${MPIRUN[@]}" $BIN run "$TMP/all-zb.yaml"
+expect_exit 0 "all bf16 + ZeRO-1, DP=2: three LoRA DPO steps"
+got=$(metric "$TMP/all-zb/metrics.jsonl" pref 1 loss 2>/dev/null)
+want=$(metric "$TMP/all-single/metrics.jsonl" pref 1 loss 2>/dev/null)
+near "$got" "$want" 1e-2
+check "all bf16 + ZeRO-1: step-1 loss ${got:-<none>} within 1e-2 of fp32's ${want:-<none>}" $?
+
 # Outputs: the adapter in PEFT format, no merged model unless asked for.
 [ -f "$TMP/all-single/pref/adapter/adapter_model.safetensors" ] && [ -f "$TMP/all-single/pref/adapter/adapter_config.json" ]
 check "<stage>/adapter holds adapter_model.safetensors and adapter_config.json" $?
