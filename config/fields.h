@@ -143,6 +143,20 @@ struct Fields<InitSpec> {
 };
 
 template <>
+struct Fields<LoraConfig> {
+  template <class S, class F>
+  static void each(S& o, StageKind, F&& f) {
+    f(key("rank").positive(), o.rank);
+    f(key("alpha").positive(), o.alpha);
+    f(key("dropout").range(0, 1, true), o.dropout);
+    f(key("targets").one_or_many(), o.targets);
+    f(key("rslora"), o.rslora);
+    f(key("init"), o.init);
+    f(key("merge"), o.merge);
+  }
+};
+
+template <>
 struct Fields<ModelSpec> {
   template <class S, class F>
   static void each(S& o, StageKind, F&& f) {
@@ -152,6 +166,8 @@ struct Fields<ModelSpec> {
     f(key("tokenizer"), o.tokenizer);
     f(key("chat_template"), o.chat_template);
     f(key("dtype"), o.dtype);
+    f(key("lora"), o.lora);
+    f(key("adapter"), o.adapter);
   }
 };
 

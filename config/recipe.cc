@@ -108,7 +108,8 @@ bool equal(const T& a, const T& b) {
     for (size_t i = 0; i < a.size(); ++i)
       if (!equal(a[i], b[i])) return false;
     return true;
-  } else if constexpr (std::is_same_v<T, std::optional<InitSpec>> || std::is_same_v<T, std::optional<ModelRef>>) {
+  } else if constexpr (std::is_same_v<T, std::optional<InitSpec>> || std::is_same_v<T, std::optional<ModelRef>> ||
+                       std::is_same_v<T, std::optional<LoraConfig>>) {
     if (a.has_value() != b.has_value()) return false;
     return !a || equal(*a, *b);
   } else {

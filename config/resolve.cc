@@ -78,6 +78,7 @@ class Resolver {
     if (m.tokenizer.empty()) m.tokenizer = m.init ? std::string(kByteTokenizer) : m.path;
     else if (m.tokenizer != kByteTokenizer) m.tokenizer = absolute(m.tokenizer, at + ".tokenizer");
     if (!m.dtype) m.dtype = r_.run.precision;
+    if (!m.adapter.empty()) m.adapter = absolute(m.adapter, at + ".adapter");
   }
 
   // A model folder; an `org/name` that is no folder is looked up in the Hugging Face cache (kept as it is when it is

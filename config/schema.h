@@ -35,6 +35,7 @@ enum class AlignDistilMask { standard, faithful };
 enum class SelectMethod { zip_fit, isa };
 enum class Covariance { diag, full };
 enum class SelectPrefer { rare, common };
+enum class LoraInit { default_, gaussian, zeros_b };
 enum class LossType {
   sft,                                                         // token-mean NLL of the completion
   dpo, cdpo, robust, hinge, ipo, ln_dpo, bco_pair,             // preference, reference-based (METHODS C.1-C.6, C.11)
@@ -79,6 +80,8 @@ ALIGNTRAIN_ENUM_NAMES(AlignDistilMask, {AlignDistilMask::standard, "standard"}, 
 ALIGNTRAIN_ENUM_NAMES(SelectMethod, {SelectMethod::zip_fit, "zip_fit"}, {SelectMethod::isa, "isa"});
 ALIGNTRAIN_ENUM_NAMES(Covariance, {Covariance::diag, "diag"}, {Covariance::full, "full"});
 ALIGNTRAIN_ENUM_NAMES(SelectPrefer, {SelectPrefer::rare, "rare"}, {SelectPrefer::common, "common"});
+ALIGNTRAIN_ENUM_NAMES(LoraInit, {LoraInit::default_, "default"}, {LoraInit::gaussian, "gaussian"},
+                      {LoraInit::zeros_b, "zeros_b"});
 ALIGNTRAIN_ENUM_NAMES(LossType, {LossType::sft, "sft"}, {LossType::dpo, "dpo"}, {LossType::cdpo, "cdpo"},
                       {LossType::robust, "robust"}, {LossType::hinge, "hinge"}, {LossType::ipo, "ipo"},
                       {LossType::ln_dpo, "ln_dpo"}, {LossType::bco_pair, "bco_pair"}, {LossType::simpo, "simpo"},
@@ -152,6 +155,20 @@ struct InitSpec {
   std::optional<bool> tie_word_embeddings;
 };
 
+// LoRA adapters on a model (PEFT's LoraConfig): the base weights are frozen and only the adapters train.
+// Each targeted linear map W becomes W x + scaling · B A dropout(x), scaling = alpha / rank (alpha / √rank with
+// rslora). Defaults are PEFT's, except the targets (PEFT's Llama default is q_proj, v_proj, kept here).
+struct LoraConfig {
+  int rank = 8;
+  double alpha = 8.0;
+  double dropout = 0.0;  // on the adapter input only
+  std::vector<std::string> targets = {"q_proj", "v_proj"};  // module names, or the single name all-linear
+  bool rslora = false;
+  LoraInit init = LoraInit::default_;  // default: A kaiming-uniform(a=√5), B zeros (PEFT True); gaussian: A normal(0,
+                                       // 1/rank), B zeros; zeros_b: as default (B zeros, the adapter starts as 0)
+  bool merge = false;  // also write the merged model to <stage>/model (the adapter is always in <stage>/adapter)
+};
+
 // Exactly one of `path` (an HF model dir) and `init` is set.
 struct ModelSpec {
   std::string path;
@@ -160,6 +177,8 @@ struct ModelSpec {
   std::string tokenizer;  // "byte" or a folder with tokenizer.json; empty: the model dir's own (path) or byte (init)
   std::string chat_template = "auto";  // auto (the model's own), chatml, llama3, plain, or a .jinja file
   std::optional<Precision> dtype;  // storage dtype of this model when frozen; unset: run.precision
+  std::optional<LoraConfig> lora;  // train LoRA adapters on this model (exclusive with `adapter`)
+  std::string adapter;             // a PEFT LoRA adapter folder on `path`; its adapter_config.json sets the LoRA
 };
 
 // A named model with insertion order kept (YAML maps are ordered in the recipe).
@@ -490,6 +509,24 @@ inline constexpr std::string_view kByteTokenizer = "byte";
 // `models.<name>.chat_template` values that name a template rather than a .jinja file.
 inline bool is_named_chat_template(std::string_view value) {
   return value == "auto" || value == "chatml" || value == "llama3" || value == "plain";
+}
+
+// `reference: base`: the policy's own base model with its LoRA adapters off (no second copy of the weights), unless
+// a model or stage is itself named `base`.
+inline constexpr std::string_view kPolicyBase = "base";
+
+inline bool is_policy_base(const Recipe& r, const std::string& name) {
+  if (name != kPolicyBase || r.models.find(name)) return false;
+  return std::none_of(r.stages.begin(), r.stages.end(), [&](const StageConfig& s) { return s.name == name; });
+}
+
+// True if the model `name` (a declared model, or a stage through its policy) has LoRA adapters.
+inline bool has_lora(const Recipe& r, const std::string& name, int depth = 0) {
+  if (const ModelSpec* m = r.models.find(name)) return m->lora.has_value() || !m->adapter.empty();
+  if (depth > static_cast<int>(r.stages.size())) return false;
+  for (const auto& s : r.stages)
+    if (s.name == name) return is_training(s.kind) && has_lora(r, s.policy, depth + 1);
+  return false;
 }
 
 }  // namespace aligntrain::config

@@ -88,10 +88,33 @@ class Validator {
       }
       if (m.init && m.tokenizer != kByteTokenizer && !fs::is_directory(m.tokenizer, ec))
         error(at / "tokenizer", "no such tokenizer folder: " + m.tokenizer);
+      check_lora(at, m);
       for (size_t i = 0; i < r_.stages.size(); ++i) {
         if (r_.stages[i].name == name)
           error(stage_at(r_, i) / "name", fmt::format("`{}` is both a model and a stage name", name));
       }
+    }
+  }
+
+  // LoRA: `lora` (new adapters) and `adapter` (a PEFT folder, which brings its own settings) exclude each other.
+  void check_lora(const At& at, const ModelSpec& m) {
+    std::error_code ec;
+    if (m.lora && !m.adapter.empty())
+      error(at / "adapter", "set either `lora` (train new adapters) or `adapter` (a PEFT adapter folder, whose "
+                            "adapter_config.json gives the LoRA settings), not both");
+    if (!m.adapter.empty() && !fs::is_regular_file(fs::path(m.adapter) / "adapter_config.json", ec))
+      error(at / "adapter", "no PEFT adapter folder (adapter_config.json) at " + m.adapter);
+    if (!m.lora) return;
+    static const std::vector<std::string> kTargets = {"q_proj", "k_proj",    "v_proj",  "o_proj",
+                                                      "gate_proj", "up_proj", "down_proj"};
+    const auto& t = m.lora->targets;
+    if (t.empty()) error(at / "lora" / "targets", "expected at least one module name, or all-linear");
+    for (const auto& name : t) {
+      if (name == "all-linear" && t.size() == 1) continue;
+      if (std::find(kTargets.begin(), kTargets.end(), name) == kTargets.end())
+        error(at / "lora" / "targets",
+              fmt::format("unknown LoRA target `{}`{} (expected a list of {} or the single value all-linear)", name,
+                          did_you_mean(name, kTargets), fmt::join(kTargets, ", ")));
     }
   }
 
@@ -148,7 +171,14 @@ class Validator {
     if (s.kind != StageKind::select) check_ref(i, at / "policy", s.policy);
     for (const auto& [field, ref] : {std::pair{"reference", &s.reference}, std::pair{"teacher", &s.teacher},
                                      std::pair{"teacher_reference", &s.teacher_reference}}) {
-      if (*ref) check_ref(i, at / field, (*ref)->model);
+      if (!*ref) continue;
+      if (std::string(field) == "reference" && is_policy_base(r_, (*ref)->model)) {
+        if (!has_lora(r_, s.policy))
+          error(at / field, "`base` (the policy's base model with its adapters off) needs a policy with LoRA "
+                            "adapters (models.<name>.lora or models.<name>.adapter)");
+        continue;
+      }
+      check_ref(i, at / field, (*ref)->model);
     }
     const bool loss_ok = !r_.sources.is_invalid_within(at.canonical + ".loss.type") &&
                          !r_.sources.is_invalid(at.canonical + ".loss");

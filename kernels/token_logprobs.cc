@@ -93,7 +93,9 @@ class TokenLogprobs : public torch::autograd::Function<TokenLogprobs> {
     // A leaf weight's gradient goes straight into its .grad (gradient-accumulation fusion: no weight-sized buffer for
     // autograd to add); otherwise it is returned.
     at::Tensor grad_w;
-    if (param.defined()) {
+    const bool want_w = ctx->needs_input_grad(1);  // false for a frozen LM head (LoRA): no weight gradient at all
+    if (!want_w) {
+    } else if (param.defined()) {
       if (!param.grad().defined()) param.mutable_grad() = at::zeros_like(w, at::MemoryFormat::Contiguous);
       grad_w = param.grad();
     } else {
@@ -108,10 +110,11 @@ class TokenLogprobs : public torch::autograd::Function<TokenLogprobs> {
       const auto d = z.scalar_type() == w.scalar_type() ? z : z.to(w.scalar_type());
       auto gh = grad_h.narrow(0, start, c);
       at::mm_out(gh, d, w);
-      grad_w.addmm_(d.t(), h_c);
+      if (want_w) grad_w.addmm_(d.t(), h_c);
     }
     auto grad_hidden = at::zeros({n, h.size(1)}, h.options()).index_copy_(0, rows, grad_h);
-    return {grad_hidden, param.defined() ? at::Tensor() : grad_w, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    return {grad_hidden, param.defined() || !want_w ? at::Tensor() : grad_w, at::Tensor(), at::Tensor(), at::Tensor(),
+            at::Tensor()};
   }
 };
 

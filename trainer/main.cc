@@ -152,6 +152,9 @@ int main(int argc, char** argv) {
                          "Checkpoint dir (checkpoints/<stage>/step-<N>), or checkpoints/<stage> for its newest")
       ->required();
   export_cmd->add_option("--out", export_args.out, "Output model dir")->required();
+  export_cmd->add_flag("--merge", export_args.merge,
+                       "Merge the checkpoint's LoRA adapters into the weights (W + scaling * B A, as PEFT's "
+                       "merge_and_unload)");
   std::string report_dir;
   auto* report = app.add_subcommand(
       "report", "Rewrite RUN_DIR/report.html (charts of metrics.jsonl, the summary, the resolved recipe)");

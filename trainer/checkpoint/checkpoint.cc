@@ -101,6 +101,7 @@ Written write_checkpoint(const fs::path& stage_dir, const TrainState& state, con
       params.push_back({{"name", p.name}, {"shape", p.shape}, {"split", model::split_name(p.split)}});
     }
     j["parameters"] = params;
+    if (state.lora_scaling > 0) j["lora_scaling"] = state.lora_scaling;
     // Each file below is written durably (atomic_file.h: temp file, fsync, rename, fsync its folder).
     write_file_atomic((tmp_dir / "state.json").string(), j.dump(2) + "\n");
     write_file_atomic((tmp_dir / "config.json").string(), model::model_config_to_json(config));
@@ -171,6 +172,7 @@ TrainState read_state(const fs::path& dir) {
     s.zero1 = j.value("zero1", false);
     s.fingerprint = j.at("fingerprint");
     s.objective = j.value("objective", nlohmann::json::object());
+    s.lora_scaling = j.value("lora_scaling", 0.0);
     for (const auto& item : j.value("parameters", nlohmann::json::array())) {
       model::TensorSpec spec;
       spec.name = item.at("name").get<std::string>();

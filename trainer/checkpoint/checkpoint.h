@@ -40,6 +40,8 @@ struct TrainState {
   // The model's parameter set (name, full shape, tensor-parallel split) as written: export gathers the shards by it.
   // Empty in checkpoints written before it was recorded (export then uses the config's name table).
   std::vector<model::TensorSpec> parameters;
+  // LoRA: the adapters' scaling (alpha / rank, or alpha / √rank), so that export --merge can merge them; 0: none.
+  double lora_scaling = 0;
 };
 
 // What one rank contributes to a checkpoint.

@@ -74,6 +74,7 @@ int generate(const runtime::World& world, const GenerateArgs& args);
 
 struct ExportArgs {
   std::string checkpoint, out;
+  bool merge = false;  // merge the checkpoint's LoRA adapters into the weights (required for a LoRA checkpoint)
 };
 
 // Gathers a checkpoint's tensor-parallel shards into an HF model dir. `checkpoint` is a step-<N> folder, or a

@@ -1,6 +1,7 @@
 // `export CHECKPOINT_DIR --out DIR`: a checkpoint's model shards (data-parallel replica 0, tensor-parallel ranks
 // 0..tp-1, which are world ranks 0..tp-1) gathered into an HF model dir, with the config and tokenizer files the
-// checkpoint carries.
+// checkpoint carries. A checkpoint of LoRA training is exported with --merge: W + scaling · B A for every adapter
+// (PEFT's merge_and_unload).
 #include <ATen/ATen.h>
 #include <spdlog/spdlog.h>
 
@@ -12,6 +13,7 @@
 #include "trainer/cli/commands.h"
 #include "trainer/model/checkpoint_io.h"
 #include "trainer/model/hf_names.h"
+#include "trainer/model/lora.h"
 #include "trainer/model/model_config.h"
 #include "trainer/model/safetensors_torch.h"
 
@@ -57,6 +59,15 @@ int export_checkpoint(const runtime::World& world, const ExportArgs& args) {
     at::Tensor t = parts.size() == 1 ? parts[0] : at::cat(parts, model::split_dim(spec.split));
     if (t.sizes().vec() != spec.shape) throw DataError(dir.string() + ": " + spec.name + " has the wrong shape");
     full.emplace_back(spec.name, t);
+  }
+  if (state.lora_scaling > 0) {
+    if (!args.merge) {
+      throw UsageError(dir.string() + ": the checkpoint holds LoRA adapters on a frozen base; export --merge writes "
+                       "the merged model (the stage's <stage>/adapter folder is the adapter alone)");
+    }
+    full = model::merge_lora(full, state.lora_scaling);
+  } else if (args.merge) {
+    throw UsageError(dir.string() + ": --merge: the checkpoint has no LoRA adapters");
   }
   const fs::path tok = dir / "tokenizer";
   model::save_hf_model(args.out, config, full, fs::exists(tok) ? tok.string() : "");

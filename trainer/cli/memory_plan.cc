@@ -43,6 +43,8 @@
 //     evaluation     with data.eval, G + the policy's forward without autograd (or the student's hidden states and
 //                    a frozen model's forward)
 //     precompute     a precomputed model's weights and forward, before the policy loads (instead of W + O + F)
+// LoRA (adapter_params ≥ 0): W adds the adapters, G and O count the adapters only, and the LM head's weight
+// gradient is never formed; `reference: base` is the policy itself (no F).
 // Not counted: the CUDA caching allocator's reserve and fragmentation, and memory that is not a tensor (data, the
 // heap's slack). GKD's on-policy sampling (distill with lmbda > 0) holds G and a KV cache, below the moments above.
 #include "trainer/cli/memory_plan.h"
@@ -109,9 +111,11 @@ StageMemory plan_stage_memory(const StageMemoryWork& w) {
   const Shape s(w.policy, w.tp);
   const double b = w.bytes;
   const double params = rank_parameters(w.policy, w.tp);
-  m.weights = params * b;
-  m.gradients = params * b;
-  m.optimizer = params * (8.0 + (w.master_weights ? 4.0 : 0.0)) / (w.zero1 ? static_cast<double>(w.dp) : 1.0);
+  const bool lora = w.adapter_params >= 0;
+  const double trained = lora ? w.adapter_params : params;  // LoRA: only the adapters have gradients and AdamW state
+  m.weights = (params + (lora ? w.adapter_params : 0.0)) * b;
+  m.gradients = trained * b;
+  m.optimizer = trained * (8.0 + (w.master_weights ? 4.0 : 0.0)) / (w.zero1 ? static_cast<double>(w.dp) : 1.0);
   for (const auto& f : w.live) m.frozen += rank_parameters(f.config, w.tp) * f.bytes;
 
   const double T = static_cast<double>(w.max_length), rows = static_cast<double>(w.rows);
@@ -129,13 +133,14 @@ StageMemory plan_stage_memory(const StageMemoryWork& w) {
   const double A = m.activations;
   const double hidden = N * s.H * b;  // the final hidden states [N, H]
   const double rows_h = n * s.H * b;  // the hidden rows at labelled positions [n, H] (or their gradient)
-  const double head_grad = s.V * s.H * b;
+  const double head_grad = lora ? 0.0 : s.V * s.H * b;  // LoRA: the LM head is frozen
   const double held_grads = w.accumulation > 1 ? m.gradients : 0.0;
   const double new_head_grad = w.accumulation > 1 ? 0.0 : head_grad;  // inside G when gradients are held
   const double recompute = w.checkpointing ? per_layer : 0.0;         // the layer the backward recomputes
   // The data-parallel all-reduce packs one bucket of gradients at a time (a tensor larger than the bucket alone).
   const double dp_bucket =
-      w.dp > 1 ? std::min(m.gradients, std::max(static_cast<double>(w.bucket_bytes), largest_tensor(w.policy, w.tp) * b))
+      w.dp > 1 ? std::min(m.gradients, std::max(static_cast<double>(w.bucket_bytes),
+                                                (lora ? 0.0 : largest_tensor(w.policy, w.tp)) * b))
                : 0.0;
 
   // A frozen model's forward over the micro-batch (no autograd): its largest layer moment or its LM head.
@@ -151,7 +156,8 @@ StageMemory plan_stage_memory(const StageMemoryWork& w) {
   };
 
   std::vector<std::pair<std::string, double>> moments;  // bytes held above W + O + F
-  moments.emplace_back("optimizer step", m.gradients + 16.0 * std::min(largest_tensor(w.policy, w.tp), 4194304.0));
+  moments.emplace_back("optimizer step",
+                       m.gradients + 16.0 * std::min(lora ? w.adapter_params : largest_tensor(w.policy, w.tp), 4194304.0));
   if (w.dp > 1) moments.emplace_back("gradient all-reduce", m.gradients + dp_bucket);
   if (w.evaluates) {  // after the last optimizer step, gradients still held: the policy's and frozen forwards
     double eval = frozen_forward({w.policy, b});

@@ -45,6 +45,9 @@ struct StageMemoryWork {
   int64_t bucket_bytes = int64_t{25} << 20;          // parallel.bucket_mb (the DP gradient all-reduce)
   bool distill_nll_grad = false;          // distill: the NLL term has a weight (its LM-head gradient is kept)
   bool evaluates = false;                 // data.eval: forwards without autograd while the gradients are held
+  // LoRA: the adapter parameters on this rank, the only ones with gradients and AdamW state (the base is frozen,
+  // the LM head's weight gradient is never formed); negative: full training.
+  double adapter_params = -1;
 };
 
 // Bytes per rank.

@@ -17,9 +17,12 @@
 #include "trainer/cli/gpu_estimate.h"
 #include "trainer/cli/memory_plan.h"
 #include "trainer/model/flops.h"
+#include "trainer/model/lora.h"
+#include "trainer/model/peft_io.h"
 #include "trainer/model/recipe_models.h"
 #include "trainer/model/model_config.h"
 #include "trainer/runtime/logging.h"
+#include "trainer/stages/models.h"
 #include "trainer/stages/pipeline.h"
 
 namespace aligntrain::cli {
@@ -93,8 +96,10 @@ int print_gpu_estimate(const config::Recipe& recipe, const std::map<std::string,
     w.policy = arch.at(s.policy);
     for (const auto* ref : {&s.reference, &s.teacher, &s.teacher_reference}) {
       if (*ref && !(*ref)->precompute) {
-        w.frozen.push_back(arch.at((*ref)->model));
-        w.resident.push_back(arch.at((*ref)->model));
+        // `reference: base`: the policy's own forward with its adapters off, no resident copy.
+        const bool base = ref == &s.reference && config::is_policy_base(recipe, (*ref)->model);
+        w.frozen.push_back(arch.at(base ? s.policy : (*ref)->model));
+        if (!base) w.resident.push_back(arch.at((*ref)->model));
       }
     }
     w.rows_per_micro = s.batch.micro * (s.kind == config::StageKind::preference ? 2 : 1);
@@ -114,6 +119,35 @@ int print_gpu_estimate(const config::Recipe& recipe, const std::map<std::string,
               "AdamW moments; act = what one micro-batch keeps for the backward plus the logits chunks; the CUDA\n"
               "caching allocator's reserve and fragmentation come on top.\n");
   return kExitOk;
+}
+
+// LoRA of the model `name` (a declared model, or a stage through its policy): its settings, if it has adapters.
+std::optional<model::LoraSettings> lora_of(const config::Recipe& recipe, const std::string& name, int depth = 0) {
+  if (const config::ModelSpec* spec = recipe.models.find(name)) {
+    if (spec->lora) return stages::lora_settings(*spec->lora);
+    if (!spec->adapter.empty()) return model::read_adapter_config(spec->adapter);
+    return std::nullopt;
+  }
+  if (depth > static_cast<int>(recipe.stages.size())) return std::nullopt;
+  for (const auto& s : recipe.stages)
+    if (s.name == name && config::is_training(s.kind)) return lora_of(recipe, s.policy, depth + 1);
+  return std::nullopt;
+}
+
+// Adapter parameters on one rank: column-parallel targets keep A [r, in] whole and split B [out, r]; row-parallel
+// ones split A and keep B whole.
+double lora_rank_parameters(const model::ModelConfig& c, const model::LoraSettings& lora, int tp) {
+  const double h = c.hidden_size, q = c.num_heads * c.head_dim, kv = c.num_kv_heads * c.head_dim,
+               im = c.intermediate_size, r = lora.rank;
+  double per_layer = 0;
+  for (const auto& t : lora.targets) {
+    const double in = t == "o_proj" ? q : t == "down_proj" ? im : h;
+    const double out = t == "q_proj" || t == "o_proj" ? (t == "q_proj" ? q : h)
+                       : t == "k_proj" || t == "v_proj" ? kv
+                       : t == "down_proj" ? h : im;
+    per_layer += model::is_column_target(t) ? r * in + r * out / tp : r * in / tp + r * out;
+  }
+  return per_layer * static_cast<double>(c.num_layers);
 }
 
 // The memory-plan description of a training stage on one rank (memory_plan.h).
@@ -163,8 +197,14 @@ StageMemoryWork memory_work(const config::Recipe& recipe, const config::StageCon
     default: w.path = LossPath::kResponses; break;  // unpaired: one response column per training forward
   }
   w.rows = s.batch.micro * columns;
+  if (const auto lora = lora_of(recipe, s.policy)) w.adapter_params = lora_rank_parameters(w.policy, *lora, tp);
   for (const auto* ref : {&s.reference, &s.teacher, &s.teacher_reference}) {
     if (!*ref) continue;
+    if (ref == &s.reference && config::is_policy_base(recipe, (*ref)->model)) {
+      // The policy with its adapters off: no second copy (precomputed: the base model runs alone first).
+      if ((*ref)->precompute) w.precomputed.push_back({w.policy, w.bytes});
+      continue;
+    }
     FrozenModel f{arch.at((*ref)->model), frozen_bytes((*ref)->model)};
     ((*ref)->precompute ? w.precomputed : w.live).push_back(f);
   }
@@ -230,6 +270,7 @@ int plan(const runtime::World& world, const RecipeArgs& args, const PlanArgs& pl
   for (const auto& [name, spec] : recipe->models.items) arch[name] = model::model_config_of(spec);
   for (const auto& s : recipe->stages) arch[s.name] = arch[s.policy];
   std::vector<std::string> peaks;  // the peak's terms per training stage
+  std::vector<std::string> lora_lines;  // LoRA stages: trainable vs frozen parameters, memory against full training
   std::printf("\n%-18s %-10s %-14s %10s %7s %6s %6s %8s %12s %12s %10s %10s %10s %10s\n", "stage", "kind",
               "starts from", "params", "global", "micro", "accum", "max_len", "train MiB", "frozen MiB", "DP MiB",
               "TP MiB", "act MiB", "peak MiB");
@@ -242,7 +283,8 @@ int plan(const runtime::World& world, const RecipeArgs& args, const PlanArgs& pl
                                : 0.0;
     double frozen = config::is_training(s.kind) ? 0.0 : params[s.policy] * (bf16 ? 2.0 : 4.0) / tp / mib;
     for (const auto* ref : {&s.reference, &s.teacher, &s.teacher_reference}) {
-      if (*ref && !(*ref)->precompute) frozen += params[(*ref)->model] * (bf16 ? 2.0 : 4.0) / tp / mib;
+      if (*ref && !(*ref)->precompute && !(ref == &s.reference && config::is_policy_base(*recipe, (*ref)->model)))
+        frozen += params[(*ref)->model] * (bf16 ? 2.0 : 4.0) / tp / mib;
     }
     const auto& a = arch[s.policy];
     const bool trains = config::is_training(s.kind);
@@ -259,6 +301,20 @@ int plan(const runtime::World& world, const RecipeArgs& args, const PlanArgs& pl
       peaks.push_back(fmt::format("  {:<18} {:8.1f} = {:.1f} + {:.1f} + {:.1f} + {:.1f} ({}{})", s.name, m.peak / mib,
                                   m.weights / mib, m.optimizer / mib, m.frozen / mib, m.moment / mib, m.phase,
                                   m.phase == "precompute" ? ", before the policy loads" : ""));
+      StageMemoryWork work = memory_work(*recipe, s, arch, tp, dp, accum);
+      if (work.adapter_params >= 0) {
+        // The same stage with full training: every parameter trains, and `reference: base` is a second copy.
+        const double adapters = work.adapter_params;
+        work.adapter_params = -1;
+        if (s.reference && config::is_policy_base(*recipe, s.reference->model) && !s.reference->precompute)
+          work.live.push_back({work.policy, work.bytes});
+        const StageMemory full = plan_stage_memory(work);
+        const double frozen_params = static_cast<double>(params[s.policy]) / tp;
+        lora_lines.push_back(fmt::format(
+            "  {:<18} trainable {:.0f} ({:.3f}%), frozen {:.0f}; peak {:.1f} MiB vs {:.1f} MiB with full training "
+            "(saves {:.1f} MiB)", s.name, adapters, 100.0 * adapters / (adapters + frozen_params), frozen_params,
+            m.peak / mib, full.peak / mib, (full.peak - m.peak) / mib));
+      }
     }
     std::printf("%-18s %-10s %-14s %10lld %7d %6d %6d %8d %12.1f %12.1f %10.1f %10.1f %10s %10s\n", s.name.c_str(),
                 config::to_string(s.kind).c_str(), s.policy.c_str(), static_cast<long long>(params[s.policy]),
@@ -277,6 +333,10 @@ int plan(const runtime::World& world, const RecipeArgs& args, const PlanArgs& pl
   if (!peaks.empty()) {
     std::printf("\nPeak MiB per rank = weights + AdamW state + frozen models + the step's largest moment (which):\n");
     for (const auto& line : peaks) std::printf("%s\n", line.c_str());
+  }
+  if (!lora_lines.empty()) {
+    std::printf("\nLoRA (per rank; the base is frozen: no gradients, no AdamW state, `reference: base` is no copy):\n");
+    for (const auto& line : lora_lines) std::printf("%s\n", line.c_str());
   }
   if (!plan_args.gpu.empty()) return print_gpu_estimate(*recipe, arch, plan_args);
   return kExitOk;

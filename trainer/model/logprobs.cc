@@ -46,7 +46,8 @@ class FusedTokenLogprobs : public torch::autograd::Function<FusedTokenLogprobs> 
     ctx->saved_data.erase("blocks");
     const auto g = grad_out[0].to(at::kFloat).masked_fill(valid.logical_not(), 0.0);
     auto grad_h = at::empty_like(hidden);
-    auto grad_w = at::zeros_like(weight);
+    const bool want_w = ctx->needs_input_grad(1);  // false for a frozen LM head (LoRA)
+    auto grad_w = want_w ? at::zeros_like(weight) : at::Tensor();
     for (int64_t start = 0, i = 0; start < hidden.size(0); start += chunk, ++i) {
       const int64_t c = std::min(chunk, hidden.size(0) - start);
       at::Tensor block = blocks.get(i);
@@ -57,7 +58,7 @@ class FusedTokenLogprobs : public torch::autograd::Function<FusedTokenLogprobs> 
       if (block.scalar_type() != hidden.scalar_type()) block = block.to(hidden.scalar_type());
       auto gh = grad_h.narrow(0, start, c);
       at::mm_out(gh, block, weight);
-      grad_w.addmm_(block.t(), hidden.narrow(0, start, c));
+      if (want_w) grad_w.addmm_(block.t(), hidden.narrow(0, start, c));
     }
     return {grad_h, grad_w, at::Tensor(), at::Tensor()};
   }

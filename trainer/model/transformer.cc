@@ -106,6 +106,12 @@ AttentionContext CausalLM::make_context(const ForwardInput& in, const at::Tensor
 }
 
 namespace {
+thread_local bool t_checkpointed_forward = false;
+}  // namespace
+
+bool in_checkpointed_forward() { return t_checkpointed_forward; }
+
+namespace {
 
 // Activation checkpointing for one decoder layer: forward without keeping activations; backward recomputes the
 // layer with gradients and returns the gradients of the input and of every layer parameter.
@@ -125,7 +131,18 @@ class CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
       ctx->saved_data["length"] = actx.length;
     }
     ctx->save_for_backward({x});
-    return {layer->forward(x, actx)};
+    // The generator state of x's device, so that the recompute draws the same random numbers (LoRA dropout).
+    ctx->saved_data["rng"] = at::globalContext().defaultGenerator(x.device()).get_state();
+    t_checkpointed_forward = true;
+    at::Tensor y;
+    try {
+      y = layer->forward(x, actx);
+    } catch (...) {
+      t_checkpointed_forward = false;
+      throw;
+    }
+    t_checkpointed_forward = false;
+    return {y};
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
@@ -145,7 +162,11 @@ class CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
     at::Tensor y;
     {
       at::AutoGradMode grad(true);
+      auto gen = at::globalContext().defaultGenerator(x.device());
+      const at::Tensor now = gen.get_state();
+      gen.set_state(ctx->saved_data["rng"].toTensor());
       y = layer->forward(x, actx);
+      gen.set_state(now);
     }
     torch::autograd::variable_list inputs{x};
     for (const auto& p : params) {

@@ -28,6 +28,10 @@ struct ForwardInput {
   std::optional<at::Tensor> segment_ids;      // int64 [B, T]: packed documents; attention stays inside a segment
 };
 
+// True while a decoder layer runs its forward under activation checkpointing: autograd is off there although the
+// step trains, so training-only behaviour (LoRA dropout) asks this as well as GradMode.
+bool in_checkpointed_forward();
+
 // The MLP activation (config.activation; architectures.h lists the names).
 at::Tensor activate(Activation activation, const at::Tensor& x);
 

@@ -110,9 +110,10 @@ class ChunkedLoss : public torch::autograd::Function<ChunkedLoss> {
       at::_assert_async(g.eq(1.0).all(), "chunked_token_loss: the weight gradient went into the parameter's .grad "
                                          "during the forward, so the loss must be back-propagated with gradient 1");
     // The buffers are this node's alone (saved_data is cleared): scaled in place, not copied.
-    return {gh.defined() ? gh.mul_(g.to(gh.scalar_type())) : at::Tensor(),
-            gw.defined() ? gw.mul_(g.to(gw.scalar_type())) : at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(),
-            at::Tensor()};
+    // An empty buffer is the placeholder of an input that needs no gradient.
+    return {gh.defined() && gh.numel() > 0 ? gh.mul_(g.to(gh.scalar_type())) : at::Tensor(),
+            gw.defined() && gw.numel() > 0 ? gw.mul_(g.to(gw.scalar_type())) : at::Tensor(), at::Tensor(), at::Tensor(),
+            at::Tensor(), at::Tensor()};
   }
 };
 
@@ -331,7 +332,10 @@ at::Tensor chunked_token_loss(const at::Tensor& hidden, const at::Tensor& weight
   if (!need_grad) return total;
   // Hidden states are replicated and each rank holds part of the vocabulary: the full gradient is the group's sum.
   if (grad_hidden.defined() && g.size() > 1) g.all_reduce(grad_hidden, runtime::ReduceOp::kSum);
-  return ChunkedLoss::apply(hidden, weight, total, grad_hidden, grad_weight, into_param);
+  // Autograd takes no undefined tensor input: a frozen weight (LoRA's LM head) passes an empty placeholder.
+  const auto none = at::empty({0}, w.options());
+  return ChunkedLoss::apply(hidden, weight, total, grad_hidden.defined() ? grad_hidden : none,
+                            grad_weight.defined() ? grad_weight : none, into_param);
 }
 
 at::Tensor chunked_token_loss(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& weights,

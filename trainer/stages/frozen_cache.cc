@@ -42,6 +42,12 @@ FrozenCache frozen_cache(const config::Recipe& recipe, const std::string& kind, 
     std::sort(files.begin(), files.end());
     for (const auto& f : files) text += "|w:" + fs::path(f).filename().string() + ":" + checkpoint::file_digest(f);
   }
+  if (model.lora) {  // adapters on the base: their settings and weights (or their initialisation seed)
+    text += "|lora:" + std::to_string(model.lora->rank) + ":" + std::to_string(model.lora->scaling());
+    for (const auto& t : model.lora->targets) text += ":" + t;
+    if (model.adapter_dir.empty()) text += "|lora-seed:" + std::to_string(model.lora_seed);
+    else text += "|adapter:" + checkpoint::file_digest((fs::path(model.adapter_dir) / "adapter_model.safetensors").string());
+  }
   for (const auto& name : model::tokenizer_file_names()) {
     const fs::path p = fs::path(model.tokenizer_dir) / name;
     if (fs::exists(p)) text += "|tok:" + name + ":" + checkpoint::file_digest(p.string());

@@ -12,6 +12,7 @@
 
 #include "config/schema.h"
 #include "data/tokenizer.h"
+#include "trainer/model/lora.h"
 #include "trainer/model/model_config.h"
 #include "trainer/model/projection.h"
 #include "trainer/model/transformer.h"
@@ -26,10 +27,22 @@ struct ModelSource {
   std::optional<config::InitSpec> init;
   std::string tokenizer_dir;               // folder holding the tokenizer files
   std::string chat_template = "auto";      // auto, a built-in template name, or a .jinja file
+  // LoRA: adapters on the base above (base frozen, adapters trainable under load_model). With adapter_dir the
+  // adapters are loaded from that PEFT folder, else initialised from lora_seed.
+  std::optional<model::LoraSettings> lora;
+  std::string adapter_dir;
+  uint64_t lora_seed = 0;
+  bool lora_merge = false;                 // the stage also writes the merged model to <stage>/model
 };
 
 // The output folder of a training stage's model: <output_dir>/<stage>/model.
 std::filesystem::path stage_model_dir(const config::Recipe& recipe, const std::string& stage);
+
+// The PEFT adapter folder of a LoRA training stage: <output_dir>/<stage>/adapter.
+std::filesystem::path stage_adapter_dir(const config::Recipe& recipe, const std::string& stage);
+
+// The LoRA settings of a recipe's `lora` block (all-linear expanded).
+model::LoraSettings lora_settings(const config::LoraConfig& lora);
 
 // Folder the byte-level tokenizer of declared models is written to: <output_dir>/.tokenizer-byte.
 std::filesystem::path byte_tokenizer_dir(const config::Recipe& recipe);
@@ -53,7 +66,12 @@ LoadedModel load_frozen_model(const ModelSource& source, runtime::Groups& groups
                               at::ScalarType dtype);
 
 // Gathers the model's shards over groups.tp and writes an HF model dir (world rank 0). Collective over the world.
+// A model with LoRA adapters is written merged (PEFT's merge_and_unload).
 void save_model(model::CausalLM& lm, runtime::Groups& groups, const std::filesystem::path& dir,
                 const std::string& tokenizer_dir);
+
+// Gathers the adapters over groups.tp and writes a PEFT adapter folder (world rank 0). Collective over the world.
+void save_adapter(model::CausalLM& lm, const model::LoraSettings& settings, runtime::Groups& groups,
+                  const std::filesystem::path& dir, const std::string& base_model);
 
 }  // namespace aligntrain::stages

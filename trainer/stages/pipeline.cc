@@ -190,7 +190,8 @@ int run_pipeline(const runtime::World& world, const config::Recipe& recipe, bool
   if (world.is_root()) spdlog::info("report: {}", (out_dir / "report.html").string());
   struct rusage usage {};
   getrusage(RUSAGE_SELF, &usage);
-  spdlog::info("outputs in {} (metrics.jsonl, <stage>/model); peak memory of rank 0: {} MiB", out_dir.string(),
+  spdlog::info("outputs in {} (metrics.jsonl, <stage>/model or, for LoRA, <stage>/adapter); peak memory of rank 0: "
+               "{} MiB", out_dir.string(),
                usage.ru_maxrss / 1024);
   if (device.is_cuda()) {
     const auto peak = runtime::cuda_memory_peak(device);

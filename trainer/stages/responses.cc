@@ -98,8 +98,19 @@ Reference make_reference(StageEnv& env, const config::StageConfig& stage, const 
                          const ResponseSet& train, const ResponseSet* eval, int32_t pad) {
   Reference out;
   if (!stage.reference) return out;
-  const ModelSource ref_src = resolve_model(env.recipe, stage.reference->model);
-  const auto dtype = frozen_dtype(env.recipe, stage.reference->model);
+  const bool base = config::is_policy_base(env.recipe, stage.reference->model);
+  if (base && !stage.reference->precompute) {  // the policy with its adapters off, set once it is loaded
+    out.policy_base = true;
+    return out;
+  }
+  ModelSource ref_src = base ? policy : resolve_model(env.recipe, stage.reference->model);
+  if (base) {  // precomputed: the base model alone
+    if (!ref_src.lora) throw UsageError("stage '" + stage.name + "': `reference: base` needs a policy with LoRA adapters");
+    ref_src.lora.reset();
+    ref_src.adapter_dir.clear();
+    ref_src.name = policy.name + " (base)";
+  }
+  const auto dtype = frozen_dtype(env.recipe, base ? stage.policy : stage.reference->model);
   if (ref_src.config.vocab_size != policy.config.vocab_size) {
     throw UsageError("stage '" + stage.name + "': reference '" + ref_src.name + "' has vocab_size " +
                      std::to_string(ref_src.config.vocab_size) + " but the policy has " +
@@ -141,6 +152,17 @@ Reference make_reference(StageEnv& env, const config::StageConfig& stage, const 
   out.train = table_reference(table_for(train), env.device);
   if (eval) out.eval = table_reference(table_for(*eval), env.device);
   return out;  // `model` is freed here: the reference is not needed during training
+}
+
+ReferenceFn policy_base_reference(model::CausalLM& lm, runtime::Groups& groups, const at::Device& device, int32_t pad) {
+  model::CausalLM* policy = &lm;
+  runtime::Groups* g = &groups;
+  return [policy, g, device, pad](const ResponseSet& set, const std::vector<int64_t>& index,
+                                  const std::vector<int64_t>& columns) {
+    at::NoGradGuard no_grad;
+    model::LoraDisabled off(*policy);
+    return sequence_logps(*policy, *g->tp, device, set, index, columns, pad).sum;
+  };
 }
 
 void MetricSums::add(const objectives::LossTerms& terms) {
@@ -256,6 +278,7 @@ StageResult run_response_stage(StageEnv& env, const config::StageConfig& stage, 
                                ResponseLoss& loss, int32_t pad) {
   if (stage.kind == config::StageKind::eval) {  // evaluation only: `train_set` is the stage's data.eval
     auto loaded = load_model(policy, env.groups, env.device, frozen_dtype(env.recipe, stage.policy));
+    if (reference.policy_base) reference.train = policy_base_reference(*loaded.lm, env.groups, env.device, pad);
     const auto t0 = std::chrono::steady_clock::now();
     const StepMetrics m = evaluate_responses(*loaded.lm, env.groups, env.device, train_set, reference.train, loss,
                                              stage.batch.micro, pad);
@@ -277,6 +300,7 @@ StageResult run_response_stage(StageEnv& env, const config::StageConfig& stage, 
             false};
   }
   return run_training_stage(env, stage, policy, [&](model::CausalLM& lm) {
+    if (reference.policy_base) reference.train = reference.eval = policy_base_reference(lm, env.groups, env.device, pad);
     StageTraining t;
     t.objective = std::make_unique<ResponseObjective>(lm, env.groups, env.device, train_set, reference.train, loss, pad,
                                                       stage.batch.micro);

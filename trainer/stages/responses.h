@@ -62,7 +62,13 @@ using ReferenceFn = std::function<at::Tensor(const ResponseSet&, const std::vect
 struct Reference {
   ReferenceFn train, eval;           // empty when the stage has no reference
   std::optional<LoadedModel> live;   // the model, when it stays resident
+  // `reference: base` live: the policy itself with its adapters off; train/eval are set once the policy is loaded
+  // (policy_base_reference).
+  bool policy_base = false;
 };
+
+// The reference of `reference: base`: sequence log-probs of the LoRA policy `lm` with its adapters off.
+ReferenceFn policy_base_reference(model::CausalLM& lm, runtime::Groups& groups, const at::Device& device, int32_t pad);
 
 // The stage's reference: none, live, or precomputed (cached under <output_dir>/cache/reference-<key>.safetensors,
 // recomputed when the key — reference weights, tokenizer, data file contents, max_length, truncation, template,

@@ -15,6 +15,7 @@
 #include "trainer/checkpoint/fingerprint.h"
 #include "trainer/checkpoint/reshard.h"
 #include "trainer/model/checkpoint_io.h"
+#include "trainer/model/lora.h"
 #include "trainer/optim/adamw.h"
 #include "trainer/optim/schedule.h"
 #include "trainer/parallel/data_parallel.h"
@@ -155,6 +156,7 @@ TrainOutcome train(TrainContext& ctx, TrainObjective& objective) {
     st.fingerprint = fingerprint;
     st.objective = objective.state();
     st.parameters = param_set.specs();
+    st.lora_scaling = model::lora_scaling(ctx.lm);
     const auto w = checkpoint::write_checkpoint(ckpt_dir, st, {param_set.named_tensors(), optimizer.state_tensors()},
                                                 ctx.lm.config(), ctx.tokenizer_dir, *groups.world,
                                                 stage.checkpoint.keep_last);

@@ -1,0 +1,183 @@
+#!/usr/bin/env bash
+# LoRA end to end (issue 16): a tiny Llama with `lora` (all-linear, rank 4, dropout 0.1) through sft → preference
+# (`reference: base`) → unpaired (kto, reference: base) → negatives (d2o, reference: base) → distill (student
+# adapters, teacher = the sft stage) → eval and generate with the adapter model. Each training stage writes
+# <stage>/adapter in PEFT format and no <stage>/model, except with `lora.merge: true`. The base weights never change
+# (they are frozen), `export --merge` of a LoRA checkpoint writes a merged model (without --merge: exit 2), a kill -9
+# in the middle of the sft stage resumes to a bitwise identical adapter, `plan` shows trainable vs frozen
+# parameters, and the recipe errors (lora with adapter, unknown target, `reference: base` without adapters) exit 2
+# naming the field.
+set -u
+source test/cli/testlib.sh
+source test/stages/stagelib.sh
+TMP=${TEST_TMPDIR:-$(mktemp -d)}/lora_stages
+rm -rf "$TMP" && mkdir -p "$TMP"
+python3 - config/recipes/data/pairs_train.jsonl "$TMP" <<'PY'
+import json, sys
+pairs = [json.loads(l) for l in open(sys.argv[1])][:64]
+out = sys.argv[2]
+with open(f"{out}/unpaired.jsonl", "w") as f:
+    for i, p in enumerate(pairs):
+        good = i % 3 != 2
+        f.write(json.dumps({"prompt": p["prompt"], "completion": p["chosen"] if good else p["rejected"], "label": good}) + "\n")
+with open(f"{out}/negatives.jsonl", "w") as f, open(f"{out}/samples.jsonl", "w") as g:
+    for p in pairs[:32]:
+        f.write(json.dumps({"prompt": p["prompt"], "rejected": p["rejected"]}) + "\n")
+        g.write(json.dumps({"prompt": p["prompt"], "completion": p["chosen"], "sample": 0}) + "\n")
+with open(f"{out}/pairs.jsonl", "w") as f:
+    for p in pairs[:32]:
+        f.write(json.dumps(p) + "\n")
+with open(f"{out}/prompts.jsonl", "w") as f:
+    for p in pairs[:4]:
+        f.write(json.dumps({"prompt": p["prompt"]}) + "\n")
+PY
+head -n 64 config/recipes/data/sft_train.jsonl > "$TMP/sft.jsonl"
+head -n 8 config/recipes/data/sft_eval.jsonl > "$TMP/sft_eval.jsonl"
+run_cmd $BIN init-model --preset tiny-llama --tokenizer byte --seed 1 --out "$TMP/base"
+expect_exit 0 "init-model base"
+cp -r "$TMP/base" "$TMP/base.orig"
+
+common='optimizer: {lr: 2.0e-3}
+    batch: {global: 8, micro: 4, max_length: 64}
+    train: {steps: 4}
+    log: {every_steps: 1}'
+recipe() {  # recipe OUT_DIR
+  cat <<YAML
+run: {name: lora, output_dir: $1, seed: 3}
+models:
+  tiny:
+    path: $TMP/base
+    chat_template: plain
+    lora: {rank: 4, alpha: 8, dropout: 0.1, targets: all-linear}
+stages:
+  - name: sft
+    kind: sft
+    policy: tiny
+    data: {train: $TMP/sft.jsonl}
+    optimizer: {lr: 3.0e-3}
+    batch: {global: 8, micro: 4, max_length: 64}
+    train: {steps: 12}
+    checkpoint: {every_steps: 2, keep_last: 2}
+    log: {every_steps: 1}
+  - name: dpo
+    kind: preference
+    policy: sft
+    reference: base
+    data: {train: $TMP/pairs.jsonl}
+    $common
+  - name: kto
+    kind: unpaired
+    policy: sft
+    reference: {model: base, precompute: true}
+    data: {train: $TMP/unpaired.jsonl}
+    loss: {type: kto}
+    $common
+  - name: d2o
+    kind: negatives
+    policy: sft
+    reference: base
+    data: {train: $TMP/negatives.jsonl, samples: $TMP/samples.jsonl}
+    $common
+  - name: distill
+    kind: distill
+    policy: tiny
+    teacher: sft
+    data: {train: $TMP/sft.jsonl}
+    loss: {type: kd}
+    $common
+  - name: sft_eval
+    kind: eval
+    policy: dpo
+    data: {eval: $TMP/sft_eval.jsonl}
+    batch: {micro: 4, max_length: 64}
+  - name: gen
+    kind: generate
+    policy: dpo
+    data: {train: $TMP/prompts.jsonl}
+    generation: {max_new_tokens: 4, temperature: 0}
+YAML
+}
+recipe "$TMP/ref" > "$TMP/ref.yaml"
+run_long $BIN run "$TMP/ref.yaml"
+expect_exit 0 "LoRA pipeline: sft, preference, unpaired, negatives, distill, eval, generate"
+for s in sft dpo kto d2o distill; do
+  [ -f "$TMP/ref/$s/adapter/adapter_model.safetensors" ] && [ -f "$TMP/ref/$s/adapter/adapter_config.json" ] &&
+    [ ! -e "$TMP/ref/$s/model" ] && [ -f "$TMP/ref/$s/DONE" ]
+  check "$s: <stage>/adapter written, no <stage>/model" $?
+done
+[ "$(wc -l < "$TMP/ref/gen/generations.jsonl")" -eq 4 ]
+check "generate with the adapter model wrote 4 completions" $?
+cmp -s "$TMP/base/model.safetensors" "$TMP/base.orig/model.safetensors"
+check "the base model folder is unchanged" $?
+python3 -c "
+import json; c = json.load(open('$TMP/ref/dpo/adapter/adapter_config.json'))
+assert c['peft_type'] == 'LORA' and c['task_type'] == 'CAUSAL_LM' and c['r'] == 4 and c['lora_alpha'] == 8, c
+assert c['base_model_name_or_path'] == '$TMP/base' and len(c['target_modules']) == 7, c"
+check "adapter_config.json: LORA, CAUSAL_LM, r, lora_alpha, the 7 targets, the base path" $?
+loss1=$(metric "$TMP/ref/metrics.jsonl" dpo 1 loss)
+near "$loss1" 0.69314718 1e-6
+check "dpo: the sft adapter is the policy and the reference is its base: step-1 loss ${loss1} is not log 2" $((! $?))
+
+# export --merge of the last sft checkpoint; a LoRA checkpoint without --merge is a usage error.
+run_cmd $BIN export "$TMP/ref/checkpoints/sft" --out "$TMP/merged"
+expect_exit 2 "export of a LoRA checkpoint without --merge"
+expect_output "--merge" "the message names --merge"
+run_cmd $BIN export "$TMP/ref/checkpoints/sft" --out "$TMP/merged" --merge
+expect_exit 0 "export --merge"
+[ -f "$TMP/merged/model.safetensors" ]
+check "export --merge wrote a model" $?
+
+# lora.merge: true also writes the merged model.
+sed 's/targets: all-linear}/targets: all-linear, merge: true}/; /  - name: dpo/,$d' "$TMP/ref.yaml" |
+  sed "s#output_dir: $TMP/ref#output_dir: $TMP/merge#" > "$TMP/merge.yaml"
+run_long $BIN run "$TMP/merge.yaml"
+expect_exit 0 "sft with lora.merge: true"
+[ -f "$TMP/merge/sft/model/model.safetensors" ] && [ -f "$TMP/merge/sft/adapter/adapter_model.safetensors" ]
+check "lora.merge: <stage>/model and <stage>/adapter" $?
+cmp -s "$TMP/merge/sft/adapter/adapter_model.safetensors" "$TMP/ref/sft/adapter/adapter_model.safetensors"
+check "same adapter as the run without merge" $?
+python3 - "$TMP/merged/model.safetensors" "$TMP/merge/sft/model/model.safetensors" <<'PY'
+import json, struct, sys
+def header(p):
+    with open(p, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        h = json.loads(f.read(n)); h.pop("__metadata__", None)
+        return {k: (v["dtype"], v["shape"]) for k, v in h.items()}
+sys.exit(0 if header(sys.argv[1]) == header(sys.argv[2]) and not any("lora" in k for k in header(sys.argv[1])) else 1)
+PY
+check "the merged model has the base's tensors only (no lora_A/lora_B), as export --merge" $?
+
+# kill -9 in the middle of the sft stage, then resume: the adapter is bitwise the uninterrupted run's.
+sed '/  - name: dpo/,$d' "$TMP/ref.yaml" | sed "s#output_dir: $TMP/ref#output_dir: $TMP/kill#" > "$TMP/kill.yaml"
+setsid env ALIGNTRAIN_TEST_STEP_DELAY_MS=200 $BIN run "$TMP/kill.yaml" > "$TMP/kill.log" 2>&1 &
+pid=$!
+wait_for_step "$TMP/kill/metrics.jsonl" 7 $pid
+kill -KILL -- -$pid 2>/dev/null
+wait $pid 2>/dev/null
+[ ! -f "$TMP/kill/sft/DONE" ]
+check "kill -9 stopped the sft stage before its end" $?
+run_long $BIN run "$TMP/kill.yaml"
+expect_exit 0 "resume after kill -9"
+expect_output "resuming from .*step-" "resumed from a checkpoint"
+cmp -s "$TMP/kill/sft/adapter/adapter_model.safetensors" "$TMP/ref/sft/adapter/adapter_model.safetensors"
+check "resumed adapter bitwise identical to the uninterrupted run's" $?
+
+# plan: trainable vs frozen parameters and the memory saved.
+run_cmd $BIN plan "$TMP/ref.yaml"
+expect_exit 0 "plan"
+expect_output "dpo +trainable [0-9]+ \([0-9.]+%\), frozen [0-9]+; peak [0-9.]+ MiB vs [0-9.]+ MiB with full training \(saves [0-9.]+ MiB\)" "plan: LoRA line of dpo"
+
+# Recipe errors: exit 2 naming the field.
+sed 's#    lora: {rank: 4#    adapter: '"$TMP"'/ref/sft/adapter\n    lora: {rank: 4#' "$TMP/ref.yaml" > "$TMP/both.yaml"
+run_cmd $BIN validate "$TMP/both.yaml"
+expect_exit 2 "lora and adapter together"
+expect_output "models.tiny.adapter" "the error names models.tiny.adapter"
+sed 's/targets: all-linear/targets: [q_proj, qkv_proj]/' "$TMP/ref.yaml" > "$TMP/target.yaml"
+run_cmd $BIN validate "$TMP/target.yaml"
+expect_exit 2 "unknown LoRA target"
+expect_output "models.tiny.lora.targets.*qkv_proj" "the error names the field and the target"
+sed '/    lora: {rank/d' "$TMP/ref.yaml" > "$TMP/nolora.yaml"
+run_cmd $BIN validate "$TMP/nolora.yaml"
+expect_exit 2 "reference: base without adapters"
+expect_output "reference.*needs a policy with LoRA adapters" "the error says why"
+finish
