@@ -264,8 +264,13 @@ def train(args):
         model_init_kwargs={"dtype": torch.float32, "attn_implementation": args.attn},
     )
     train_ds = datasets.Dataset.from_list(ordered)
+    peft_config = None
+    if args.lora:  # LoRA on every linear layer, base frozen; TRL's reference is then the base (adapters off)
+        from peft import LoraConfig
+        peft_config = LoraConfig(r=args.lora, lora_alpha=2 * args.lora, lora_dropout=0.0,
+                                 target_modules="all-linear", task_type="CAUSAL_LM")
     trainer = BenchDPOTrainer(model=args.model_dir, ref_model=None, args=config, train_dataset=train_ds,
-                              processing_class=tokenizer, callbacks=[timer])
+                              processing_class=tokenizer, callbacks=[timer], peft_config=peft_config)
     # Same token ids as aligntrain, example by example (TRL tokenised the text itself).
     ds = trainer.train_dataset
     for k in range(len(ordered)):
@@ -275,7 +280,7 @@ def train(args):
         if (row["prompt_ids"] != c_ids[:c_plen] or row["prompt_ids"] + row["chosen_ids"] != c_ids
                 or row["prompt_ids"] + row["rejected_ids"] != r_ids):
             sys.exit(f"TRL's tokenisation of pair {k} differs from aligntrain's")
-    if trainer.ref_model is None and not args.precompute:
+    if trainer.ref_model is None and not args.precompute and not args.lora:
         sys.exit("expected a live reference model")
     rss_loaded = status_kb("VmRSS")
     print(f"optimizer: {config.optim}; torch threads {torch.get_num_threads()}; live reference: "
@@ -336,6 +341,9 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--steps", type=int, default=11)
     p.add_argument("--precompute", action="store_true", help="precompute_ref_log_probs=True (no live reference)")
+    p.add_argument("--lora", type=int, default=0, metavar="R",
+                   help="train LoRA adapters of rank R (alpha 2R, every linear layer, no dropout) through PEFT; the "
+                        "reference is the base with the adapters off")
     p.add_argument("--attn", default="sdpa", choices=["sdpa", "eager"])
     p.add_argument("--malloc", default="default", choices=["default", "keep"])
     p.add_argument("--profile", action="store_true", help="print torch.profiler's op table for the last step")

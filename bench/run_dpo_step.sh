@@ -4,7 +4,7 @@
 # folder, data, tokens, data order, batch / micro-batch / accumulation, loss (DPO sigmoid, beta 0.1), AdamW,
 # clipping, fp32, intra-op thread count.
 #
-#   bench/run_dpo_step.sh [--threads "2"] [--reps 3] [--warmup 3] [--steps 8] [--vocab V] [--width small|1b] [--extra] [--no-build]
+#   bench/run_dpo_step.sh [--threads "2"] [--reps 3] [--warmup 3] [--steps 8] [--vocab V] [--width small|1b] [--lora R] [--extra] [--no-build]
 #
 # Each run is one fresh process that trains warmup + steps optimizer steps; tokens/s = non-padding tokens of
 # chosen + rejected of the timed steps / their summed step time (aligntrain: from metrics.jsonl, tokens /
@@ -22,6 +22,9 @@
 #              TRL with aligntrain's allocator setting (mallopt, --malloc keep) and aligntrain (live reference)
 #              with glibc's default allocator (ALIGNTRAIN_MALLOC=default).
 #   --no-build uses bazel-bin/aligntrain as it is.
+#   --lora R   also runs LoRA DPO: TRL's DPOTrainer with a PEFT LoraConfig (rank R, alpha 2R, all-linear, no
+#              dropout; reference = the base with adapters off) and aligntrain with the same `models.small.lora` and
+#              `reference: base` (issue 16's comparison; the full-DPO rows give the memory that LoRA saves).
 #   --peer-precompute  also runs TRL with precompute_ref_log_probs=True (without the rest of --extra).
 #   --vocab V, --width 1b  the model at a real vocabulary (e.g. 128256) and/or Llama-3.2-1B's width with 2 layers
 #              (bench/model_config.py), instead of small-llama with the byte vocabulary.
@@ -41,6 +44,7 @@ DO_BUILD=1
 VOCAB=
 WIDTH=small
 PEER_PRECOMPUTE=0
+LORA=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --threads) THREADS="$2"; shift ;;
@@ -52,7 +56,8 @@ while [ $# -gt 0 ]; do
     --vocab) VOCAB="$2"; shift ;;
     --width) WIDTH="$2"; shift ;;
     --peer-precompute) PEER_PRECOMPUTE=1 ;;
-    *) echo "usage: $0 [--threads \"2 1\"] [--reps N] [--warmup N] [--steps N] [--vocab V] [--width small|1b] [--peer-precompute] [--extra] [--no-build]" >&2; exit 2 ;;
+    --lora) LORA="$2"; shift ;;
+    *) echo "usage: $0 [--threads \"2 1\"] [--reps N] [--warmup N] [--steps N] [--vocab V] [--width small|1b] [--peer-precompute] [--lora R] [--extra] [--no-build]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -253,6 +258,16 @@ for t in $THREADS; do
       ours aligntrain "" "$t"
       trl trl "" "$t"
     fi
+    if [ "$LORA" != 0 ]; then
+      LORA_SETS="--set models.small.lora.rank=$LORA --set models.small.lora.alpha=$((2 * LORA)) --set models.small.lora.dropout=0.0 --set models.small.lora.targets=all-linear --set stages.dpo.reference=base"
+      if [ $((rep % 2)) = 1 ]; then
+        trl trl-lora "--lora $LORA" "$t"
+        ours aligntrain-lora "$LORA_SETS" "$t"
+      else
+        ours aligntrain-lora "$LORA_SETS" "$t"
+        trl trl-lora "--lora $LORA" "$t"
+      fi
+    fi
     if [ $EXTRA = 1 ] || [ $PEER_PRECOMPUTE = 1 ]; then
       trl trl-precompute "--precompute" "$t"
     fi
@@ -272,12 +287,13 @@ groups = {}
 for r in rows:
     groups.setdefault((r["threads"], r["impl"]), []).append(r)
 med = lambda k, rs: statistics.median(r[k] for r in rs)
-order = ["trl", "aligntrain", "aligntrain-precompute", "trl-precompute", "trl-keepmem", "aligntrain-glibcmem"]
+order = ["trl", "aligntrain", "aligntrain-precompute", "trl-precompute", "trl-keepmem", "aligntrain-glibcmem",
+         "trl-lora", "aligntrain-lora"]
 print()
 print(f"{'impl':<24} {'thr':>3} {'runs':>4} {'tokens/s median (range)':>25} {'step s':>7} {'peak RSS MiB':>12} "
       f"{'anon':>5} {'file':>5} {'other':>6}  vs trl (live reference)")
 for (t, impl), rs in sorted(groups.items(), key=lambda kv: (-kv[0][0], order.index(kv[0][1]) if kv[0][1] in order else 99)):
-    base = groups.get((t, "trl"))
+    base = groups.get((t, "trl-lora" if impl.endswith("-lora") else "trl"))
     tps = med("tokens_per_s", rs)
     rng = f"{min(r['tokens_per_s'] for r in rs):.0f}-{max(r['tokens_per_s'] for r in rs):.0f}"
     ratio = (f"{tps / med('tokens_per_s', base):.2f}x tok/s, {med('peak_rss_mib', rs) / med('peak_rss_mib', base):.2f}x mem"
