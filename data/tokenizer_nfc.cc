@@ -1,5 +1,5 @@
-// NFC normalisation over the generated tables (see tokenizer_nfc.h). Text that cannot change under NFC (the usual
-// case: no combining marks, nothing decomposable or composable) is returned after one scan.
+// Unicode normalisation over the generated tables (see tokenizer_nfc.h). Text that cannot change under the form (the
+// usual case: no combining marks, nothing decomposable or composable) is returned after one scan.
 #include "data/tokenizer_nfc.h"
 
 #include <algorithm>
@@ -9,12 +9,14 @@
 #include <vector>
 
 #include "data/tokenizer_nfc_data.h"
+#include "data/tokenizer_nfkc_data.h"
 #include "data/tokenizer_unicode.h"
 
 namespace aligntrain::data {
 namespace {
 
 using namespace nfc_data;
+using nfkc_data::CompatibilityDecomposition;
 
 // Hangul syllables (Unicode 3.12): S = SBase + (L * VCount + V) * TCount + T.
 constexpr char32_t kSBase = 0xAC00, kLBase = 0x1100, kVBase = 0x1161, kTBase = 0x11A7;
@@ -56,6 +58,17 @@ std::optional<char32_t> compose(char32_t first, char32_t second) {
   return std::nullopt;
 }
 
+const CompatibilityDecomposition* find_compatibility_decomposition(char32_t cp) {
+  using nfkc_data::kCompatibilityDecompositions, nfkc_data::kNumCompatibilityDecompositions;
+  const auto* end = kCompatibilityDecompositions + kNumCompatibilityDecompositions;
+  const auto* it = std::lower_bound(kCompatibilityDecompositions, end, cp,
+                                    [](const CompatibilityDecomposition& d, char32_t c) { return d.code_point < c; });
+  return it != end && it->code_point == cp ? it : nullptr;
+}
+
+bool is_compatibility(UnicodeForm form) { return form == UnicodeForm::kNfkc || form == UnicodeForm::kNfkd; }
+bool is_composed(UnicodeForm form) { return form == UnicodeForm::kNfc || form == UnicodeForm::kNfkc; }
+
 bool is_composition_second(char32_t cp) {
   static const std::vector<char32_t> seconds = [] {
     std::vector<char32_t> v;
@@ -68,14 +81,29 @@ bool is_composition_second(char32_t cp) {
   return std::binary_search(seconds.begin(), seconds.end(), cp);
 }
 
-// Whether NFC may change text containing `cp`; false for the vast majority of characters.
-bool may_change(char32_t cp) {
-  if (cp < 0x300) return false;
+// Whether normalising to `form` may change text containing `cp`; false for the vast majority of characters. Nothing
+// below U+00A0 changes; the first compatibility decomposition is U+00A0, the first canonical one U+00C0, the first
+// combining mark U+0300.
+bool may_change(char32_t cp, UnicodeForm form) {
+  if (cp < 0xA0) return false;
+  if (is_compatibility(form) && find_compatibility_decomposition(cp) != nullptr) return true;
+  if (!is_composed(form)) {
+    return cp >= 0xC0 && (find_decomposition(cp) != nullptr || is_hangul_syllable(cp) || combining_class(cp) != 0);
+  }
+  if (cp < 0x300) return false;  // precomposed Latin-1 letters stay as they are under NFC
   return combining_class(cp) != 0 || is_hangul_syllable(cp) || find_decomposition(cp) != nullptr ||
          is_composition_second(cp);
 }
 
-void decompose(char32_t cp, std::vector<char32_t>& out) {
+// The full canonical (or, if `compatibility`, compatibility) decomposition of `cp`, appended to `out`.
+void decompose(char32_t cp, bool compatibility, std::vector<char32_t>& out) {
+  if (compatibility) {
+    if (const CompatibilityDecomposition* d = find_compatibility_decomposition(cp)) {
+      const char32_t* form = nfkc_data::kCompatibilityCodePoints + d->offset;
+      out.insert(out.end(), form, form + d->length);  // already fully decomposed
+      return;
+    }
+  }
   if (is_hangul_syllable(cp)) {
     const char32_t s = cp - kSBase;
     out.push_back(kLBase + s / (kVCount * kTCount));
@@ -84,8 +112,8 @@ void decompose(char32_t cp, std::vector<char32_t>& out) {
     return;
   }
   if (const Decomposition* d = find_decomposition(cp)) {
-    decompose(d->first, out);
-    if (d->second != 0) decompose(d->second, out);
+    decompose(d->first, compatibility, out);
+    if (d->second != 0) decompose(d->second, compatibility, out);
     return;
   }
   out.push_back(cp);
@@ -133,23 +161,25 @@ std::vector<char32_t> canonical_compose(const std::vector<char32_t>& cps) {
 
 }  // namespace
 
-std::string nfc(std::string_view text) {
+std::string unicode_normalize(std::string_view text, UnicodeForm form) {
   bool changeable = false;
   for (std::size_t pos = 0; pos < text.size() && !changeable;) {
     if (static_cast<uint8_t>(text[pos]) < 0x80) {
       ++pos;
       continue;
     }
-    changeable = may_change(next_code_point(text, pos));
+    changeable = may_change(next_code_point(text, pos), form);
   }
   if (!changeable) return std::string(text);
   std::vector<char32_t> decomposed;
   decomposed.reserve(text.size());
-  for (std::size_t pos = 0; pos < text.size();) decompose(next_code_point(text, pos), decomposed);
+  const bool compatibility = is_compatibility(form);
+  for (std::size_t pos = 0; pos < text.size();) decompose(next_code_point(text, pos), compatibility, decomposed);
   canonical_order(decomposed);
+  if (is_composed(form)) decomposed = canonical_compose(decomposed);
   std::string out;
   out.reserve(text.size());
-  for (char32_t cp : canonical_compose(decomposed)) append_utf8(out, cp);
+  for (char32_t cp : decomposed) append_utf8(out, cp);
   return out;
 }
 

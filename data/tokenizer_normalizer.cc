@@ -1,7 +1,5 @@
-// Prepend / Replace / NFC normalizers and their Sequence (see tokenizer_normalizer.h).
+// Prepend / Replace / NFC / NFD / NFKC / NFKD normalizers and their Sequence (see tokenizer_normalizer.h).
 #include "data/tokenizer_normalizer.h"
-
-#include "data/tokenizer_nfc.h"
 
 namespace aligntrain::data {
 
@@ -47,10 +45,14 @@ void Normalizer::read_step(const JsonView& spec) {
     const std::string text = pattern["String"].string();
     if (text.empty()) pattern["String"].fail("an empty pattern is not supported");
     steps_.push_back({Kind::kReplace, text, spec["content"].string()});
-  } else if (kind == "NFC") {
-    steps_.push_back({Kind::kNfc, "", ""});
+  } else if (kind == "NFC" || kind == "NFD" || kind == "NFKC" || kind == "NFKD") {
+    const UnicodeForm form = kind == "NFC"    ? UnicodeForm::kNfc
+                             : kind == "NFD"  ? UnicodeForm::kNfd
+                             : kind == "NFKC" ? UnicodeForm::kNfkc
+                                              : UnicodeForm::kNfkd;
+    steps_.push_back({Kind::kUnicode, "", "", form});
   } else {
-    type.fail("unsupported normalizer '" + kind + "' (supported: Sequence, Prepend, Replace, NFC)");
+    type.fail("unsupported normalizer '" + kind + "' (supported: Sequence, Prepend, Replace, NFC, NFD, NFKC, NFKD)");
   }
 }
 
@@ -64,8 +66,8 @@ std::string Normalizer::normalize(std::string_view text) const {
       case Kind::kReplace:
         current = replace_all(current, step.pattern, step.content);
         break;
-      case Kind::kNfc:
-        current = nfc(current);
+      case Kind::kUnicode:
+        current = unicode_normalize(current, step.form);
         break;
     }
   }

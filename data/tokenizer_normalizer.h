@@ -1,8 +1,8 @@
 // The normalizers of SentencePiece-style tokenizer.json files (Llama 2, Mistral, Gemma), as the Hugging Face
 // tokenizers library applies them: `Prepend` (a string in front of non-empty text), `Replace` (every
-// non-overlapping occurrence of a literal String pattern, left to right), `NFC`, and a `Sequence` of these,
-// applied in order. `NFKC`, `Replace` with a Regex pattern and every other kind are refused with an error naming
-// the field, never a different normalisation.
+// non-overlapping occurrence of a literal String pattern, left to right), the Unicode forms `NFC`, `NFD`, `NFKC`
+// and `NFKD` (tokenizer_nfc.h), and a `Sequence` of these, applied in order. `Replace` with a Regex pattern and
+// every other kind are refused with an error naming the field, never a different normalisation.
 #pragma once
 
 #include <string>
@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "data/tokenizer_json.h"
+#include "data/tokenizer_nfc.h"
 
 namespace aligntrain::data {
 
@@ -25,11 +26,12 @@ class Normalizer {
   std::string normalize(std::string_view text) const;
 
  private:
-  enum class Kind { kPrepend, kReplace, kNfc };
+  enum class Kind { kPrepend, kReplace, kUnicode };
   struct Step {
     Kind kind;
     std::string pattern;  // kReplace: what is replaced
     std::string content;  // kPrepend: the prefix; kReplace: the replacement
+    UnicodeForm form = UnicodeForm::kNfc;  // kUnicode
   };
 
   void read_step(const JsonView& spec);

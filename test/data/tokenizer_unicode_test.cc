@@ -1,4 +1,4 @@
-// Unit tests for the tokenizers' text machinery: UTF-8 repair, NFC, the byte-level alphabet, and the
+// Unit tests for the tokenizers' text machinery: UTF-8 repair, NFC / NFD / NFKC / NFKD, the byte-level alphabet, and the
 // Oniguruma-compatible regex splitting (expected pieces taken from Hugging Face tokenizers' Split pre-tokenizer).
 #include <gtest/gtest.h>
 
@@ -58,6 +58,48 @@ TEST(Nfc, ComposesReordersAndDecomposesSingletons) {
   EXPECT_EQ(nfc("e\u0304\u0301"), "\u1e17");        // ē + ́ -> ḗ
   EXPECT_EQ(nfc("plain ascii"), "plain ascii");
   EXPECT_EQ(nfc("\ufb01"), "\ufb01");  // compatibility ligature: NFC leaves it
+}
+
+// Expected forms as Python's unicodedata.normalize and the tokenizers library's normalizers give them.
+std::string nfkc(std::string_view text) { return unicode_normalize(text, UnicodeForm::kNfkc); }
+std::string nfkd(std::string_view text) { return unicode_normalize(text, UnicodeForm::kNfkd); }
+std::string nfd(std::string_view text) { return unicode_normalize(text, UnicodeForm::kNfd); }
+
+TEST(Nfkc, FoldsCompatibilityCharacters) {
+  EXPECT_EQ(nfkc("ﬁnance"), "finance");                  // ﬁ ligature
+  EXPECT_EQ(nfkc("Ａｂｃ１２"), "Abc12");  // full-width Latin and digits
+  EXPECT_EQ(nfkc("①⑳"), "120");                     // ① ⑳
+  EXPECT_EQ(nfkc("x² + y⁵"), "x2 + y5");            // superscripts
+  EXPECT_EQ(nfkc("½"), "1⁄2");                      // ½ -> 1⁄2 (FRACTION SLASH)
+  EXPECT_EQ(nfkc("ℌ"), "H");                             // ℌ
+  EXPECT_EQ(nfkc("㎒"), "MHz");                           // ㎒
+  EXPECT_EQ(nfkc(" "), " ");                             // NO-BREAK SPACE
+  EXPECT_EQ(nfkc("ﷺ"), "صلى الله عليه وسلم");
+  EXPECT_EQ(nfkc("ﻷ"), "لأ");                  // Arabic ligature: lam + alef with hamza (composed)
+  EXPECT_EQ(nfkc("ｶﾞ"), "ガ");                  // half-width ｶﾞ -> ガ (composed with the voiced mark)
+  EXPECT_EQ(nfkc("ẛ̣"), "ṩ");                  // ẛ̣: long s folds to s, then ṩ composes
+  EXPECT_EQ(nfkc("㈀"), "(ᄀ)");                      // ㈀ parenthesized Hangul kiyeok
+  EXPECT_EQ(nfkc("각"), "각");            // Hangul jamo still compose
+  EXPECT_EQ(nfkc("café"), "café");
+  EXPECT_EQ(nfkc("plain ascii"), "plain ascii");
+}
+
+TEST(Nfkc, CharactersNewerThanTheLibrarysTablesAreKept) {
+  // U+32FF SQUARE ERA NAME REIWA (Unicode 12.1) has <square> 4EE4 548C in Python's tables, but the tokenizers
+  // library's Unicode tables predate it and leave it unchanged.
+  EXPECT_EQ(nfkc("㋿"), "㋿");
+  EXPECT_EQ(nfkc("🯱"), "🯱");  // SEGMENTED DIGIT ONE (Unicode 13.0)
+}
+
+TEST(Nfd, DecomposesWithoutComposing) {
+  EXPECT_EQ(nfd("café"), "café");
+  EXPECT_EQ(nfd("À"), "À");  // a Latin-1 letter: below U+0300, still decomposed
+  EXPECT_EQ(nfd("각"), "각");
+  EXPECT_EQ(nfd("ạ́"), "ạ́");  // canonical order
+  EXPECT_EQ(nfd("ﬁ"), "ﬁ");                 // no compatibility folding
+  EXPECT_EQ(nfkd("ﬁé"), "fié");
+  EXPECT_EQ(nfkd("ª"), "a");  // FEMININE ORDINAL INDICATOR, below U+00C0
+  EXPECT_EQ(nfkd("ẛ̣"), "ṩ");
 }
 
 TEST(ByteLevel, EveryByteRoundTrips) {
