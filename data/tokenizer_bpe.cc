@@ -4,7 +4,6 @@
 #include <stdexcept>
 
 #include "data/tokenizer_byte_level.h"
-#include "data/tokenizer_nfc.h"
 #include "data/tokenizer_unicode.h"
 
 namespace aligntrain::data {
@@ -20,27 +19,10 @@ BpeTokenizer::BpeTokenizer(const nlohmann::json& spec, const std::string& source
 BpeTokenizer::BpeTokenizer(const JsonView& root)
     : model_(root["model"], BpeModel::Alphabet::kByteLevel),
       pre_tokenizer_(root["pre_tokenizer"]),
-      nfc_(read_normalizer(root)) {
+      normalizer_(root.get("normalizer") ? Normalizer(*root.get("normalizer")) : Normalizer()) {
   check_decoder(root);
   read_added_tokens(root["added_tokens"]);
   build_id_tables();
-}
-
-bool BpeTokenizer::read_normalizer(const JsonView& root) {
-  const auto normalizer = root.get("normalizer");
-  if (!normalizer) return false;
-  const std::string type = (*normalizer)["type"].string();
-  if (type == "NFC") return true;
-  if (type == "Sequence") {  // accepted when it is nothing but NFC steps
-    const JsonView steps = (*normalizer)["normalizers"];
-    for (std::size_t i = 0; i < steps.array().size(); ++i) {
-      if (steps[i]["type"].string() != "NFC") {
-        steps[i]["type"].fail("unsupported normalizer '" + steps[i]["type"].string() + "' (supported: NFC)");
-      }
-    }
-    return !steps.array().empty();
-  }
-  (*normalizer)["type"].fail("unsupported normalizer '" + type + "' (supported: null, NFC)");
 }
 
 void BpeTokenizer::check_decoder(const JsonView& root) {
@@ -66,7 +48,7 @@ void BpeTokenizer::read_added_tokens(const JsonView& added_tokens) {
     token.rstrip = item["rstrip"].boolean();
     token.normalized = item["normalized"].boolean();
     token.special = item["special"].boolean();
-    const std::string pattern = token.normalized && nfc_ ? nfc(token.content) : token.content;
+    const std::string pattern = token.normalized ? normalizer_.normalize(token.content) : token.content;
     try {
       (token.normalized ? normalized_matcher_ : raw_matcher_).add(pattern, token);
     } catch (const std::invalid_argument& e) {
@@ -87,7 +69,7 @@ void BpeTokenizer::build_id_tables() {
   std::unordered_set<std::string> special_contents;
   for (const AddedToken& token : added_tokens_) {
     // As the library's decode: a normalized added token reads as its normalized form.
-    tokens_[token.id] = token.normalized && nfc_ ? nfc(token.content) : token.content;
+    tokens_[token.id] = token.normalized ? normalizer_.normalize(token.content) : token.content;
     if (token.special) special_contents.insert(token.content);
   }
   token_bytes_.assign(vocab_size_, std::string());
@@ -114,8 +96,8 @@ std::vector<int32_t> BpeTokenizer::encode(std::string_view text) const {
   for (const TextPiece& piece : pieces) {
     if (piece.token_id >= 0) {
       ids.push_back(piece.token_id);
-    } else if (nfc_) {
-      normalized = nfc(piece.text);
+    } else if (!normalizer_.empty()) {
+      normalized = normalizer_.normalize(piece.text);
       encode_normalized(normalized, ids);
     } else {
       encode_normalized(piece.text, ids);

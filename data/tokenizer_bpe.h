@@ -1,10 +1,10 @@
 // Byte-level BPE from a Hugging Face tokenizer.json, as used by GPT-2, Llama-3 and Qwen2, producing the same ids
 // as the `tokenizers` library. Encoding runs the library's pipeline: added tokens are cut out of the raw text
-// (those with normalized=false), the rest is normalized (none, or NFC) and cut at the normalized added tokens,
-// pre-tokenized (tokenizer_pretokenizer.h) and BPE-encoded (tokenizer_bpe_model.h). Decoding is the ByteLevel
-// decoder. Any normalizer, pre-tokenizer, model or decoder this does not implement is an error, never a silently
-// different tokenizer; `truncation`, `padding` and `post_processor` are ignored (encode() adds no special tokens
-// and cuts nothing: the data pipeline does that).
+// (those with normalized=false), the rest is normalized (tokenizer_normalizer.h: none, NFC, NFKC, ...) and cut at
+// the normalized added tokens, pre-tokenized (tokenizer_pretokenizer.h) and BPE-encoded (tokenizer_bpe_model.h).
+// Decoding is the ByteLevel decoder. Any normalizer, pre-tokenizer, model or decoder this does not implement is an
+// error, never a silently different tokenizer; `truncation`, `padding` and `post_processor` are ignored (encode()
+// adds no special tokens and cuts nothing: the data pipeline does that).
 //
 // Text that is not valid UTF-8 is encoded as the library would encode its lossy decoding (each maximal
 // ill-formed subsequence replaced by U+FFFD).
@@ -22,6 +22,7 @@
 #include "data/tokenizer_added_tokens.h"
 #include "data/tokenizer_bpe_model.h"
 #include "data/tokenizer_json.h"
+#include "data/tokenizer_normalizer.h"
 #include "data/tokenizer_pretokenizer.h"
 
 namespace aligntrain::data {
@@ -41,7 +42,6 @@ class BpeTokenizer final : public Tokenizer {
 
  private:
   explicit BpeTokenizer(const JsonView& root);
-  static bool read_normalizer(const JsonView& root);
   static void check_decoder(const JsonView& root);
   void read_added_tokens(const JsonView& added_tokens);
   void build_id_tables();
@@ -49,7 +49,7 @@ class BpeTokenizer final : public Tokenizer {
 
   BpeModel model_;
   PreTokenizer pre_tokenizer_;
-  bool nfc_;
+  Normalizer normalizer_;
   std::vector<AddedToken> added_tokens_;
   std::unordered_map<std::string, int32_t> added_ids_;  // content -> id
   AddedTokenMatcher raw_matcher_;         // added tokens with normalized == false

@@ -4,11 +4,12 @@
 Trains one BPE vocabulary with the Hugging Face `tokenizers` trainer (Metaspace pre-tokenizer, a limited alphabet so
 that rare characters need byte fallback), lays it out as Llama 2 does (<unk> <s> </s>, then the 256 <0xNN> byte
 tokens), and writes it as tokenizer.json in the shapes the Llama 2 / Mistral / TinyLlama / Gemma families ship
-(normalizers Prepend + Replace, Metaspace with each prepend_scheme, Split, decoders Replace / ByteFallback / Fuse /
-Strip / Metaspace, TemplateProcessing, byte_fallback / fuse_unk / unk_token / ignore_merges, added tokens with each
-flag). Also trains a SentencePiece BPE tokenizer.model with the `sentencepiece` trainer (Llama 2 settings) and reads
+(normalizers Prepend + Replace, NFC, NFKC, NFKD, Metaspace with each prepend_scheme, Split, decoders Replace /
+ByteFallback / Fuse / Strip / Metaspace, TemplateProcessing, byte_fallback / fuse_unk / unk_token / ignore_merges,
+added tokens with each flag). Also trains a SentencePiece BPE tokenizer.model with the `sentencepiece` trainer (Llama 2 settings) and reads
 it with transformers' AutoTokenizer. For >= 2000 test strings (those of make_test_tokenizer.py: multilingual text,
-CJK, emoji, characters outside the vocabulary, whitespace runs, special-token strings inside text, invalid UTF-8)
+CJK, emoji, compatibility characters, characters outside the vocabulary, whitespace runs, special-token strings
+inside text, invalid UTF-8)
 it writes each variant's ids, ids with special tokens, pair ids, and decodes. Deterministic for a given --seed.
 
 Usage: make_spm_test_tokenizer.py OUT_DIR [--seed N] [--vocab-size N] [--num-strings N]
@@ -142,6 +143,18 @@ def variant_specs(vocab, merges):
         None, {"type": "Sequence", "decoders": [
             {"type": "Metaspace", "replacement": SPACE, "prepend_scheme": "never", "split": True}]},
         model(byte_fallback=False)), {"eos_token": "</s>"})
+    # Llama 2 layout behind NFKC (compatibility characters fold before Prepend / Replace), with a normalized added
+    # token written with a ligature (matched in its NFKC form, as the library normalizes it).
+    specs["llama2_nfkc"] = (tokenizer(
+        base_added + [added("\ufb01nal", n, special=False, normalized=True)],
+        {"type": "Sequence", "normalizers": [{"type": "NFKC"}, {"type": "Prepend", "prepend": SPACE},
+                                             replace(" ", SPACE)]},
+        None, bos, STRIP_DECODER, model()), llama_config)
+    # Metaspace(first) behind NFKD: everything decomposed, combining marks by byte fallback.
+    specs["metaspace_nfkd"] = (tokenizer(
+        base_added, {"type": "NFKD"},
+        {"type": "Metaspace", "replacement": SPACE, "prepend_scheme": "first", "split": True}, bos,
+        STRIP_DECODER, model()), llama_config)
     return specs
 
 
@@ -266,7 +279,7 @@ def main():
 
     specials = sorted({"<s>", "</s>", "<unk>", "<mask>", "[SEP]", "[INST]", "[/INST]", "[TOOL_CALLS]", "wikitoken",
                        "hello world", "<think>", "<start_of_turn>", "<end_of_turn>", "<|im_end|>", "<tool>",
-                       "<ctrl>", "<0x41>", SPACE})
+                       "<ctrl>", "<0x41>", "\ufb01nal", "final", SPACE})
     strings = base.test_strings(rng, specials, args.num_strings)
     texts = [(s, {"text": s}) for s in strings]
     texts += [(raw.decode("utf-8", "replace"), {"bytes_hex": raw.hex()}) for raw in base.invalid_utf8(rng, 100)]

@@ -3,17 +3,20 @@
 
 Trains byte-level BPE tokenizers with the Hugging Face `tokenizers` library on a generated multilingual corpus, in
 the three styles aligntrain supports (GPT-2: ByteLevel pre-tokenizer with its regex; Llama-3: Split(regex) +
-ByteLevel(use_regex=false) with ignore_merges; Qwen2: NFC + Split(regex) + ByteLevel), each with special and
-non-special added tokens, and writes for >= 2000 test strings the library's ids and decodes (JSONL), plus chat
+ByteLevel(use_regex=false) with ignore_merges; Qwen2: NFC + Split(regex) + ByteLevel; and the Qwen2 vocabulary
+behind NFKC), each with special and non-special added tokens, and writes for >= 2000 test strings (compatibility
+characters among them) the library's ids and decodes (JSONL), plus chat
 template renders made by transformers' own Jinja renderer. Everything is deterministic for a given --seed.
 
 Usage: make_test_tokenizer.py OUT_DIR [--seed N] [--vocab-size N]
 Writes:
   OUT_DIR/<variant>/tokenizer.json (+ tokenizer_config.json, generation_config.json, chat_template.jinja)
   OUT_DIR/cases.jsonl       one test string per line: {"text": s} or {"bytes_hex": h} (invalid UTF-8, encoded as
-                            the library sees bytes.decode("utf-8", "replace")), "nfc": the NFC normaliser's output,
+                            the library sees bytes.decode("utf-8", "replace")), "nfc" / "nfkc": the NFC / NFKC
+                            normalisers' outputs,
                             and per variant {"ids", "decoded", "decoded_skip"}
-  OUT_DIR/nfc_cases.jsonl   {"text", "nfc"} for every character NFC can change, alone and among combining marks
+  OUT_DIR/nfc_cases.jsonl   {"text", "nfc", "nfd", "nfkc", "nfkd"} for every character a Unicode normalizer can change,
+                            alone and among combining marks
   OUT_DIR/chat_cases.jsonl  {"jinja", "name", "default_system", "bos_token", "eos_token", "messages", "prompt", "full"}
   OUT_DIR/manifest.json     variants, counts and library versions
 """
@@ -144,8 +147,49 @@ def edge_cases(specials):
     return cases
 
 
+COMPATIBILITY_SAMPLES = [
+    "\ufb01nance \ufb02ow \ufb00 \ufb03", "\uff21\uff42\uff43 \uff11\uff12\uff13\uff01", "\u2460\u2461\u2473 \u246a",
+    "x\u00b2 + y\u00b3 = z\u2074", "H\u2082O", "\u00bd \u00bc \u2153", "\u210c\u2102\u211d", "5 \u3392 \u338f \u33a1",
+    "\ud55c\uad6d\uc5b4 \u1112\u1161\u11ab", "\u3131\u314f \u3200 \u3260", "\ufef7\ufefb \ufe8d\ufe91",
+    "\ufdfa \ufdf2", "\uff76\uff9e\uff77\uff9e \uff8a\uff9f", "\uff7a\uff9d\uff86\uff81\uff8a", "\u2126 \u212b \u212a",
+    "e\u0301\u0323 \u1e9b\u0323 a\u0308\u0304", "\u00a0a\u00a0\u2003b\u3000c", "\u2026 \u2025 \u2024",
+    "\u01c4\u01c6 \u0132\u0133", "\u2162 \u217b", "\u33c7 \u3314 \u337f", "\u1d2c\u1d43 \u2090",
+    "\u00aa\u00ba \u00b5 \u017f", "\ufe35\ufe36 \ufe59", "\u2474 \u2488 \u249c", "\U0001d400\U0001d41a \U0001d7ce",
+    "\U0001f100 \U0001f110 \U0001f12b", "\u32ff \ua7f2 \U0001fbf1", "\u0f77 \u0f79", "\u0e33 \u0eb3",
+]
+
+
+def compatibility_code_points():
+    """Characters whose NFKD form differs from their NFD form (Python's tables), sorted."""
+    return [cp for cp in range(0xA0, 0x110000) if not 0xD800 <= cp <= 0xDFFF
+            and unicodedata.normalize("NFKD", chr(cp)) != unicodedata.normalize("NFD", chr(cp))]
+
+
+def compatibility_strings(rng, count):
+    """Text with compatibility characters (ligatures, full-width forms, circled and superscript digits, Hangul,
+    Arabic presentation forms, half-width katakana, letterlike symbols, CJK squares) among words and combining
+    marks, for NFKC / NFKD."""
+    pool = compatibility_code_points()
+    strings = list(COMPATIBILITY_SAMPLES)
+    while len(strings) < count:
+        pieces = []
+        for _ in range(rng.randint(1, 12)):
+            r = rng.random()
+            if r < 0.5:
+                pieces.append(chr(rng.choice(pool)))
+            elif r < 0.65:
+                pieces.append(rng.choice(["\u0301", "\u0323", "\u0308", "\u3099", "\u309a", "\u0654"]))
+            elif r < 0.8:
+                pieces.append(rng.choice(WORDS[rng.choice(list(WORDS))]))
+            else:
+                pieces.append(rng.choice([" ", "  ", "\n", "a", "1", "."]))
+        strings.append("".join(pieces))
+    return strings
+
+
 def test_strings(rng, specials, count):
     strings = edge_cases(specials)
+    strings += compatibility_strings(rng, 300)
     for word in compound_words():  # whole-vocabulary words for ignore_merges (Llama-3 variant)
         strings += [word, f"{word} {word}!", f"x{word}"]
     for _ in range(300):
@@ -170,7 +214,8 @@ def invalid_utf8(rng, count):
 
 
 def nfc_cases():
-    """Every character with a combining class or a canonical decomposition, plus Hangul jamo, in a few contexts."""
+    """Every character with a combining class or a (canonical or compatibility) decomposition, plus Hangul jamo, in a
+    few contexts."""
     for cp in range(0x110000):
         c = chr(cp)
         if 0xD800 <= cp <= 0xDFFF or not (unicodedata.combining(c) or unicodedata.decomposition(c)
@@ -259,6 +304,10 @@ def build_variants(rng, vocab_size):
     qwen.add_tokens([AddedToken("naïve", normalized=True), AddedToken("<think>", normalized=False),
                      AddedToken("</think>", normalized=False)])
     variants["qwen2"] = qwen
+    # The same vocabulary behind an NFKC normalizer (in a Sequence): compatibility characters fold before the model.
+    nfkc = Tokenizer.from_str(qwen.to_str())
+    nfkc.normalizer = normalizers.Sequence([normalizers.NFKC()])
+    variants["qwen2_nfkc"] = nfkc
     specials = sorted({token.content for tok in variants.values()
                        for token in tok.get_added_tokens_decoder().values()})
     return variants, specials
@@ -393,6 +442,7 @@ def write_model_dirs(out, variants):
     write_json(os.path.join(out, "qwen2", "tokenizer_config.json"),
                {"bos_token": None, "eos_token": "<|im_end|>", "pad_token": "<|endoftext|>",
                 "chat_template": QWEN25_JINJA, "errors": "replace"})
+    write_json(os.path.join(out, "qwen2_nfkc", "tokenizer_config.json"), {"eos_token": "<|im_end|>"})
 
 
 # --- main ----------------------------------------------------------------------------------------------------------
@@ -419,17 +469,18 @@ def main():
         if tok.get_vocab_size() < 2000:
             sys.exit(f"make_test_tokenizer.py: variant {name} has only {tok.get_vocab_size()} tokens")
 
-    nfc = normalizers.NFC()
+    nfc, nfkc = normalizers.NFC(), normalizers.NFKC()
+    forms = {"nfc": nfc, "nfd": normalizers.NFD(), "nfkc": nfkc, "nfkd": normalizers.NFKD()}
     n_strings = n_bytes = 0
     with open(os.path.join(args.out_dir, "cases.jsonl"), "w", encoding="utf-8") as f:
         for text in test_strings(rng, specials, args.num_strings):
-            case = {"text": text, "nfc": nfc.normalize_str(text)}
+            case = {"text": text, "nfc": nfc.normalize_str(text), "nfkc": nfkc.normalize_str(text)}
             case.update({name: expectations(tok, text) for name, tok in variants.items()})
             f.write(json.dumps(case, ensure_ascii=False) + "\n")
             n_strings += 1
         for raw in invalid_utf8(rng, 100):
             text = raw.decode("utf-8", "replace")
-            case = {"bytes_hex": raw.hex(), "nfc": nfc.normalize_str(text)}
+            case = {"bytes_hex": raw.hex(), "nfc": nfc.normalize_str(text), "nfkc": nfkc.normalize_str(text)}
             case.update({name: expectations(tok, text) for name, tok in variants.items()})
             f.write(json.dumps(case, ensure_ascii=False) + "\n")
             n_bytes += 1
@@ -437,7 +488,9 @@ def main():
     n_nfc = 0
     with open(os.path.join(args.out_dir, "nfc_cases.jsonl"), "w", encoding="utf-8") as f:
         for text in nfc_cases():
-            f.write(json.dumps({"text": text, "nfc": nfc.normalize_str(text)}, ensure_ascii=False) + "\n")
+            case = {"text": text}
+            case.update({name: form.normalize_str(text) for name, form in forms.items()})
+            f.write(json.dumps(case, ensure_ascii=False) + "\n")
             n_nfc += 1
 
     n_chat = 0

@@ -1,8 +1,9 @@
 // Parity of aligntrain's tokenizers with the Hugging Face libraries, on the fixtures that
 // scripts/make_test_tokenizer.py writes into the directory named by $ALIGNTRAIN_TOKENIZER_FIXTURES (the
 // tokenizer_parity_test.sh wrapper makes them and runs this): for every test string and every tokenizer variant,
-// identical ids, identical decodes, and NFC identical to the `tokenizers` normalizer; the model directories'
-// special tokens; and chat templates recognised from their Jinja and rendered exactly as transformers renders them.
+// identical ids, identical decodes, and NFC / NFD / NFKC / NFKD identical to the `tokenizers` normalizers; the
+// model directories' special tokens; and chat templates recognised from their Jinja and rendered exactly as
+// transformers renders them.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -117,28 +118,34 @@ TEST_F(TokenizerParity, Llama3StyleRoundTripsEveryValidString) {
   std::printf("llama3       decode(encode(s)) == s for %d/%d strings\n", round_trips, valid);
 }
 
-TEST_F(TokenizerParity, NfcMatchesTheTokenizersNormalizer) {
-  int equal = 0;
-  for (const json& c : cases_) {
-    const std::string actual = nfc(to_valid_utf8(case_text(c)));
-    const bool ok = actual == c["nfc"].get<std::string>();
-    equal += ok;
-    EXPECT_TRUE(ok) << shown(case_text(c)) << " -> " << shown(actual) << ", expected " << c["nfc"].dump();
+TEST_F(TokenizerParity, NfcAndNfkcMatchTheTokenizersNormalizers) {
+  for (const auto& [name, form] : {std::pair{"nfc", UnicodeForm::kNfc}, std::pair{"nfkc", UnicodeForm::kNfkc}}) {
+    int equal = 0;
+    for (const json& c : cases_) {
+      const std::string actual = unicode_normalize(to_valid_utf8(case_text(c)), form);
+      const bool ok = actual == c[name].get<std::string>();
+      equal += ok;
+      EXPECT_TRUE(ok) << name << ": " << shown(case_text(c)) << " -> " << shown(actual) << ", expected "
+                      << c[name].dump();
+    }
+    std::printf("%-12s %d/%zu strings identical\n", name, equal, cases_.size());
   }
-  std::printf("NFC          %d/%zu strings identical\n", equal, cases_.size());
 }
 
-TEST_F(TokenizerParity, NfcMatchesOnEveryCharacterItCanChange) {
+TEST_F(TokenizerParity, UnicodeFormsMatchOnEveryCharacterTheyCanChange) {
   const std::vector<json> nfc_cases = read_jsonl(fixtures() + "/nfc_cases.jsonl");
-  int equal = 0, failures = 0;
-  for (const json& c : nfc_cases) {
-    const std::string actual = nfc(c["text"].get<std::string>());
-    const bool ok = actual == c["nfc"].get<std::string>();
-    equal += ok;
-    if (!ok && ++failures <= 10) ADD_FAILURE() << c.dump() << " -> " << json(actual).dump();
+  for (const auto& [name, form] : {std::pair{"nfc", UnicodeForm::kNfc}, std::pair{"nfd", UnicodeForm::kNfd},
+                                   std::pair{"nfkc", UnicodeForm::kNfkc}, std::pair{"nfkd", UnicodeForm::kNfkd}}) {
+    int equal = 0, failures = 0;
+    for (const json& c : nfc_cases) {
+      const std::string actual = unicode_normalize(c["text"].get<std::string>(), form);
+      const bool ok = actual == c[name].get<std::string>();
+      equal += ok;
+      if (!ok && ++failures <= 10) ADD_FAILURE() << name << ": " << c.dump() << " -> " << json(actual).dump();
+    }
+    std::printf("%-12s %d/%zu character cases identical\n", name, equal, nfc_cases.size());
+    EXPECT_EQ(equal, static_cast<int>(nfc_cases.size())) << name;
   }
-  std::printf("NFC          %d/%zu character cases identical\n", equal, nfc_cases.size());
-  EXPECT_EQ(equal, static_cast<int>(nfc_cases.size()));
 }
 
 TEST_F(TokenizerParity, SpecialTokensComeFromTheConfigFiles) {
