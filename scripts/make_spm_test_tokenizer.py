@@ -6,11 +6,11 @@ that rare characters need byte fallback), lays it out as Llama 2 does (<unk> <s>
 tokens), and writes it as tokenizer.json in the shapes the Llama 2 / Mistral / TinyLlama / Gemma families ship
 (normalizers Prepend + Replace, NFC, NFKC, NFKD, Metaspace with each prepend_scheme, Split, decoders Replace /
 ByteFallback / Fuse / Strip / Metaspace, TemplateProcessing, byte_fallback / fuse_unk / unk_token / ignore_merges,
-added tokens with each flag). Also trains a SentencePiece BPE tokenizer.model with the `sentencepiece` trainer (Llama 2 settings) and reads
-it with transformers' AutoTokenizer. For >= 2000 test strings (those of make_test_tokenizer.py: multilingual text,
-CJK, emoji, compatibility characters, characters outside the vocabulary, whitespace runs, special-token strings
-inside text, invalid UTF-8)
-it writes each variant's ids, ids with special tokens, pair ids, and decodes. Deterministic for a given --seed.
+added tokens with each flag). Also trains a SentencePiece BPE tokenizer.model with the `sentencepiece` trainer
+(Llama 2 settings) and reads it with transformers' AutoTokenizer. For >= 2000 test strings (those of
+make_test_tokenizer.py: multilingual text, CJK, emoji, compatibility characters, characters outside the vocabulary,
+whitespace runs, special-token strings inside text, invalid UTF-8) it writes each variant's ids, ids with special
+tokens, pair ids, and decodes. Deterministic for a given --seed.
 
 Usage: make_spm_test_tokenizer.py OUT_DIR [--seed N] [--vocab-size N] [--num-strings N]
 Writes OUT_DIR/<variant>/ (tokenizer.json or tokenizer.model, tokenizer_config.json), OUT_DIR/cases.jsonl

@@ -1,5 +1,5 @@
-// Unit tests for the tokenizers' text machinery: UTF-8 repair, NFC / NFD / NFKC / NFKD, the byte-level alphabet, and the
-// Oniguruma-compatible regex splitting (expected pieces taken from Hugging Face tokenizers' Split pre-tokenizer).
+// Unit tests for the tokenizers' text machinery: UTF-8 repair, NFC / NFD / NFKC / NFKD, the byte-level alphabet, and
+// the Oniguruma-compatible regex splitting (expected pieces taken from Hugging Face tokenizers' Split pre-tokenizer).
 #include <gtest/gtest.h>
 
 #include <string>
