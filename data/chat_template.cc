@@ -99,7 +99,16 @@ const std::vector<std::string>& chat_template_names() {
   return names;
 }
 
-bool is_chat_role(std::string_view role) { return role == "system" || role == "user" || role == "assistant"; }
+bool is_chat_role(std::string_view role) {
+  return role == "system" || role == "user" || role == "assistant" || role == "tool";
+}
+
+bool is_tool_turn(const ChatMessage& message) {
+  if (message.role == "tool") return true;
+  if (!message.json.is_object()) return false;
+  const auto calls = message.json.find("tool_calls");
+  return calls != message.json.end() && !calls->is_null() && !calls->empty();
+}
 
 ChatTemplate::ChatTemplate(std::string_view name, std::string bos_token, std::string eos_token,
                            std::string default_system)
@@ -142,7 +151,13 @@ jinja::RenderResult ChatTemplate::render_jinja(const std::vector<ChatMessage>& m
                                                const TemplateVars* vars) const {
   nlohmann::ordered_json variables;
   variables["messages"] = nlohmann::ordered_json::array();
-  for (const ChatMessage& m : messages) variables["messages"].push_back({{"role", m.role}, {"content", m.content}});
+  for (const ChatMessage& m : messages) {
+    if (m.json.is_null()) {
+      variables["messages"].push_back({{"role", m.role}, {"content", m.content}});
+    } else {
+      variables["messages"].push_back(m.json);
+    }
+  }
   variables["tools"] = nullptr;
   variables["documents"] = nullptr;
   variables["add_generation_prompt"] = add_generation_prompt;
@@ -207,6 +222,10 @@ std::string ChatTemplate::render(const std::vector<ChatMessage>& messages, bool 
     out += open_turn("system") + default_system_ + close_turn("system");
   }
   for (const ChatMessage& message : messages) {
+    if (is_tool_turn(message)) {
+      throw DataError("the built-in chat template " + name_ + " renders no tool calls or tool results (use the "
+                      "model's own template or a .jinja file)");
+    }
     if (!is_chat_role(message.role)) {
       throw DataError("chat template " + name_ + ": unknown role '" + message.role +
                       "' (expected system, user or assistant)");

@@ -31,9 +31,15 @@ struct RenderResult;
 }
 
 struct ChatMessage {
-  std::string role;  // system | user | assistant
-  std::string content;
+  std::string role;     // system | user | assistant | tool
+  std::string content;  // "" for an assistant message with tool calls and no content
+  // The message object as the data has it, passed to a Jinja template as it is (tool_calls, a tool result's name and
+  // tool_call_id, ...); null: the template receives {"role": role, "content": content}.
+  nlohmann::ordered_json json;
 };
+
+// Whether `message` is a tool result or makes tool calls (only Jinja templates render those).
+bool is_tool_turn(const ChatMessage& message);
 
 // A conversation ready for training: the model reads `prompt` and learns `completion` (the final assistant
 // message and the end of its turn); prompt + completion is the whole rendered conversation.
@@ -54,8 +60,9 @@ using TemplateVars = nlohmann::ordered_json;
 // "chatml", "llama3", "plain".
 const std::vector<std::string>& chat_template_names();
 
-// Whether `role` is one the templates render: system, user or assistant. (The data reader rejects any other role
-// on the line that has it, so an unknown role is reported as FILE:LINE before anything is rendered.)
+// Whether `role` is one the templates render: system, user, assistant or tool (tool results; Jinja templates only).
+// (The data reader rejects any other role on the line that has it, so an unknown role is reported as FILE:LINE
+// before anything is rendered.)
 bool is_chat_role(std::string_view role);
 
 class ChatTemplate {
@@ -66,7 +73,7 @@ class ChatTemplate {
   ChatTemplate(std::string_view name, std::string bos_token, std::string eos_token, std::string default_system = "");
 
   // A Hugging Face Jinja template rendered by the Jinja engine with the variables transformers passes: messages
-  // ({role, content}), add_generation_prompt, tools and documents (none), and bos_token / eos_token when the
+  // ({role, content}, or the message's own JSON: ChatMessage::json), add_generation_prompt, tools and documents (none), and bos_token / eos_token when the
   // tokenizer has them. `source` names where the template is from (say, "the chat template of the model in DIR");
   // errors start with it. Throws UsageError (exit code 2), with the line and column, for a template that does not
   // compile.
@@ -77,7 +84,8 @@ class ChatTemplate {
 
   // The conversation as the model sees it, followed by the opening of an assistant turn if
   // `add_generation_prompt`. Throws std::invalid_argument for an empty conversation, DataError (exit code 3) for a
-  // role other than system, user or assistant (it came from someone's data). A Jinja template: DataError when it
+  // role other than system, user or assistant (it came from someone's data) or, with a built-in template, a tool
+  // result or tool call (built-in templates render neither). A Jinja template: DataError when it
   // rejects the conversation (raise_exception, e.g. roles that do not alternate), UsageError for a rendering
   // error of the template itself.
   // `vars`: extra variables passed to a Jinja template after the standard ones (transformers' **kwargs), e.g.
@@ -95,7 +103,7 @@ class ChatTemplate {
                                        const TemplateVars* vars = nullptr) const;
 
   // The whole conversation (no generation prompt) with the byte ranges of every assistant turn (TRL's
-  // assistant_only_loss): a Jinja template's `{% generation %}` blocks when it has them, as transformers'
+  // assistant_only_loss; an assistant turn's tool calls are part of it, tool results are not): a Jinja template's `{% generation %}` blocks when it has them, as transformers'
   // return_assistant_tokens_mask takes them; otherwise by rendering prefixes: assistant message i spans from the end
   // of render(messages[:i], add_generation_prompt) to the end of render(messages[:i+1]). UsageError when a prefix's
   // rendering is not a prefix of the whole rendering (the template renders earlier turns differently once later

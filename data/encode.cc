@@ -20,7 +20,7 @@ std::string token_text(const Tokenizer& tok, std::optional<int32_t> id) {
 
 std::vector<ChatMessage> chat_messages(const std::vector<Message>& in) {
   std::vector<ChatMessage> out;
-  for (const auto& m : in) out.push_back({m.role, m.content});
+  for (const auto& m : in) out.push_back({m.role, m.content, m.json});
   return out;
 }
 
@@ -96,8 +96,9 @@ Encoder::Encoder(const Tokenizer& tokenizer, const std::string& name, const std:
   }
 }
 
-const ChatTemplate& Encoder::chat(const char* what, const TemplateVars* vars) const {
-  if (vars && own_template_) return *own_template_;
+const ChatTemplate& Encoder::chat(const char* what, const TemplateVars* vars,
+                                  const std::vector<ChatMessage>& messages) const {
+  if (own_template_ && (vars || std::any_of(messages.begin(), messages.end(), is_tool_turn))) return *own_template_;
   if (!template_) throw UsageError(std::string("conversational ") + what + ": " + template_error_);
   return *template_;
 }
@@ -106,7 +107,8 @@ std::vector<int32_t> Encoder::encode_prompt(const Text& prompt, const std::strin
   if (prompt.conversational) {
     const TemplateVars template_vars = variables(vars);
     const TemplateVars* tv = template_vars.empty() ? nullptr : &template_vars;
-    return tokenizer_.encode(chat("prompts", tv).render(chat_messages(prompt.messages), true, tv));
+    const std::vector<ChatMessage> messages = chat_messages(prompt.messages);
+    return tokenizer_.encode(chat("prompts", tv, messages).render(messages, true, tv));
   }
   std::vector<int32_t> ids;
   if (tokenizer_.bos_id()) ids.push_back(*tokenizer_.bos_id());
@@ -157,7 +159,7 @@ std::optional<Encoded> Encoder::encode(const Text& prompt, const Text& response,
     const TemplateVars template_vars = variables(vars);
     const TemplateVars* tv = template_vars.empty() ? nullptr : &template_vars;
     if (options_.assistant_only_loss) {
-      RenderedTurns turns = chat("data", tv).render_assistant_turns(messages, tv);
+      RenderedTurns turns = chat("data", tv, messages).render_assistant_turns(messages, tv);
       // Tokenised piece by piece at the turns' boundaries, as prompt and completion are.
       std::vector<int32_t> ids;
       std::vector<uint8_t> mask;
@@ -179,7 +181,7 @@ std::optional<Encoded> Encoder::encode(const Text& prompt, const Text& response,
       if (e && options_.keep_text) e->text = std::move(turns.text);
       return e;
     }
-    auto pc = chat("data", tv).render_for_training(messages, tv);
+    auto pc = chat("data", tv, messages).render_for_training(messages, tv);
     p = tokenizer_.encode(pc.prompt);
     r = tokenizer_.encode(pc.completion);
     if (options_.keep_text) text = pc.prompt + pc.completion;

@@ -7,6 +7,8 @@
 //                       the last assistant turn, or with assistant_only_loss on every assistant turn
 //                       (ChatTemplate::render_assistant_turns): the text is then tokenised piece by piece at the
 //                       turns' boundaries and Encoded::loss_mask marks the assistant tokens.
+// Conversations may have tool calls and tool results (data/chat_message_json.h); they are context like user turns,
+// and an assistant turn's tool calls carry loss like its text.
 // Template variables: the stage's chat_template_kwargs, then the example's own (TRL's `chat_template_kwargs` and
 // `tools` fields of a data line; Example::template_vars), which win.
 //
@@ -74,9 +76,10 @@ class Encoder {
   std::vector<int32_t> encode_prompt(const Text& prompt, const std::string& vars = "") const;
 
  private:
-  // The template for an example: the model's own Jinja template when `vars` has variables and the model's template
-  // was recognised as a built-in one (which ignores them), else the chosen one.
-  const ChatTemplate& chat(const char* what, const TemplateVars* vars = nullptr) const;
+  // The template for an example: the model's own Jinja template when the model's template was recognised as a
+  // built-in one (which ignores variables and renders no tools) and `vars` has variables or `messages` has tool
+  // calls or tool results; else the chosen one.
+  const ChatTemplate& chat(const char* what, const TemplateVars* vars, const std::vector<ChatMessage>& messages) const;
   TemplateVars variables(const std::string& vars) const;
   std::optional<Encoded> finish(std::vector<int32_t> p, std::vector<int32_t> r, EncodeStats& st) const;
   std::optional<Encoded> finish_masked(std::vector<int32_t> ids, std::vector<uint8_t> mask, EncodeStats& st) const;

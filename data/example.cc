@@ -6,12 +6,13 @@
 
 #include "common/data_source.h"
 #include "common/errors.h"
-#include "data/chat_template.h"
+#include "data/chat_message_json.h"
 #include "data/parquet_rows.h"
 
 namespace aligntrain::data {
 
-using nlohmann::json;
+// Ordered: messages and template variables reach the template with their keys in the line's order.
+using json = nlohmann::ordered_json;
 
 namespace {
 
@@ -30,18 +31,11 @@ Text parse_text(const json& obj, const char* field) {
   if (!it->is_array()) throw LineError{field, "expected a string or a list of {\"role\", \"content\"} messages"};
   t.conversational = true;
   for (size_t i = 0; i < it->size(); ++i) {
-    const json& m = (*it)[i];
-    const std::string where = std::string(field) + "[" + std::to_string(i) + "]";
-    if (!m.is_object()) throw LineError{where, "expected a {\"role\", \"content\"} object"};
-    const auto role = m.find("role");
-    const auto content = m.find("content");
-    if (role == m.end() || !role->is_string()) throw LineError{where + ".role", "expected a string"};
-    if (content == m.end() || !content->is_string()) throw LineError{where + ".content", "expected a string"};
-    if (!is_chat_role(role->get_ref<const std::string&>())) {
-      throw LineError{where + ".role", "unknown role '" + role->get<std::string>() +
-                                           "' (expected system, user or assistant)"};
+    try {
+      t.messages.push_back(read_chat_message((*it)[i], std::string(field) + "[" + std::to_string(i) + "]"));
+    } catch (const MessageFieldError& e) {
+      throw LineError{e.field, e.problem};
     }
-    t.messages.push_back({role->get<std::string>(), content->get<std::string>()});
   }
   if (t.messages.empty()) throw LineError{field, "empty message list"};
   return t;
@@ -74,9 +68,8 @@ void split_messages(const json& obj, Example& ex) {
 
 // TRL's "chat_template_kwargs" and "tools" fields as one JSON object of template variables ("" if neither), with
 // the keys in the line's order (a template's tojson writes tool schemas as they are).
-std::string template_vars(const json& unordered, const std::string& line) {
-  if (!unordered.contains("chat_template_kwargs") && !unordered.contains("tools")) return "";
-  const auto obj = nlohmann::ordered_json::parse(line);
+std::string template_vars(const json& obj) {
+  if (!obj.contains("chat_template_kwargs") && !obj.contains("tools")) return "";
   nlohmann::ordered_json vars = nlohmann::ordered_json::object();
   if (const auto it = obj.find("chat_template_kwargs"); it != obj.end() && !it->is_null()) {
     if (!it->is_object()) throw LineError{"chat_template_kwargs", "expected an object of template variables"};
@@ -104,7 +97,7 @@ Example parse_example(const std::string& line, DataKind kind) {
   if (!obj.is_object()) throw LineError{"", "expected a JSON object"};
   Example ex;
   ex.raw = line;
-  ex.template_vars = template_vars(obj, line);
+  ex.template_vars = template_vars(obj);
   if (kind == DataKind::kSft && obj.contains("messages") && !obj.contains("prompt")) {
     split_messages(obj, ex);
   } else {

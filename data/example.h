@@ -15,8 +15,10 @@
 // Any kind may carry TRL's per-example chat template variables: "chat_template_kwargs" (an object) and "tools" (a
 // list of tool schemas), kept in Example::template_vars.
 // Text fields are strings, or message lists for conversational data (rendered by a chat template later). A line's
-// prompt and responses are all strings or all message lists, and a message's role is system, user or assistant:
-// anything else is an invalid line like a missing field, named FILE:LINE before any model loads.
+// prompt and responses are all strings or all message lists. A message's role is system, user, assistant or tool;
+// assistant messages may make tool calls and tool messages carry their results (data/chat_message_json.h: the
+// OpenAI / Hugging Face shape, passed to the template as transformers passes it). Anything else is an invalid line
+// like a missing field, named FILE:LINE and the field before any model loads.
 #pragma once
 
 #include <cstdint>
@@ -24,13 +26,18 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 namespace aligntrain::data {
 
 enum class DataKind { kSft, kPreference, kUnpaired, kNegatives, kPrompts, kAuto };
 
 struct Message {
-  std::string role;
-  std::string content;
+  std::string role;     // system | user | assistant | tool
+  std::string content;  // "" for an assistant message with tool calls and no (or null) content
+  // The message object as the line has it (keys in its order) when it carries more than a string role and content
+  // (tool_calls, a tool result's name / tool_call_id, a null content, other keys); null for plain messages.
+  nlohmann::ordered_json json;
 };
 
 // A prompt or response: plain text, or a list of chat messages.

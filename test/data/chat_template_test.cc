@@ -72,8 +72,11 @@ TEST(ChatTemplate, Errors) {
   EXPECT_TRUE(contains(error_of([] { ChatTemplate("plain", "<s>", ""); }), "EOS"));
   const ChatTemplate chat("chatml", "", "");
   EXPECT_TRUE(contains(error_of([&] { chat.render({}, true); }), "empty"));
-  EXPECT_TRUE(contains(error_of([&] { chat.render({{"tool", "x"}}, true); }), "unknown role 'tool'"));
-  EXPECT_THROW(chat.render({{"tool", "x"}}, true), DataError);  // the role came from someone's data: exit code 3
+  EXPECT_TRUE(contains(error_of([&] { chat.render({{"bot", "x"}}, true); }), "unknown role 'bot'"));
+  EXPECT_THROW(chat.render({{"bot", "x"}}, true), DataError);  // the role came from someone's data: exit code 3
+  EXPECT_TRUE(contains(error_of([&] { chat.render({{"user", "q"}, {"tool", "x"}}, true); }),
+                       "the built-in chat template chatml renders no tool calls or tool results"));
+  EXPECT_THROW(chat.render({{"tool", "x"}}, true), DataError);
   EXPECT_TRUE(contains(error_of([&] { chat.render_for_training({{"assistant", "x"}}); }), "must end with"));
   EXPECT_TRUE(contains(error_of([&] { chat.render_for_training({{"user", "x"}, {"user", "y"}}); }), "must end with"));
 }
@@ -159,10 +162,11 @@ TEST(ChatData, AnUnknownRoleIsADataErrorNamingFileLineAndField) {
   const TempDir dir;
   const std::string sft = dir.write(
       "sft.jsonl", kGoodChat + "\n" +
-                       R"({"messages": [{"role": "user", "content": "a"}, {"role": "tool", "content": "b"}, )"
+                       R"({"messages": [{"role": "user", "content": "a"}, {"role": "ipython", "content": "b"}, )"
                        R"({"role": "assistant", "content": "c"}]})" "\n");
   const std::string error = data_error_of(sft, {DataKind::kSft, false});
-  EXPECT_TRUE(contains(error, sft + ":2: messages[1].role: unknown role 'tool' (expected system, user or assistant)"))
+  EXPECT_TRUE(contains(error, sft + ":2: messages[1].role: unknown role 'ipython' (expected system, user, assistant "
+                                    "or tool)"))
       << error;
   // In a preference pair's responses and with the kind detected, too.
   const std::string pairs = dir.write(
@@ -175,7 +179,7 @@ TEST(ChatData, AnUnknownRoleIsADataErrorNamingFileLineAndField) {
   EXPECT_EQ(examples.size(), 1u);
   EXPECT_EQ(report.skipped, 1);
   ASSERT_EQ(report.first_errors.size(), 1u);
-  EXPECT_TRUE(contains(report.first_errors[0], sft + ":2: messages[1].role: unknown role 'tool'"));
+  EXPECT_TRUE(contains(report.first_errors[0], sft + ":2: messages[1].role: unknown role 'ipython'"));
 }
 
 TEST(ChatData, APromptAndAResponseOfDifferentKindsAreADataErrorNamingFileLineAndField) {
