@@ -5,7 +5,8 @@
 
 Trains a small byte-level BPE tokenizer (Hugging Face `tokenizers`) with the special tokens of the templates, then
 for every template writes a model folder and a data file of conversations (system / user / assistant messages,
-some with TRL's per-example `tools` and `chat_template_kwargs` fields), and the expected encoding of each line:
+assistant tool calls and tool results, some with TRL's per-example `tools` and `chat_template_kwargs` fields), and
+the expected encoding of each line (tool results are never trained):
 
   last-turn mask (the default; TRL's conversational prompt-completion preparation): prompt = the conversation
     without its last assistant message, rendered with add_generation_prompt; ids = apply_chat_template(whole,
@@ -62,8 +63,71 @@ WORDS = ["alpha", "beta", "the", "cat", "sat", "on", "mat", "Paris", "weather", 
          "42", "3.14", "tokens", "mask", "loss", "  spaced", "tab\there", "new\nline"]
 
 
+CLOCK = {"type": "function", "function": {"name": "get_time", "description": "The time in a time zone.",
+         "parameters": {"type": "object", "properties": {"zone": {"type": "string"}}, "required": ["zone"]}}}
+
+
+def call(*calls, content=None, null_content=False, ids=None):
+    """An assistant message making tool calls [(name, arguments)], in the OpenAI / Hugging Face shape, with the
+    calls' `ids` if given."""
+    m = {"role": "assistant"}
+    if content is not None or null_content:
+        m["content"] = content
+    m["tool_calls"] = [dict({"type": "function", "function": {"name": n, "arguments": args}},
+                            **({"id": ids[i]} if ids else {})) for i, (n, args) in enumerate(calls)]
+    return m
+
+
+def tool(content, name=None, call_id=None):
+    m = {"role": "tool", "content": content}
+    if name is not None:
+        m["name"] = name
+    if call_id is not None:
+        m["tool_call_id"] = call_id
+    return m
+
+
+def tool_conversations():
+    """Conversations with tool calls (arguments as objects or JSON strings, content absent, null or text, one or two
+    calls a turn) and tool results (with and without name / tool_call_id), most with a `tools` list."""
+    both = {"tools": [WEATHER, CLOCK]}
+    weather = {"tools": [WEATHER]}
+    return [
+        ([u("Weather in Paris?"), call(("get_weather", {"city": "Paris"})), tool('{"temp": 21, "sky": "clear"}'),
+          a("It is 21 degrees and clear in Paris.")], weather),
+        ([u("And in Oslo?"), call(("get_weather", '{"city": "Oslo"}')), tool("-3 C, snow", name="get_weather"),
+          a("Cold: -3 C with snow.")], weather),
+        ([s("Use tools when needed."), u("Time in Tokyo?"), call(("get_time", {"zone": "Asia/Tokyo"}), ids=["call_0"]),
+          tool("09:30", name="get_time", call_id="call_0"), a("It is 09:30 in Tokyo.")], both),
+        ([u("Weather and time in Rome?"), call(("get_weather", {"city": "Rome"}), ("get_time", {"zone": "Europe/Rome"})),
+          tool("18 C"), tool("14:05"), a("18 C, and it is 14:05.")], both),
+        ([u("Is it raining in Lima?"), call(("get_weather", {"city": "Lima"}), content="Let me check.")], weather),
+        ([u("Weather in Cairo?"), call(("get_weather", {"city": "Cairo"}), null_content=True), tool("35 C"),
+          a("Hot: 35 C.")], weather),
+        ([u("Weather in Berlin?"), call(("get_weather", {"city": "Berlin"})), tool('{"temp": 12}'), a("12 C."),
+          u("And the time there?"), call(("get_time", {"zone": "Europe/Berlin"})), tool("10:00"),
+          a("It is 10:00 in Berlin.")], both),
+        ([u("Time in Sydney, please."), call(("get_time", {"zone": "Australia/Sydney"}), content="")], both),
+        ([u("Weather in Nairobi? 🌍"), call(("get_weather", {"city": "Nairobi", "unit": "C"})),
+          tool("{\"temp\": 24, \"note\": \"naïve café\"}"), a("24 C — pleasant.")], weather),
+        ([u("Use the result: weather in Quito"), call(("get_weather", {"city": "Quito"})), tool("15 C"),
+          a("15 C in Quito.")], {}),
+        ([s("Be brief."), u("Weather in Lisbon?"), call(("get_weather", {"city": "Lisbon"})), tool("20 C"),
+          a("20 C.")], weather),
+        ([u("Check the time in UTC."), call(("get_time", {"zone": "UTC"})), tool("12:00", call_id="x1"),
+          a("12:00 UTC.")], {"tools": [CLOCK], "chat_template_kwargs": {"enable_thinking": False}}),
+        # Mistral-style call ids (nine alphanumerics) on the calls and their results.
+        ([u("Weather in Madrid?"), call(("get_weather", {"city": "Madrid"}), ids=["a1b2c3d4e"]),
+          tool("25 C", call_id="a1b2c3d4e"), a("25 C in Madrid.")], weather),
+        ([u("Time in Delhi and weather in Hanoi?"),
+          call(("get_time", {"zone": "Asia/Kolkata"}), ("get_weather", {"city": "Hanoi"}), ids=["k9L8m7N6p", "Q5r4S3t2u"]),
+          tool("16:30", name="get_time", call_id="k9L8m7N6p"), tool("30 C", name="get_weather", call_id="Q5r4S3t2u"),
+          a("16:30 in Delhi; 30 C in Hanoi.")], both),
+    ]
+
+
 def conversations():
-    out = [
+    out = tool_conversations() + [
         ([u("Hello!"), a("Hi there.")], {}),
         ([s("You are terse."), u("What is 2+2?"), a("4")], {}),
         ([u("Hi"), a("Hello! How can I help?"), u("Tell me a joke."), a("Why did the chicken cross the road?")], {}),
@@ -90,8 +154,8 @@ def train_tokenizer(specials, out_dir):
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    corpus = [" ".join(WORDS)] * 20 + [json.dumps(WEATHER)] * 5 + [" ".join(m["content"] for c, _ in conversations()
-                                                                          for m in c)] * 5
+    corpus = ([" ".join(WORDS)] * 20 + [json.dumps(WEATHER), json.dumps(CLOCK)] * 5
+              + [" ".join(m.get("content") or "" for c, _ in conversations() for m in c)] * 5)
     trainer = trainers.BpeTrainer(vocab_size=600, special_tokens=specials,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
     tok.train_from_iterator(corpus, trainer)
@@ -178,7 +242,9 @@ def main():
             with open(os.path.join(d, file), "w", encoding="utf-8") as f:
                 for row in rows:
                     f.write(json.dumps(row, ensure_ascii=False) + "\n")
-        manifest[name] = {"conversations": len(data), "generation_blocks": generation}
+        manifest[name] = {"conversations": len(data), "generation_blocks": generation,
+                          "with_tool_turns": sum(any(m["role"] == "tool" or "tool_calls" in m for m in row["messages"])
+                                                 for row in data)}
     assert sum("conversations" in m for m in manifest.values()) >= 8, manifest
     with open(os.path.join(out, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=1)
