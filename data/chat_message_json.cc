@@ -75,9 +75,20 @@ Message read_chat_message(const ordered_json& m, const std::string& where) {
   } else if (!calls || (content != m.end() && !content->is_null())) {
     fail(where + ".content", calls ? "expected a string or null" : "expected a string");
   }
-  // Plain {role, content} messages are rebuilt from the two strings; anything more is passed on as it is.
-  const bool plain = m.size() == 2 && content != m.end() && content->is_string();
-  if (!plain) out.json = m;
+  // Plain {role, content} messages are rebuilt from the two strings; anything more is passed on as it is, less the
+  // keys whose value is null (transformers drops them before rendering: `content: null` reads as no content).
+  std::size_t nulls = 0;
+  for (const auto& item : m.items()) nulls += item.value().is_null();
+  const bool plain = m.size() - nulls == 2 && content != m.end() && content->is_string();
+  if (plain) return out;
+  if (nulls == 0) {
+    out.json = m;
+  } else {
+    out.json = ordered_json::object();
+    for (const auto& [key, value] : m.items()) {
+      if (!value.is_null()) out.json[key] = value;
+    }
+  }
   return out;
 }
 

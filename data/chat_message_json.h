@@ -5,7 +5,9 @@
 //    "tool_calls": [{"type": "function", "id": "...", "function": {"name": "...", "arguments": {...} | "..."}}]}
 //   {"role": "tool", "content": "...", "name": "...", "tool_call_id": "..."}   (name and tool_call_id optional)
 // A message with more than a string role and content keeps its JSON object (keys in the line's order), which a Jinja
-// template receives as it is; anything else a message carries is passed through unchecked, as transformers does.
+// template receives as transformers' apply_chat_template passes it: without the keys whose value is null (so
+// `"content": null` is no content, `"tool_calls": null` no tool calls); anything else a message carries is passed
+// through unchecked, as transformers does.
 #pragma once
 
 #include <string>

@@ -111,7 +111,7 @@ Example parse_example(const std::string& line, DataKind kind) {
     case DataKind::kPreference: {
       ex.chosen = parse_text(obj, "chosen");
       ex.rejected = parse_text(obj, "rejected");
-      if (obj["chosen"] == obj["rejected"]) {
+      if (nlohmann::json(obj["chosen"]) == nlohmann::json(obj["rejected"])) {  // whatever the keys' order
         throw LineError{"rejected", "identical to chosen (the pair expresses no preference)"};
       }
       break;

@@ -36,16 +36,22 @@ std::string join_fields(const std::vector<std::string>& fields) {
 
 namespace {
 
-// Contents of messages [begin, end) joined by "\n"; throws the problem as a string.
+// Contents of messages [begin, end) joined by "\n" (an assistant message's tool calls as their JSON after its content,
+// which they let be null or absent); throws the problem as a string.
 std::string contents(const json& messages, size_t begin, size_t end) {
   std::string out;
   for (size_t i = begin; i < end; ++i) {
     const json& m = messages[i];
     const auto c = m.is_object() ? m.find("content") : m.end();
-    if (!m.is_object() || c == m.end() || !c->is_string())
+    const auto calls = m.is_object() ? m.find("tool_calls") : m.end();
+    const bool has_calls = calls != m.end() && calls->is_array() && !calls->empty();
+    const bool has_text = c != m.end() && c->is_string();
+    if (!m.is_object() || (!has_text && !(has_calls && (c == m.end() || c->is_null())))) {
       throw std::string("[" + std::to_string(i) + "].content: expected a string");
+    }
     if (i > begin) out += '\n';
-    out += c->get_ref<const std::string&>();
+    if (has_text) out += c->get_ref<const std::string&>();
+    if (has_calls) out += calls->dump();
   }
   return out;
 }

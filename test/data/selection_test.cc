@@ -178,6 +178,17 @@ TEST(SelectText, FieldsDefaultByKindAndJoinWithoutSeparator) {
   EXPECT_EQ(example_text(R"({"prompt": [{"role": "user", "content": "q"}], "chosen": [{"role": "assistant", "content": "c"}]})",
                          {"prompt", "chosen"}, "f", 1),
             "qc");
+  // Tool calls count as their JSON (after the content, which they may leave out); tool results as their content.
+  const std::string tools =
+      R"({"messages": [{"role": "user", "content": "U"}, {"role": "assistant", "tool_calls": [{"type": "function", )"
+      R"("function": {"name": "f", "arguments": {"x": 1}}}]}, {"role": "tool", "content": "R"}, )"
+      R"({"role": "assistant", "content": "A"}]})";
+  EXPECT_EQ(example_text(tools, {"prompt"}, "f", 1),
+            "U\n[{\"function\":{\"arguments\":{\"x\":1},\"name\":\"f\"},\"type\":\"function\"}]\nR");
+  const auto e = error_of([] {
+    example_text(R"({"messages": [{"role": "assistant"}, {"role": "assistant", "content": "A"}]})", {"prompt"}, "f", 2);
+  });
+  EXPECT_TRUE(contains(e, "f:2: prompt[0].content: expected a string")) << e;
 }
 
 TEST(SelectText, AMissingFieldNamesFileLineAndField) {

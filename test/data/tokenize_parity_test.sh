@@ -4,9 +4,10 @@
 # *_training.jinja with {% generation %} blocks) x >= 20 conversations each, the ids and loss masks transformers'
 # apply_chat_template gives (last turn: TRL's prompt-completion masks; every assistant turn: assistant_masks where
 # the template has generation blocks, prefix spans otherwise). Each must equal what `aligntrain tokenize` writes
-# (--chat-template FILE.jinja; --assistant-only-loss), text, ids and mask, line by line. Also: a template whose
+# (--chat-template FILE.jinja; --assistant-only-loss), text, ids and mask, line by line; conversations with tool calls
+# and tool results among them (loss on assistant turns and their calls, never on results). Also: a template whose
 # prompt rendering is not a prefix of the whole is refused naming FILE:LINE (exit 2), and bad per-example
-# `tools` / `chat_template_kwargs` fields are data errors naming FILE:LINE (exit 3).
+# `tools` / `chat_template_kwargs` fields and malformed tool calls are data errors naming FILE:LINE (exit 3).
 #
 # Under Bazel everything comes from the runfiles. Python: $ALIGNTRAIN_PYTHON, else the repository's .venv. A missing
 # Python is a failure, never a skip.
@@ -69,6 +70,10 @@ for dir in "$work"/ref/*/; do
 done
 [ "$templates" -ge 8 ]
 check "$templates templates, $conversations conversations compared (>= 8 templates)" $?
+tool_templates=$("$python" -c 'import json, sys; m = json.load(open(sys.argv[1]))
+print(sum(v.get("with_tool_turns", 0) >= 12 for v in m.values()))' "$work/ref/manifest.json")
+[ "$tool_templates" -ge 5 ]
+check "$tool_templates templates compared on >= 12 conversations with tool calls and tool results each (>= 5)" $?
 
 # A template whose prompt rendering is not a prefix of the whole rendering (Phi-3 shaped: eos after the last turn).
 printf '%s\n' '{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}' \
@@ -90,6 +95,21 @@ printf '%s\n' '{"messages": [{"role": "user", "content": "hi"}, {"role": "assist
 run_cmd "$bin" tokenize --model "$work/ref/qwen25/model" --data "$work/bad_kwargs.jsonl"
 expect_exit 3 "chat_template_kwargs must be an object"
 expect_output "bad_kwargs.jsonl:1: chat_template_kwargs: expected an object" "names FILE:LINE and the field"
+# Tool calls: a malformed one is a data error naming FILE:LINE and the field; a built-in template renders no tool
+# turns, so they are a data error with one too.
+printf '%s\n' '{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}' \
+  '{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "tool_calls": [{"type": "function", "function": {"name": "f", "arguments": 1}}]}]}' \
+  > "$work/bad_call.jsonl"
+run_cmd "$bin" tokenize --model "$work/ref/qwen25/model" --data "$work/bad_call.jsonl" \
+  --chat-template "$root/test/data/chat_templates/qwen25.jinja"
+expect_exit 3 "malformed tool call"
+expect_output "bad_call.jsonl:2: messages\[1\]\.tool_calls\[0\]\.function\.arguments: expected an object or a JSON string" \
+  "names FILE:LINE and the field"
+printf '%s\n' '{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "tool_calls": [{"type": "function", "function": {"name": "f", "arguments": {}}}]}, {"role": "tool", "content": "r"}, {"role": "assistant", "content": "yo"}]}' \
+  > "$work/tool_turns.jsonl"
+run_cmd "$bin" tokenize --model "$work/ref/qwen25/model" --data "$work/tool_turns.jsonl" --chat-template chatml
+expect_exit 3 "tool turns with a built-in template"
+expect_output "tool_turns.jsonl:1: the built-in chat template chatml renders no tool calls or tool results" "names FILE:LINE"
 # The built-in chatml renders no tools: a data error naming the line, not a silently different text.
 printf '%s\n' '{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}], "tools": [{"type": "function", "function": {"name": "f"}}]}' \
   > "$work/tools.jsonl"

@@ -57,6 +57,27 @@ TEST(ToolTurns, TheReaderKeepsTheMessagesAsTheLineHasThem) {
   EXPECT_EQ(ex.completion->messages.at(0).content, "21 C and sunny.");
 }
 
+TEST(ToolTurns, NullValuedKeysAreDroppedAsTransformersDrops) {
+  const TempDir dir;
+  const std::string data = dir.write(
+      "d.jsonl", R"({"messages": [{"role": "user", "content": "q", "name": null}, {"role": "assistant", "content": null, )"
+                 R"("tool_calls": [{"type": "function", "function": {"name": "f", "arguments": "{}"}}]}, )"
+                 R"({"role": "tool", "content": "r"}, {"role": "assistant", "content": "a", "tool_calls": null}]})" "\n");
+  const auto examples = read_examples(data, {DataKind::kSft, false});
+  const auto& m = examples[0].prompt.messages;
+  EXPECT_TRUE(m[0].json.is_null());  // {role, content} once the null is dropped
+  EXPECT_EQ(m[1].json.dump(), R"({"role":"assistant","tool_calls":[{"type":"function","function":{"name":"f",)"
+                              R"("arguments":"{}"}}]})");
+  EXPECT_TRUE(examples[0].completion->messages[0].json.is_null());
+  // A template sees no content (not None) and no tool calls where they were null.
+  const ChatTemplate chat = ChatTemplate::from_jinja(
+      "{% for m in messages %}{{ m.content is defined }}/{{ m.tool_calls is defined }} {% endfor %}", "", "", "t");
+  std::vector<ChatMessage> all;
+  for (const auto& x : m) all.push_back({x.role, x.content, x.json});
+  all.push_back({"assistant", "a", examples[0].completion->messages[0].json});
+  EXPECT_EQ(chat.render(all, false), "True/False False/True True/False True/False ");
+}
+
 TEST(ToolTurns, MalformedToolCallsAreDataErrorsNamingFileLineAndField) {
   const std::string user = R"({"role": "user", "content": "q"}, )";
   const std::string answer = R"(, {"role": "assistant", "content": "a"}]})";

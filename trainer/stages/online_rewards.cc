@@ -28,7 +28,13 @@ std::string reference_text(const data::Example& ex) {
 nlohmann::json text_json(const data::Text& t) {
   if (!t.conversational) return t.text;
   auto list = nlohmann::json::array();
-  for (const auto& m : t.messages) list.push_back({{"role", m.role}, {"content", m.content}});
+  for (const auto& m : t.messages) {
+    if (m.json.is_null()) {
+      list.push_back({{"role", m.role}, {"content", m.content}});
+    } else {
+      list.push_back(nlohmann::json(m.json));  // tool calls and tool results as the data line has them
+    }
+  }
   return list;
 }
 
