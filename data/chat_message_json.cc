@@ -12,10 +12,12 @@ using nlohmann::ordered_json;
   throw MessageFieldError{field, problem};
 }
 
-// An optional string field (absent, or a string).
+// An optional string field (absent, null, or a string).
 void optional_string(const ordered_json& m, const char* key, const std::string& where) {
   const auto it = m.find(key);
-  if (it != m.end() && !it->is_string()) fail(where + "." + key, "expected a string, got " + it->dump());
+  if (it != m.end() && !it->is_string() && !it->is_null()) {
+    fail(where + "." + key, "expected a string, got " + it->dump());
+  }
 }
 
 // One entry of an assistant message's tool_calls: {"type": "function", "function": {"name", "arguments"}, "id"?}.

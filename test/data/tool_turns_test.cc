@@ -62,12 +62,14 @@ TEST(ToolTurns, NullValuedKeysAreDroppedAsTransformersDrops) {
   const std::string data = dir.write(
       "d.jsonl", R"({"messages": [{"role": "user", "content": "q", "name": null}, {"role": "assistant", "content": null, )"
                  R"("tool_calls": [{"type": "function", "function": {"name": "f", "arguments": "{}"}}]}, )"
-                 R"({"role": "tool", "content": "r"}, {"role": "assistant", "content": "a", "tool_calls": null}]})" "\n");
+                 R"({"role": "tool", "content": "r", "name": null}, {"role": "assistant", "content": "a", "tool_calls": null}]})"
+                 "\n");
   const auto examples = read_examples(data, {DataKind::kSft, false});
   const auto& m = examples[0].prompt.messages;
   EXPECT_TRUE(m[0].json.is_null());  // {role, content} once the null is dropped
   EXPECT_EQ(m[1].json.dump(), R"({"role":"assistant","tool_calls":[{"type":"function","function":{"name":"f",)"
                               R"("arguments":"{}"}}]})");
+  EXPECT_TRUE(m[2].json.is_null());  // {role, content} once the null name is dropped
   EXPECT_TRUE(examples[0].completion->messages[0].json.is_null());
   // A template sees no content (not None) and no tool calls where they were null.
   const ChatTemplate chat = ChatTemplate::from_jinja(
@@ -105,7 +107,7 @@ TEST(ToolTurns, MalformedToolCallsAreDataErrorsNamingFileLineAndField) {
       {R"({"role": "user", "content": "x", "tool_calls": [{"function": {"name": "f", "arguments": {}}}]})",
        "messages[1].tool_calls: only assistant messages make tool calls (this one is user's)"},
       {R"({"role": "tool", "content": "r", "tool_call_id": 1})", "messages[1].tool_call_id: expected a string, got 1"},
-      {R"({"role": "tool", "content": "r", "name": null})", "messages[1].name: expected a string, got null"},
+      {R"({"role": "tool", "content": "r", "name": 5})", "messages[1].name: expected a string, got 5"},
       {R"({"role": "tool"})", "messages[1].content: expected a string"},
       {R"({"role": "function", "content": "r"})",
        "messages[1].role: unknown role 'function' (expected system, user, assistant or tool)"},

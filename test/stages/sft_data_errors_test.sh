@@ -52,7 +52,7 @@ expect_exit 3 "empty completion"
 expect_output "emptycompletion.jsonl:8: completion: empty" "names file, line and field"
 train "$TMP/unknownrole.jsonl"
 expect_exit 3 "unknown chat role"
-expect_output "unknownrole.jsonl:8: messages\[1\]\.role: unknown role 'bot' (expected system, user, assistant or tool)" \
+expect_output "unknownrole.jsonl:8: messages\[1\]\.role: unknown role 'bot' \(expected system, user, assistant or tool\)" \
   "names file, line, field and the role"
 [ ! -d "$TMP/out-unknownrole/checkpoints" ]; check "unknown role: nothing trained" $?
 train "$TMP/badcall.jsonl"
