@@ -49,8 +49,8 @@ case "$target" in
     ;;
   examples)
     # example.cc links the chat-role check (tokenizer library) and the Parquet reader (Arrow, C++20).
-    sources=(data/example.cc data/chat_template.cc data/jinja*.cc data/tokenizer*.cc data/parquet_rows.cc
-             common/data_source.cc fuzz/examples_fuzz.cc)
+    sources=(data/example.cc data/chat_message_json.cc data/chat_template.cc data/jinja*.cc data/tokenizer*.cc
+             data/parquet_rows.cc common/data_source.cc fuzz/examples_fuzz.cc)
     arrow_libs
     libs=(-lpcre2-8 -lsentencepiece "${arrow[@]}")
     std=c++20
@@ -58,10 +58,13 @@ case "$target" in
     for f in config/recipes/data/*.jsonl; do
       [ -f "$f" ] && head -c 4000 "$f" > "$dir/corpus/seed-$(basename "$f")"
     done
+    # A conversation with a tool call and its result (data/chat_message_json.h).
+    printf '%s\n' '{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": null, "tool_calls": [{"type": "function", "id": "c1", "function": {"name": "f", "arguments": {"x": 1}}}]}, {"role": "tool", "name": "f", "tool_call_id": "c1", "content": "r"}, {"role": "assistant", "content": "a"}], "tools": [{"type": "function", "function": {"name": "f"}}]}' \
+      > "$dir/corpus/seed-tool-turns.jsonl"
     ;;
   parquet)
-    sources=(data/example.cc data/chat_template.cc data/jinja*.cc data/tokenizer*.cc data/parquet_rows.cc
-             common/data_source.cc fuzz/examples_fuzz.cc -DFUZZ_PARQUET)
+    sources=(data/example.cc data/chat_message_json.cc data/chat_template.cc data/jinja*.cc data/tokenizer*.cc
+             data/parquet_rows.cc common/data_source.cc fuzz/examples_fuzz.cc -DFUZZ_PARQUET)
     arrow_libs
     libs=(-lpcre2-8 -lsentencepiece "${arrow[@]}")
     std=c++20
