@@ -72,9 +72,9 @@ assert a.keys() == b.keys()
 scale = max(max(abs(x) for x in t) for t in a.values())
 diff = max(max(abs(x - y) for x, y in zip(a[k], b[k])) for k in a)
 print(f"adapter max |TP2 - TP1| = {diff:.3g} (scale {scale:.3g})")
-sys.exit(0 if diff <= 1e-4 * scale else 1)
+sys.exit(0 if diff <= 1e-3 * scale else 1)
 PY
-check "dropout 0.1: TP=2's final adapter equals TP=1's within 1e-4 of its scale" $?
+check "dropout 0.1: TP=2's final adapter equals TP=1's within 1e-3 of its scale (lr 1e-2: other masks move it by ~1e-2)" $?
 
 # kill -9 mid-stage and resume, at DP=2 and TP=2.
 for mode in "dp2 1" "tp2 2"; do

@@ -200,7 +200,7 @@ stages:
     data: {train: $TMP/sft.jsonl}
     $common
 YAML
-for t in "adpa_base|base" "adpa_named|full_sft" "adpa_pre|{model: base, precompute: true}"; do
+for t in "adpa_base|base" "adpa_named|full_sft" "adpa_pre|{model: base, precompute: true}" "adpa_self|dpo_lora"; do
   IFS='|' read -r name tref <<< "$t"
   cat >> "$TMP/stage.yaml" <<YAML
   - name: $name
@@ -217,7 +217,7 @@ for t in "adpa_base|base" "adpa_named|full_sft" "adpa_pre|{model: base, precompu
 YAML
 done
 run_long $BIN run "$TMP/stage.yaml"
-expect_exit 0 "stage lora: full sft, preference with a stage lora, override, three ADPA stages"
+expect_exit 0 "stage lora: full sft, preference with a stage lora, override, four ADPA stages"
 python3 -c "
 import json; c = json.load(open('$TMP/stage/dpo_lora/adapter/adapter_config.json'))
 assert c['r'] == 2 and c['lora_alpha'] == 4 and len(c['target_modules']) == 7, c
@@ -239,6 +239,10 @@ for step in 1 2; do
     check "teacher_reference: base: $name step-$step loss ${got:-<none>} equals naming the base (${want:-<none>})" $?
   done
 done
+self=$(metric "$TMP/stage/metrics.jsonl" adpa_self 1 loss)
+want=$(metric "$TMP/stage/metrics.jsonl" adpa_named 1 loss)
+! near "$self" "$want" 1e-6
+check "the teacher's adapters matter: with the teacher itself as reference the step-1 loss is ${self:-<none>}" $?
 run_cmd $BIN plan "$TMP/stage.yaml"
 expect_exit 0 "plan with a stage lora and teacher_reference: base"
 expect_output "dpo_lora +trainable [0-9]+" "plan: LoRA line of the stage with its own lora"
