@@ -147,6 +147,31 @@ def header(p):
 sys.exit(0 if header(sys.argv[1]) == header(sys.argv[2]) and not any("lora" in k for k in header(sys.argv[1])) else 1)
 PY
 check "the merged model has the base's tensors only (no lora_A/lora_B), as export --merge" $?
+python3 - "$TMP/merged/model.safetensors" "$TMP/merge/sft/model/model.safetensors" "$TMP"/ref/checkpoints/sft/step-12 <<'PY'
+import json, struct, sys
+def tensors(p):
+    with open(p, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        h = json.loads(f.read(n)); h.pop("__metadata__", None)
+        data = f.read()
+    return {k: data[v["data_offsets"][0]:v["data_offsets"][1]] for k, v in h.items()}
+a, b = tensors(sys.argv[1]), tensors(sys.argv[2])
+assert a == b, [k for k in a if a[k] != b.get(k)]
+# The checkpoint leaves out the frozen base: its rank file's model tensors are the adapters alone.
+ckpt = tensors(sys.argv[3] + "/rank-00000.safetensors")
+model = [k for k in ckpt if k.startswith("model.")]
+assert model and all(".lora_A." in k or ".lora_B." in k for k in model), model
+state = json.load(open(sys.argv[3] + "/state.json"))
+assert state["frozen_base"]["path"].endswith("/base") and state["frozen_base"]["digest"], state.get("frozen_base")
+PY
+check "export --merge (base re-read from its folder) equals lora.merge's model bitwise; the checkpoint holds the adapters only" $?
+
+# A checkpoint whose frozen base folder has changed: export --merge refuses it (data error).
+cp -r "$TMP/ref/checkpoints/sft/step-12" "$TMP/ckpt_moved"
+sed -i "s#\"path\": \"$TMP/base\"#\"path\": \"$TMP/base.orig/../merged\"#" "$TMP/ckpt_moved/state.json"
+run_cmd $BIN export "$TMP/ckpt_moved" --out "$TMP/merged2" --merge
+expect_exit 3 "export --merge of a checkpoint whose base folder holds other weights"
+expect_output "frozen base .* has changed" "the error says the base changed"
 
 # kill -9 in the middle of the sft stage, then resume: the adapter is bitwise the uninterrupted run's.
 sed '/  - name: dpo/,$d' "$TMP/ref.yaml" | sed "s#output_dir: $TMP/ref#output_dir: $TMP/kill#" > "$TMP/kill.yaml"
