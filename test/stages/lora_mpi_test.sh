@@ -4,7 +4,9 @@
 #                 row-parallel shard (o_proj, down_proj) keeps its columns, so the losses of an all-linear LoRA sft
 #                 stage equal one rank's at every step (within 1e-5) and so do the adapters.
 #   kill -9       the whole job killed mid-stage at DP=2 and at TP=2, then `run` again: the adapter is bitwise the
-#                 uninterrupted run's of the same layout, and metrics.jsonl equal apart from timing fields.
+#                 uninterrupted run's of the same layout, and metrics.jsonl equal apart from timing fields (the
+#                 checkpoints hold the adapters only; the frozen base is re-initialised). The TP=2 checkpoint also
+#                 resumes on one rank (resharded) and ends at TP=1's loss.
 set -u
 source test/cli/testlib.sh
 source test/stages/stagelib.sh
@@ -88,6 +90,16 @@ for mode in "dp2 1" "tp2 2"; do
   wait $pid 2>/dev/null
   [ ! -f "$TMP/$name-kill/sft/DONE" ]
   check "$name: kill -9 stopped the LoRA stage before its end" $?
+  if [ $name = tp2 ]; then
+    # The TP=2 checkpoint (adapters only, the base re-read) resumed on one rank: resliced, and it ends where TP=1 does.
+    cp -r "$TMP/tp2-kill" "$TMP/reshard"
+    recipe "$TMP/reshard" 1 > "$TMP/reshard.yaml"
+    run_long $BIN run "$TMP/reshard.yaml"
+    expect_exit 0 "the TP=2 LoRA checkpoint resumed at TP=1"
+    expect_output "resharded the checkpoint from tensor 2" "resharded from TP=2"
+    near "$(metric "$TMP/reshard/metrics.jsonl" sft $STEPS loss)" "$(metric "$TMP/tp1/metrics.jsonl" sft $STEPS loss)" 1e-5
+    check "resharded: the last step's loss equals TP=1's within 1e-5" $?
+  fi
   run_long "${MPIRUN[@]}" $BIN run "$TMP/$name-kill.yaml"
   expect_exit 0 "$name: resume after kill -9"
   expect_output "resuming from .*step-" "$name: resumed from a checkpoint"
