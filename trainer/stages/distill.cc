@@ -287,7 +287,8 @@ StageResult run_distill(StageEnv& env, const config::StageConfig& stage) {
   if (!stage.data.eval.empty()) eval = load_distill_data(stage.data.eval, stage, method, *tok, src);
   spdlog::info("[{}] {} training example(s){}; student '{}', teacher '{}'{}, loss {}", stage.name, train_set.size(),
                eval ? fmt::format(", {} eval example(s)", eval->size()) : "", stage.policy, stage.teacher->model,
-               ref_src ? ", teacher_reference '" + stage.teacher_reference->model + "'" : "", config::to_string(l.type.front()));
+               ref_src ? ", teacher_reference '" + stage.teacher_reference->model + "'" : "",
+               config::to_string(l.type.front()));
 
   // Precomputed tables first, so that a large teacher is loaded, used and freed before the student is loaded.
   const int32_t pad = collate_options(*tok, stage).pad_id;
