@@ -422,6 +422,7 @@ struct Fields<StageConfig> {
     f(key("checkpoint").only_training(k), o.checkpoint);
     f(key("log").only_training(k), o.log);
     f(key("activation_checkpointing").only_training(k), o.activation_checkpointing);
+    f(key("lora").only_training(k), o.lora);
     f(key("loss").within(k).only_kinds(k, {K::sft, K::preference, K::unpaired, K::negatives, K::distill, K::online,
                                            K::eval}),
       o.loss);

@@ -164,8 +164,9 @@ struct LoraConfig {
   double dropout = 0.0;  // on the adapter input only
   std::vector<std::string> targets = {"q_proj", "v_proj"};  // module names, or the single name all-linear
   bool rslora = false;
-  LoraInit init = LoraInit::default_;  // default: A kaiming-uniform(a=√5), B zeros (PEFT True); gaussian: A normal(0,
-                                       // 1/rank), B zeros; zeros_b: as default (B zeros, the adapter starts as 0)
+  // default: A ~ U(±1/√in) (kaiming-uniform, a = √5), B = 0 (PEFT's init_lora_weights=True); gaussian: A ~ N(0, std
+  // 1/rank), B = 0 (PEFT's "gaussian"); zeros_b: an alias of default (the name says which factor starts at zero).
+  LoraInit init = LoraInit::default_;
   bool merge = false;  // also write the merged model to <stage>/model (the adapter is always in <stage>/adapter)
 };
 
@@ -393,6 +394,9 @@ struct StageConfig {
   CheckpointConfig checkpoint;
   LogConfig log;
   bool activation_checkpointing = false;
+  // Training stages: fresh LoRA adapters on the policy (its settings replace those of a policy model's own `lora`);
+  // unset: the policy's own adapters, if any.
+  std::optional<LoraConfig> lora;
   LossConfig loss;
   GenerationConfig generation;
   SelectConfig select;
@@ -520,13 +524,22 @@ inline bool is_policy_base(const Recipe& r, const std::string& name) {
   return std::none_of(r.stages.begin(), r.stages.end(), [&](const StageConfig& s) { return s.name == name; });
 }
 
-// True if the model `name` (a declared model, or a stage through its policy) has LoRA adapters.
+// True if the model `name` (a declared model, or a stage through its own `lora` or its policy) has LoRA adapters.
 inline bool has_lora(const Recipe& r, const std::string& name, int depth = 0) {
   if (const ModelSpec* m = r.models.find(name)) return m->lora.has_value() || !m->adapter.empty();
   if (depth > static_cast<int>(r.stages.size())) return false;
   for (const auto& s : r.stages)
-    if (s.name == name) return is_training(s.kind) && has_lora(r, s.policy, depth + 1);
+    if (s.name == name) return is_training(s.kind) && (s.lora.has_value() || has_lora(r, s.policy, depth + 1));
   return false;
+}
+
+// Where the model `name` gets trained LoRA adapters from: "models.<name>.adapter" (a PEFT folder), "stage `<s>`" (an
+// earlier LoRA stage, which trains them); empty when it has none (no adapters, or a declared `lora` not yet trained).
+inline std::string trained_adapters_of(const Recipe& r, const std::string& name) {
+  if (const ModelSpec* m = r.models.find(name)) return m->adapter.empty() ? "" : "models." + name + ".adapter";
+  for (const auto& s : r.stages)
+    if (s.name == name) return is_training(s.kind) && has_lora(r, name) ? "stage `" + name + "`" : "";
+  return "";
 }
 
 }  // namespace aligntrain::config

@@ -104,15 +104,18 @@ class Validator {
                             "adapter_config.json gives the LoRA settings), not both");
     if (!m.adapter.empty() && !fs::is_regular_file(fs::path(m.adapter) / "adapter_config.json", ec))
       error(at / "adapter", "no PEFT adapter folder (adapter_config.json) at " + m.adapter);
-    if (!m.lora) return;
+    if (m.lora) check_lora_targets(at / "lora", *m.lora);
+  }
+
+  void check_lora_targets(const At& at, const LoraConfig& lora) {
     static const std::vector<std::string> kTargets = {"q_proj", "k_proj",    "v_proj",  "o_proj",
                                                       "gate_proj", "up_proj", "down_proj"};
-    const auto& t = m.lora->targets;
-    if (t.empty()) error(at / "lora" / "targets", "expected at least one module name, or all-linear");
+    const auto& t = lora.targets;
+    if (t.empty()) error(at / "targets", "expected at least one module name, or all-linear");
     for (const auto& name : t) {
       if (name == "all-linear" && t.size() == 1) continue;
       if (std::find(kTargets.begin(), kTargets.end(), name) == kTargets.end())
-        error(at / "lora" / "targets",
+        error(at / "targets",
               fmt::format("unknown LoRA target `{}`{} (expected a list of {} or the single value all-linear)", name,
                           did_you_mean(name, kTargets), fmt::join(kTargets, ", ")));
     }
@@ -173,13 +176,20 @@ class Validator {
                                      std::pair{"teacher_reference", &s.teacher_reference}}) {
       if (!*ref) continue;
       if (std::string(field) == "reference" && is_policy_base(r_, (*ref)->model)) {
-        if (!has_lora(r_, s.policy))
+        if (!s.lora && !has_lora(r_, s.policy))
           error(at / field, "`base` (the policy's base model with its adapters off) needs a policy with LoRA "
-                            "adapters (models.<name>.lora or models.<name>.adapter)");
+                            "adapters (models.<name>.lora, models.<name>.adapter or the stage's own `lora`)");
+        continue;
+      }
+      if (std::string(field) == "teacher_reference" && is_policy_base(r_, (*ref)->model)) {
+        if (s.teacher && !s.teacher->model.empty() && !has_lora(r_, s.teacher->model))
+          error(at / field, fmt::format("`base` (the teacher's base model with its adapters off) needs a teacher with "
+                                        "LoRA adapters; teacher `{}` has none", s.teacher->model));
         continue;
       }
       check_ref(i, at / field, (*ref)->model);
     }
+    if (s.lora) check_stage_lora(s, at);
     const bool loss_ok = !r_.sources.is_invalid_within(at.canonical + ".loss.type") &&
                          !r_.sources.is_invalid(at.canonical + ".loss");
     if (loss_ok && (is_training(s.kind) || s.kind == StageKind::eval)) check_loss(i, at);
@@ -187,6 +197,19 @@ class Validator {
     if (is_training(s.kind)) check_training(s, at);
     if (s.kind == StageKind::select) check_select(i, at);
     if (s.kind == StageKind::online && loss_ok && !s.loss.type.empty()) check_online(s, at);
+  }
+
+  // A stage's `lora` puts fresh adapters on its policy: on a model without adapters, or in place of a declared
+  // model's untrained `lora`. A policy that already carries trained adapters would need them merged first.
+  void check_stage_lora(const StageConfig& s, const At& at) {
+    check_lora_targets(at / "lora", *s.lora);
+    const std::string trained = trained_adapters_of(r_, s.policy);
+    if (!trained.empty())
+      error(at / "lora", fmt::format("policy `{}` already carries trained LoRA adapters ({}); a stage `lora` adds fresh "
+                                     "adapters, and stacking them on trained ones is not supported: leave out `lora` "
+                                     "to continue training those adapters, or declare a model merged from them "
+                                     "(`aligntrain export CHECKPOINT --merge`) as the policy",
+                                     s.policy, trained));
   }
 
   void check_online(const StageConfig& s, const At& at) {

@@ -9,6 +9,10 @@
         expected.safetensors   input_ids [2, T], token_logps [2, T-1] (adapters on), base_token_logps (adapters
                                off), and "grad.<name>" for the gradient of sum(token_logps) w.r.t. every adapter
                                tensor, <name> as in the adapter file without its "base_model.model." prefix.
+  peft_reference.py init BASE_DIR OUT_DIR RANK
+      PEFT's own initialisation of all-linear rank-RANK adapters on BASE_DIR, once per init_lora_weights option that
+      aligntrain implements: OUT_DIR/init_true.safetensors (True: A kaiming-uniform, B = 0) and
+      OUT_DIR/init_gaussian.safetensors ("gaussian": A normal with std 1/RANK, B = 0), tensors named as in aligntrain.
   peft_reference.py check_adapter BASE_DIR ADAPTER_DIR IDS_SAFETENSORS OUT_SAFETENSORS
       Loads ADAPTER_DIR onto BASE_DIR with PEFT; fails if any adapter key is missing or unexpected; writes the fp32
       logits of input_ids.
@@ -83,6 +87,20 @@ def make_fixtures(out_dir):
                       os.path.join(d, "merged.safetensors"))
 
 
+def init_tensors(base_dir, out_dir, rank):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    for name, option in (("true", True), ("gaussian", "gaussian")):
+        torch.manual_seed(1)
+        model = AutoModelForCausalLM.from_pretrained(base_dir, torch_dtype=torch.float32)
+        cfg = LoraConfig(r=rank, lora_alpha=rank, target_modules="all-linear", task_type="CAUSAL_LM",
+                         init_lora_weights=option)
+        pm = get_peft_model(model, cfg)
+        out = {our_name(n): p.detach().clone().contiguous() for n, p in pm.named_parameters() if "lora_" in n}
+        save_file(out, os.path.join(out_dir, f"init_{name}.safetensors"))
+
+
 def check_adapter(base_dir, adapter_dir, ids_path, out_path):
     from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
     from transformers import AutoModelForCausalLM
@@ -108,6 +126,8 @@ def check_adapter(base_dir, adapter_dir, ids_path, out_path):
 if __name__ == "__main__":
     if sys.argv[1] == "fixtures":
         make_fixtures(sys.argv[2])
+    elif sys.argv[1] == "init":
+        init_tensors(sys.argv[2], sys.argv[3], int(sys.argv[4]))
     elif sys.argv[1] == "check_adapter":
         check_adapter(*sys.argv[2:6])
     else:

@@ -102,6 +102,7 @@ Written write_checkpoint(const fs::path& stage_dir, const TrainState& state, con
     }
     j["parameters"] = params;
     if (state.lora_scaling > 0) j["lora_scaling"] = state.lora_scaling;
+    if (!state.frozen_base.is_null()) j["frozen_base"] = state.frozen_base;
     // Each file below is written durably (atomic_file.h: temp file, fsync, rename, fsync its folder).
     write_file_atomic((tmp_dir / "state.json").string(), j.dump(2) + "\n");
     write_file_atomic((tmp_dir / "config.json").string(), model::model_config_to_json(config));
@@ -173,6 +174,7 @@ TrainState read_state(const fs::path& dir) {
     s.fingerprint = j.at("fingerprint");
     s.objective = j.value("objective", nlohmann::json::object());
     s.lora_scaling = j.value("lora_scaling", 0.0);
+    s.frozen_base = j.value("frozen_base", nlohmann::json());
     for (const auto& item : j.value("parameters", nlohmann::json::array())) {
       model::TensorSpec spec;
       spec.name = item.at("name").get<std::string>();

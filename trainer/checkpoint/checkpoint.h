@@ -42,6 +42,10 @@ struct TrainState {
   std::vector<model::TensorSpec> parameters;
   // LoRA: the adapters' scaling (alpha / rank, or alpha / √rank), so that export --merge can merge them; 0: none.
   double lora_scaling = 0;
+  // LoRA: where the frozen base weights come from, which the rank files then leave out (they hold the adapters, and
+  // `parameters` lists only those): {"path": HF model folder, "digest": of its weight files} or {"init_seed": N}
+  // (a preset's random initialisation, the config being config.json). Null: the rank files hold every parameter.
+  nlohmann::json frozen_base;
 };
 
 // What one rank contributes to a checkpoint.

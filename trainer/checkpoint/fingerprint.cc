@@ -4,6 +4,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -95,6 +96,17 @@ std::string file_digest(const std::string& path) {
 }
 
 std::string text_digest(std::string_view bytes) { return hex(fnv1a(bytes, kFnvOffset)); }
+
+std::string weights_digest(const std::string& dir) {
+  std::vector<std::string> files;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec))
+    if (e.path().extension() == ".safetensors") files.push_back(e.path().string());
+  std::sort(files.begin(), files.end());
+  std::string digests;
+  for (const auto& f : files) digests += fs::path(f).filename().string() + ":" + file_digest(f) + "\n";
+  return text_digest(digests);
+}
 
 namespace {
 

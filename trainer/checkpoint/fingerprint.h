@@ -29,5 +29,7 @@ std::optional<std::string> fingerprint_difference(const nlohmann::json& stored, 
 std::string file_digest(const std::string& path);
 // FNV-1a 64 of `bytes`, as 16 hex digits.
 std::string text_digest(std::string_view bytes);
+// Digest of an HF model folder's weights: every *.safetensors file's name and file_digest.
+std::string weights_digest(const std::string& dir);
 
 }  // namespace aligntrain::checkpoint

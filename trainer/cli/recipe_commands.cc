@@ -96,10 +96,12 @@ int print_gpu_estimate(const config::Recipe& recipe, const std::map<std::string,
     w.policy = arch.at(s.policy);
     for (const auto* ref : {&s.reference, &s.teacher, &s.teacher_reference}) {
       if (*ref && !(*ref)->precompute) {
-        // `reference: base`: the policy's own forward with its adapters off, no resident copy.
-        const bool base = ref == &s.reference && config::is_policy_base(recipe, (*ref)->model);
-        w.frozen.push_back(arch.at(base ? s.policy : (*ref)->model));
-        if (!base) w.resident.push_back(arch.at((*ref)->model));
+        // `reference: base`: the policy's own forward with its adapters off, no resident copy; `teacher_reference:
+        // base`: the teacher's, resident only when the teacher itself is precomputed.
+        const bool base = config::is_policy_base(recipe, (*ref)->model);
+        const std::string& name = !base ? (*ref)->model : ref == &s.reference ? s.policy : s.teacher->model;
+        w.frozen.push_back(arch.at(name));
+        if (!base || (ref == &s.teacher_reference && s.teacher->precompute)) w.resident.push_back(arch.at(name));
       }
     }
     w.rows_per_micro = s.batch.micro * (s.kind == config::StageKind::preference ? 2 : 1);
@@ -121,7 +123,8 @@ int print_gpu_estimate(const config::Recipe& recipe, const std::map<std::string,
   return kExitOk;
 }
 
-// LoRA of the model `name` (a declared model, or a stage through its policy): its settings, if it has adapters.
+// LoRA of the model `name` (a declared model, or a stage through its own `lora` or its policy): its settings, if it
+// has adapters.
 std::optional<model::LoraSettings> lora_of(const config::Recipe& recipe, const std::string& name, int depth = 0) {
   if (const config::ModelSpec* spec = recipe.models.find(name)) {
     if (spec->lora) return stages::lora_settings(*spec->lora);
@@ -130,7 +133,8 @@ std::optional<model::LoraSettings> lora_of(const config::Recipe& recipe, const s
   }
   if (depth > static_cast<int>(recipe.stages.size())) return std::nullopt;
   for (const auto& s : recipe.stages)
-    if (s.name == name && config::is_training(s.kind)) return lora_of(recipe, s.policy, depth + 1);
+    if (s.name == name && config::is_training(s.kind))
+      return s.lora ? stages::lora_settings(*s.lora) : lora_of(recipe, s.policy, depth + 1);
   return std::nullopt;
 }
 
@@ -197,12 +201,20 @@ StageMemoryWork memory_work(const config::Recipe& recipe, const config::StageCon
     default: w.path = LossPath::kResponses; break;  // unpaired: one response column per training forward
   }
   w.rows = s.batch.micro * columns;
-  if (const auto lora = lora_of(recipe, s.policy)) w.adapter_params = lora_rank_parameters(w.policy, *lora, tp);
+  // A training stage's adapters may be its own (`lora`); other stages use the policy's.
+  if (const auto lora = lora_of(recipe, config::is_training(s.kind) ? s.name : s.policy)) w.adapter_params = lora_rank_parameters(w.policy, *lora, tp);
   for (const auto* ref : {&s.reference, &s.teacher, &s.teacher_reference}) {
     if (!*ref) continue;
     if (ref == &s.reference && config::is_policy_base(recipe, (*ref)->model)) {
       // The policy with its adapters off: no second copy (precomputed: the base model runs alone first).
       if ((*ref)->precompute) w.precomputed.push_back({w.policy, w.bytes});
+      continue;
+    }
+    if (ref == &s.teacher_reference && config::is_policy_base(recipe, (*ref)->model) && s.teacher) {
+      // The teacher with its adapters off: no second copy beside a live teacher; else its base runs alone.
+      FrozenModel f{arch.at(s.teacher->model), frozen_bytes(s.teacher->model)};
+      if ((*ref)->precompute) w.precomputed.push_back(f);
+      else if (s.teacher->precompute) w.live.push_back(f);
       continue;
     }
     FrozenModel f{arch.at((*ref)->model), frozen_bytes((*ref)->model)};

@@ -77,8 +77,8 @@ bool is_column_target(const std::string& m) { return m != "o_proj" && m != "down
 bool is_adapter_name(const std::string& name) { return ends_with(name, kA) || ends_with(name, kB); }
 
 LoraProjection::LoraProjection(std::shared_ptr<Projection> base_proj, at::Tensor a, at::Tensor b, double scaling,
-                               double dropout, LoraMapping after_a)
-    : scaling_(scaling), dropout_(dropout), after_a_(std::move(after_a)) {
+                               double dropout, LoraMapping after_a, InputShard shard)
+    : scaling_(scaling), dropout_(dropout), after_a_(std::move(after_a)), shard_(shard) {
   base = register_module("base_layer", std::move(base_proj));
   lora_A = register_parameter("lora_A", std::move(a));
   lora_B = register_parameter("lora_B", std::move(b));
@@ -88,12 +88,22 @@ at::Tensor LoraProjection::forward(const at::Tensor& x) {
   auto y = base->forward(x);
   if (!enabled_) return y;
   auto in = x.to(lora_A.scalar_type());
-  // Dropout only while training (gradients on, or a checkpointed layer's forward); it draws from the device's default generator, which checkpoints save.
-  if (dropout_ > 0 && (at::GradMode::is_enabled() || in_checkpointed_forward()))
-    in = at::dropout(in, dropout_, /*train=*/true);
+  // Dropout only while training (gradients on, or a checkpointed layer's forward); it draws from the device's default
+  // generator, which checkpoints save.
+  if (dropout_ > 0 && (at::GradMode::is_enabled() || in_checkpointed_forward())) in = dropout(in);
   auto u = at::linear(in, lora_A);
   if (after_a_) u = after_a_(u);
   return y + (at::linear(u, lora_B) * scaling_).to(y.scalar_type());
+}
+
+at::Tensor LoraProjection::dropout(const at::Tensor& x) const {
+  // As at::dropout computes it on the CPU (empty, bernoulli_(1 − p), div_(1 − p), multiply), over the full width.
+  auto shape = x.sizes().vec();
+  const int64_t width = shape.back();
+  shape.back() = width * shard_.size;
+  auto mask = at::empty(shape, x.options()).bernoulli_(1.0 - dropout_).div_(1.0 - dropout_);
+  if (shard_.size > 1) mask = mask.narrow(-1, shard_.rank * width, width);
+  return x * mask;
 }
 
 void attach_lora(CausalLM& model, const LoraSettings& s, int64_t tp_rank, int64_t tp_size,
@@ -113,14 +123,14 @@ void attach_lora(CausalLM& model, const LoraSettings& s, int64_t tp_rank, int64_
       TensorSpec b{prefix + kB, {slot.out, s.rank}, column ? Split::kRows : Split::kReplicated, Init::kZeros};
       auto wrapped = std::make_shared<LoraProjection>(*slot.member, at::zeros(local_shape(a, tp_size), opts),
                                                       at::zeros(local_shape(b, tp_size), opts), s.scaling(),
-                                                      s.dropout, column ? mappings.column : mappings.row);
+                                                      s.dropout, column ? mappings.column : mappings.row,
+                                                      column ? InputShard{} : InputShard{tp_rank, tp_size});
       slot.parent->replace_module(module, wrapped);
       *slot.member = wrapped;
       model.parameter_set().add({a, wrapped->lora_A, true, default_decay(a.shape)});
       model.parameter_set().add({b, wrapped->lora_B, true, default_decay(b.shape)});
     }
   }
-  (void)tp_rank;
 }
 
 void init_lora(CausalLM& model, const LoraSettings& s, uint64_t seed, int64_t tp_rank, int64_t tp_size) {

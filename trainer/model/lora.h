@@ -10,6 +10,9 @@
 //                                           (forward identity, backward all-reduce), so A's gradient is complete.
 //   row-parallel W (o, down):              A split by input columns, B whole; u = A_r x_r goes through
 //                                           reduce_from_group (forward all-reduce, backward identity).
+// Dropout (training only) multiplies the adapter input by a Bernoulli(1 − p) / (1 − p) mask drawn from the device's
+// default generator, which every rank seeds alike. A row-parallel shard x_r draws the mask of the full input width and
+// keeps its own columns, so each layout draws the same numbers in the same order and TP=N equals TP=1.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -49,10 +52,16 @@ struct LoraMappings {
   LoraMapping column, row;  // empty: identity
 };
 
+// Which columns of the full input width a projection's input holds: shard `rank` of `size` equal slices (row-parallel
+// layers under TP); {0, 1} for a whole input.
+struct InputShard {
+  int64_t rank = 0, size = 1;
+};
+
 class LoraProjection : public Projection {
  public:
   LoraProjection(std::shared_ptr<Projection> base, at::Tensor a, at::Tensor b, double scaling, double dropout,
-                 LoraMapping after_a);
+                 LoraMapping after_a, InputShard shard = {});
   at::Tensor forward(const at::Tensor& x) override;
   void set_enabled(bool on) { enabled_ = on; }
   double scaling() const { return scaling_; }
@@ -62,8 +71,12 @@ class LoraProjection : public Projection {
   at::Tensor lora_A, lora_B;
 
  private:
+  // x · mask, the mask drawn over the full input width (see the file comment).
+  at::Tensor dropout(const at::Tensor& x) const;
+
   double scaling_, dropout_;
   LoraMapping after_a_;
+  InputShard shard_;
   bool enabled_ = true;
 };
 

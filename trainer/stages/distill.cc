@@ -184,7 +184,11 @@ class DistillObjective : public TrainObjective {
       {
         at::NoGradGuard no_grad;
         if (teacher_.lm) t_sel = select(teacher_.lm->hidden_states(mb.input));
-        if (ref_ && ref_->lm) r_sel = select(ref_->lm->hidden_states(mb.input));
+        if (ref_ && ref_->lm) {
+          std::optional<model::LoraDisabled> base;
+          if (ref_->adapters_off) base.emplace(*ref_->lm);
+          r_sel = select(ref_->lm->hidden_states(mb.input));
+        }
       }
       // Table rows of these positions, when a teacher's tables are precomputed.
       const at::Tensor table_rows_of =
@@ -257,11 +261,23 @@ StageResult run_distill(StageEnv& env, const config::StageConfig& stage) {
                        " needs the teacher's full distribution online; drop `precompute: true`");
     }
   }
-  const ModelSource src = resolve_model(env.recipe, stage.policy);
+  const ModelSource src = policy_source(env.recipe, stage);
   const ModelSource teacher_src = resolve_model(env.recipe, stage.teacher->model);
   check_shared_tokenizer(stage, src, teacher_src, "teacher");
   std::optional<ModelSource> ref_src;
-  if (stage.teacher_reference) {
+  // `teacher_reference: base`: the teacher with its adapters off; the live teacher itself when it is resident, else
+  // its base model alone.
+  const bool teacher_base =
+      stage.teacher_reference && config::is_policy_base(env.recipe, stage.teacher_reference->model);
+  if (teacher_base) {
+    if (!teacher_src.lora) {
+      throw UsageError("stage '" + stage.name + "': `teacher_reference: base` (the teacher with its LoRA adapters off) "
+                       "needs a teacher with adapters; teacher '" + teacher_src.name + "' has none");
+    }
+    ref_src = teacher_src;  // keeps the teacher's name (and so its dtype)
+    ref_src->lora.reset();
+    ref_src->adapter_dir.clear();
+  } else if (stage.teacher_reference) {
     ref_src = resolve_model(env.recipe, stage.teacher_reference->model);
     check_shared_tokenizer(stage, src, *ref_src, "teacher_reference");
   }
@@ -271,7 +287,8 @@ StageResult run_distill(StageEnv& env, const config::StageConfig& stage) {
   if (!stage.data.eval.empty()) eval = load_distill_data(stage.data.eval, stage, method, *tok, src);
   spdlog::info("[{}] {} training example(s){}; student '{}', teacher '{}'{}, loss {}", stage.name, train_set.size(),
                eval ? fmt::format(", {} eval example(s)", eval->size()) : "", stage.policy, stage.teacher->model,
-               ref_src ? ", teacher_reference '" + ref_src->name + "'" : "", config::to_string(l.type.front()));
+               ref_src ? ", teacher_reference '" + stage.teacher_reference->model + "'" : "",
+               config::to_string(l.type.front()));
 
   // Precomputed tables first, so that a large teacher is loaded, used and freed before the student is loaded.
   const int32_t pad = collate_options(*tok, stage).pad_id;
@@ -294,7 +311,12 @@ StageResult run_distill(StageEnv& env, const config::StageConfig& stage) {
       t.lm = resident.back().lm.get();
     };
     frozen(teacher, teacher_src, *stage.teacher);
-    if (ref_src) frozen(teacher_ref, *ref_src, *stage.teacher_reference);
+    if (teacher_base && teacher.lm && !stage.teacher_reference->precompute) {
+      teacher_ref.lm = teacher.lm;  // no second copy of the weights
+      teacher_ref.adapters_off = true;
+    } else if (ref_src) {
+      frozen(teacher_ref, *ref_src, *stage.teacher_reference);
+    }
     StageTraining t;
     auto objective = std::make_unique<DistillObjective>(env, stage, method, student, teacher,
                                                         ref_src ? &teacher_ref : nullptr, train_set, *tok);

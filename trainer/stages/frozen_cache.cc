@@ -45,7 +45,8 @@ FrozenCache frozen_cache(const config::Recipe& recipe, const std::string& kind, 
   if (model.lora) {  // adapters on the base: their settings and weights (or their initialisation seed)
     text += "|lora:" + std::to_string(model.lora->rank) + ":" + std::to_string(model.lora->scaling());
     for (const auto& t : model.lora->targets) text += ":" + t;
-    if (model.adapter_dir.empty()) text += "|lora-seed:" + std::to_string(model.lora_seed);
+    if (model.adapter_dir.empty())
+      text += "|lora-seed:" + std::to_string(model.lora_seed) + ":" + std::to_string(static_cast<int>(model.lora->init));
     else text += "|adapter:" + checkpoint::file_digest((fs::path(model.adapter_dir) / "adapter_model.safetensors").string());
   }
   for (const auto& name : model::tokenizer_file_names()) {

@@ -71,7 +71,7 @@ ModelSource resolve_model(const config::Recipe& recipe, const std::string& name)
       throw UsageError("'" + name + "' is " + config::a_stage(stage.kind) + ", which makes no model");
     }
     // A LoRA stage's model is its policy's base with the stage's adapter.
-    ModelSource root = resolve_model(recipe, stage.policy);
+    ModelSource root = policy_source(recipe, stage);
     if (root.lora) {
       const fs::path adapter = stage_adapter_dir(recipe, name);
       if (!fs::exists(adapter / "adapter_config.json")) {
@@ -95,6 +95,19 @@ ModelSource resolve_model(const config::Recipe& recipe, const std::string& name)
     return src;
   }
   throw UsageError("no model or stage named '" + name + "'");
+}
+
+ModelSource policy_source(const config::Recipe& recipe, const config::StageConfig& stage) {
+  ModelSource src = resolve_model(recipe, stage.policy);
+  if (!stage.lora) return src;
+  if (!src.adapter_dir.empty()) {
+    throw UsageError("stage '" + stage.name + "': policy '" + stage.policy + "' already carries trained LoRA adapters (" +
+                     src.adapter_dir + "); a stage `lora` cannot add fresh adapters on top of them");
+  }
+  src.lora = lora_settings(*stage.lora);
+  src.lora_merge = stage.lora->merge;
+  src.lora_seed = static_cast<uint64_t>(recipe.run.seed);
+  return src;
 }
 
 LoadedModel load_model(const ModelSource& source, runtime::Groups& groups, const at::Device& device,

@@ -44,6 +44,10 @@ std::filesystem::path stage_adapter_dir(const config::Recipe& recipe, const std:
 // The LoRA settings of a recipe's `lora` block (all-linear expanded).
 model::LoraSettings lora_settings(const config::LoraConfig& lora);
 
+// The starting point of a training stage: its policy, with the stage's own `lora` (if set) as fresh adapters on it,
+// replacing the settings of a declared model's untrained `lora` (validation rejects a policy with trained adapters).
+ModelSource policy_source(const config::Recipe& recipe, const config::StageConfig& stage);
+
 // Folder the byte-level tokenizer of declared models is written to: <output_dir>/.tokenizer-byte.
 std::filesystem::path byte_tokenizer_dir(const config::Recipe& recipe);
 

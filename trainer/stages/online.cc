@@ -462,7 +462,7 @@ data::DataKind online_data_kind(const config::StageConfig& stage) {
 }
 
 StageResult run_online(StageEnv& env, const config::StageConfig& stage) {
-  const ModelSource src = resolve_model(env.recipe, stage.policy);
+  const ModelSource src = policy_source(env.recipe, stage);
   std::optional<ModelSource> ref_src;
   if (stage.reference) {
     ref_src = resolve_model(env.recipe, stage.reference->model);

@@ -27,7 +27,7 @@ struct Loaded {
 
 Loaded load_policy(StageEnv& env, const config::StageConfig& stage) {
   Loaded l;
-  l.policy = resolve_model(env.recipe, stage.policy);
+  l.policy = policy_source(env.recipe, stage);
   l.tokenizer = data::load_tokenizer(l.policy.tokenizer_dir);
   l.pad = collate_options(*l.tokenizer, stage).pad_id;
   return l;

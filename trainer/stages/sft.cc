@@ -135,7 +135,7 @@ StepMetrics SftObjective::end_step(bool report) {
 }
 
 StageResult run_sft(StageEnv& env, const config::StageConfig& stage) {
-  const ModelSource src = resolve_model(env.recipe, stage.policy);
+  const ModelSource src = policy_source(env.recipe, stage);
   const auto tok = data::load_tokenizer(src.tokenizer_dir);
   const SftData train_data = load_sft_data(stage.data.train, stage, *tok, src.chat_template, src.weights_dir);
   std::optional<SftData> eval;

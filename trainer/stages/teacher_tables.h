@@ -45,6 +45,7 @@ TableStore precompute_tables(StageEnv& env, const config::StageConfig& stage, co
 // A frozen teacher of a stage: resident (`lm`) or precomputed tables of the training and eval sets.
 struct Teacher {
   model::CausalLM* lm = nullptr;
+  bool adapters_off = false;  // `teacher_reference: base`: lm is the teacher, run with its LoRA adapters off
   std::optional<TableStore> train, eval;
 };
 

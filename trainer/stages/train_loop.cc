@@ -114,18 +114,34 @@ TrainOutcome train(TrainContext& ctx, TrainObjective& objective) {
   const auto fingerprint = checkpoint::stage_fingerprint(ctx.recipe, stage);
   const checkpoint::ShardLayout layout{groups.layout.tp, groups.layout.dp,
                                        ctx.recipe.parallel.zero1 && groups.layout.dp > 1};
+  // What a checkpoint holds of the model: every parameter, or (LoRA) the trainable ones, the frozen base being
+  // re-read from its origin (ctx.frozen_base) when the stage starts.
+  checkpoint::NamedTensors checkpointed;
+  std::vector<model::TensorSpec> checkpointed_specs;
+  for (const auto& p : param_set) {
+    if (!ctx.frozen_base.is_null() && !p.trainable) continue;
+    checkpointed.emplace_back(p.name(), p.tensor);
+    checkpointed_specs.push_back(p.spec);
+  }
   int64_t step = 0, cursor = 0;
   if (const auto latest = checkpoint::latest_complete(ckpt_dir)) {
     const auto state = checkpoint::read_state(*latest);
     require_same_recipe(stage.name, *latest, state.fingerprint, fingerprint);
+    // A checkpoint without the frozen base resumes only on the same base (one with it holds every parameter).
+    if (!state.frozen_base.is_null() && state.frozen_base != ctx.frozen_base) {
+      throw DataError(latest->string() + ": written on the frozen base " + state.frozen_base.dump() +
+                      ", but the stage's base is now " + ctx.frozen_base.dump() + " (its weights changed?); run with "
+                      "--fresh or remove " + ckpt_dir.string() + " to start the stage over");
+    }
+    const auto& saved_model = state.frozen_base.is_null() ? param_set.named_tensors() : checkpointed;
     const checkpoint::ShardLayout saved{state.tp, state.dp, state.zero1 && state.dp > 1};
     checkpoint::NamedTensors optim_state;
     if (saved == layout) {
-      optim_state = checkpoint::load_rank(*latest, groups.layout.rank, param_set.named_tensors());
+      optim_state = checkpoint::load_rank(*latest, groups.layout.rank, saved_model);
     } else {
       checkpoint::ReshardCounts counts;
       optim_state = checkpoint::load_resharded(*latest, state, groups.layout.rank, groups.layout.tp_rank,
-                                               groups.layout.tp, param_set.named_tensors(), optimizer.state_layout(),
+                                               groups.layout.tp, saved_model, optimizer.state_layout(),
                                                &counts);
       spdlog::info("[{}] resharded the checkpoint from {} to {}: {} parameters ({} resliced) and {} optimizer "
                    "tensors on this rank", stage.name, checkpoint::describe(saved), checkpoint::describe(layout),
@@ -155,9 +171,10 @@ TrainOutcome train(TrainContext& ctx, TrainObjective& objective) {
     st.zero1 = layout.zero1;
     st.fingerprint = fingerprint;
     st.objective = objective.state();
-    st.parameters = param_set.specs();
+    st.parameters = checkpointed_specs;
     st.lora_scaling = model::lora_scaling(ctx.lm);
-    const auto w = checkpoint::write_checkpoint(ckpt_dir, st, {param_set.named_tensors(), optimizer.state_tensors()},
+    st.frozen_base = ctx.frozen_base;
+    const auto w = checkpoint::write_checkpoint(ckpt_dir, st, {checkpointed, optimizer.state_tensors()},
                                                 ctx.lm.config(), ctx.tokenizer_dir, *groups.world,
                                                 stage.checkpoint.keep_last);
     spdlog::info("[{}] checkpoint step {} written to {} in {:.1f}s", stage.name, step, w.dir.string(), w.seconds);

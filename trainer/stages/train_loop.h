@@ -6,6 +6,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 
@@ -27,6 +28,9 @@ struct TrainContext {
   model::CausalLM& lm;
   std::string tokenizer_dir;                // copied into checkpoints for export
   std::function<StepMetrics()> evaluate;    // eval-split metrics ("eval/..."); empty: no eval split
+  // LoRA: the frozen base's origin (checkpoint::TrainState::frozen_base); checkpoints then hold only the trainable
+  // parameters, and a resume checks that the base is still the same. Null: checkpoints hold every parameter.
+  nlohmann::json frozen_base = nullptr;
 };
 
 struct TrainOutcome {

@@ -7,10 +7,23 @@
 #include <functional>
 
 #include "data/dealing.h"
+#include "trainer/checkpoint/fingerprint.h"
 
 #include "trainer/stages/train_loop.h"
 
 namespace aligntrain::stages {
+
+namespace {
+
+// LoRA: where the frozen base comes from (checkpoint::TrainState::frozen_base): a preset's seed, or the HF folder and
+// a digest of its weight files; null without adapters.
+nlohmann::json frozen_base_of(const ModelSource& policy) {
+  if (!policy.lora) return nullptr;
+  if (policy.init) return {{"init_seed", policy.init->seed}};
+  return {{"path", policy.weights_dir}, {"digest", checkpoint::weights_digest(policy.weights_dir)}};
+}
+
+}  // namespace
 
 StageResult run_training_stage(StageEnv& env, const config::StageConfig& stage, const ModelSource& policy,
                                const BuildTraining& build) {
@@ -23,7 +36,7 @@ StageResult run_training_stage(StageEnv& env, const config::StageConfig& stage, 
   loaded.lm->set_activation_checkpointing(stage.activation_checkpointing);
   StageTraining training = build(*loaded.lm);
   TrainContext ctx{env.recipe, stage, env.groups, env.device, env.metrics, *loaded.lm, policy.tokenizer_dir,
-                   training.evaluate};
+                   training.evaluate, frozen_base_of(policy)};
   const TrainOutcome outcome = train(ctx, *training.objective);
   if (outcome.stopped) return {{}, true};
   if (policy.lora) {
