@@ -62,7 +62,7 @@ bad() {  # bad NAME REWARDS REGEX DESCRIPTION: exit 2 from validate and from run
   [ ! -e "$TMP/$1/grpo" ]; check "$4: nothing trained" $?
 }
 bad no_model "{type: model}" \
-  "rm_errors.yaml:[0-9]+:[0-9]+: stages.grpo.online.rewards\[0\].model: a model reward needs .model." "no model named"
+  "no_model.yaml:[0-9]+:[0-9]+: stages.grpo.online.rewards\[0\].model: a model reward needs .model." "no model named"
 bad unknown "{type: model, model: rewardz}" \
   "stages.grpo.online.rewards\[0\].model: unknown model .rewardz.; a reward model must be declared under .models:." \
   "a name that is not a declared model"
