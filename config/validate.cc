@@ -236,8 +236,8 @@ class Validator {
   // A reward model is a declared model with `path` (an HF sequence-classification folder; its config.json is read
   // by model::check_models); LoRA adapters on it are not supported.
   void check_reward_model(const RewardSpec& r, const At& rat) {
-    if (r.model.empty()) return error(rat / "model", "a model reward needs `model` (a key of `models:` naming an HF "
-                                                     "LlamaForSequenceClassification or Qwen2ForSequenceClassification "
+    if (r.model.empty()) return error(rat / "model", "a model reward needs `model` (a key of `models:` whose path is "
+                                                     "an HF Llama, Mistral, Qwen2 or Qwen3 ForSequenceClassification "
                                                      "folder)");
     const ModelSpec* m = r_.models.find(r.model);
     if (!m) {

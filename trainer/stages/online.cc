@@ -508,8 +508,8 @@ StageResult run_online(StageEnv& env, const config::StageConfig& stage) {
   return run_training_stage(env, stage, src, [&](model::CausalLM& policy) {
     if (ref_src) reference = load_frozen_model(*ref_src, env.groups, env.device, frozen_dtype(env.recipe, ref_src->name));
     // Reward models score micro-batches of as many sequences as the policy's (batch.micro prompts × num_samples).
-    for (const auto& [r, src] : reward_models)
-      rewards.set_model(r, std::make_shared<RewardModel>(src, env.groups, env.device, frozen_dtype(env.recipe, src.name),
+    for (const auto& [r, rm] : reward_models)
+      rewards.set_model(r, std::make_shared<RewardModel>(rm, env.groups, env.device, frozen_dtype(env.recipe, rm.name),
                                                          stage.data.chat_template_kwargs.json,
                                                          int64_t{stage.batch.micro} * o.num_samples));
     StageTraining t;
