@@ -372,6 +372,7 @@ struct Fields<RewardSpec> {
     f(key("penalty").non_negative().only_if(only(R::length), why), o.penalty);
     f(key("command").only_if(only(R::command), why), o.command);
     f(key("timeout").positive().only_if(only(R::command), why), o.timeout);
+    f(key("model").only_if(only(R::model), why), o.model);
   }
 };
 

@@ -45,7 +45,7 @@ enum class LossType {
   kd, dckd, adpa, aligndistil,                                 // distillation (D.1, A.3, A.4, B.2)
   grpo, rloo, fdpg,                                            // online, on the policy's own samples (G, D.2)
 };
-enum class RewardType { exact_match, regex, length, command };
+enum class RewardType { exact_match, regex, length, command, model };
 enum class RewardScaling { group, batch, none };
 enum class GrpoAggregation { grpo, bnpo, dapo, dr_grpo };
 enum class ImportanceLevel { token, sequence };
@@ -90,7 +90,8 @@ ALIGNTRAIN_ENUM_NAMES(LossType, {LossType::sft, "sft"}, {LossType::dpo, "dpo"}, 
                       {LossType::dckd, "dckd"}, {LossType::adpa, "adpa"}, {LossType::aligndistil, "aligndistil"},
                       {LossType::grpo, "grpo"}, {LossType::rloo, "rloo"}, {LossType::fdpg, "fdpg"});
 ALIGNTRAIN_ENUM_NAMES(RewardType, {RewardType::exact_match, "exact_match"}, {RewardType::regex, "regex"},
-                      {RewardType::length, "length"}, {RewardType::command, "command"});
+                      {RewardType::length, "length"}, {RewardType::command, "command"},
+                      {RewardType::model, "model"});
 ALIGNTRAIN_ENUM_NAMES(RewardScaling, {RewardScaling::group, "group"}, {RewardScaling::batch, "batch"},
                       {RewardScaling::none, "none"});
 ALIGNTRAIN_ENUM_NAMES(GrpoAggregation, {GrpoAggregation::grpo, "grpo"}, {GrpoAggregation::bnpo, "bnpo"},
@@ -357,6 +358,7 @@ struct RewardSpec {
   double penalty = 0.01;  // length: reward −penalty·|tokens − target|
   std::string command;   // command: run by /bin/sh -c (objectives/command_reward.h)
   double timeout = 60;   // command: seconds for one step's samples
+  std::string model;     // model: a key of `models:` naming an HF <Family>ForSequenceClassification folder
 };
 
 // Online stages (kind online): sampling, scoring and the clipped or f-divergence update (METHODS.md §G, §D.2).

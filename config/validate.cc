@@ -218,7 +218,7 @@ class Validator {
     const LossType t = s.loss.type.front();
     if (s.loss.type.size() > 1) error(at / "loss" / "type", "an online stage takes one loss type (grpo, rloo or fdpg)");
     if (o.rewards.empty() && !r_.sources.is_invalid_within(oat.canonical + ".rewards"))
-      error(oat / "rewards", "an online stage needs at least one reward (exact_match, regex, length or command)");
+      error(oat / "rewards", "an online stage needs at least one reward (exact_match, regex, length, command or model)");
     for (size_t j = 0; j < o.rewards.size(); ++j) {
       const RewardSpec& r = o.rewards[j];
       const At rat = oat / ("rewards[" + std::to_string(j) + "]");
@@ -234,6 +234,7 @@ class Validator {
       }
       if (r.type == RewardType::command && r.command.empty())
         error(rat / "command", "a command reward needs `command` (run with /bin/sh -c)");
+      if (r.type == RewardType::model) check_reward_model(r, rat);
     }
     if ((t == LossType::grpo || t == LossType::rloo) && o.num_samples < 2)
       error(oat / "num_samples", fmt::format("loss type {} compares the samples of a prompt with each other and needs "
@@ -253,6 +254,32 @@ class Validator {
                                 "forward_kl or tvd, or online.target: reward");
     if (t == LossType::fdpg && o.target == FdpgTarget::reward && o.beta && *o.beta <= 0)
       error(oat / "beta", "f-DPG's reward target P = a·exp(r/β) needs β > 0");
+  }
+
+  // A reward model is a declared model with `path` (an HF sequence-classification folder; its config.json is read
+  // by model::check_models); LoRA adapters on it are not supported.
+  void check_reward_model(const RewardSpec& r, const At& rat) {
+    if (r.model.empty()) return error(rat / "model", "a model reward needs `model` (a key of `models:` whose path is "
+                                                     "an HF Llama, Mistral, Qwen2 or Qwen3 ForSequenceClassification "
+                                                     "folder)");
+    const ModelSpec* m = r_.models.find(r.model);
+    if (!m) {
+      std::vector<std::string> names;
+      for (const auto& [name, spec] : r_.models.items) names.push_back(name);
+      const bool stage = stage_index(r.model) >= 0;
+      return error(rat / "model",
+                   fmt::format("unknown model `{}`{}; a reward model must be declared under `models:` with the `path` "
+                               "of an HF sequence-classification folder{} (models: {})",
+                               r.model, did_you_mean(r.model, names),
+                               stage ? " (a stage's output is a causal LM, not a reward model)" : "",
+                               names.empty() ? std::string("none") : fmt::format("{}", fmt::join(names, ", "))));
+    }
+    if (m->init)
+      error(rat / "model", fmt::format("`{}` is a random initialisation (`init`); a reward model must be the `path` of "
+                                       "an HF sequence-classification folder",
+                                       r.model));
+    if (m->lora || !m->adapter.empty())
+      error(rat / "model", fmt::format("`{}` has LoRA adapters, which a reward model does not support", r.model));
   }
 
   void check_loss(size_t i, const At& at) {

@@ -117,6 +117,12 @@ std::vector<int32_t> Encoder::encode_prompt(const Text& prompt, const std::strin
   return ids;
 }
 
+std::string Encoder::render_conversation(const std::vector<Message>& messages, const std::string& vars) const {
+  const TemplateVars template_vars = variables(vars);
+  const TemplateVars* tv = template_vars.empty() ? nullptr : &template_vars;
+  return chat("conversations", tv).render(chat_messages(messages), false, tv);
+}
+
 TemplateVars Encoder::variables(const std::string& vars) const {
   TemplateVars out = kwargs_;
   if (vars.empty()) return out;

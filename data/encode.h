@@ -74,6 +74,9 @@ class Encoder {
   // The prompt alone, ready for generation (conversational prompts end with the assistant turn's opening); `vars`:
   // the example's own template variables (Example::template_vars).
   std::vector<int32_t> encode_prompt(const Text& prompt, const std::string& vars = "") const;
+  // The whole conversation as text, without a generation prompt, with the options' chat_template_kwargs and `vars`
+  // (as TRL's apply_chat_template({"messages": ...}) renders the text a reward model scores).
+  std::string render_conversation(const std::vector<Message>& messages, const std::string& vars = "") const;
 
  private:
   // The template for an example: the model's own Jinja template when the model's template was recognised as a

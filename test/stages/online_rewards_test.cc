@@ -118,3 +118,22 @@ TEST(OnlineRewards, CommandSeesTheSampleAndTheDataFields) {
 
 }  // namespace
 }  // namespace aligntrain::stages
+
+namespace aligntrain::stages {
+namespace {
+
+// A model reward is named like the others, and scoring without its loaded model (run_online attaches it once the
+// stage's models load) or attaching a model to another reward type is a programming error, never a silent 0.
+TEST(OnlineRewards, ModelRewardsNeedTheirLoadedModel) {
+  auto rm = spec(config::RewardType::model);
+  rm.model = "rm";
+  Rewards rewards({rm, spec(config::RewardType::length), rm}, "s");
+  EXPECT_EQ(rewards.names(), (std::vector<std::string>{"reward/model1", "reward/length", "reward/model2"}));
+  EXPECT_THROW(rewards.set_model(1, nullptr), std::logic_error);
+  const auto ex = plain("p", "c");
+  runtime::SelfCommunicator world;
+  EXPECT_THROW(rewards.score({{&ex, "c", 1}}, world), std::logic_error);
+}
+
+}  // namespace
+}  // namespace aligntrain::stages

@@ -6,12 +6,16 @@
 namespace aligntrain::model {
 
 const std::vector<Architecture>& architectures() {
-  //                                                           qkv_bias qk_norm attn_bias mlp_bias window
+  //                                                                            qkv_bias qk_norm attn_bias mlp_bias
   static const std::vector<Architecture> table = {
-      {Arch::kLlama, "llama", "LlamaForCausalLM", false, false, true, true, WindowField::kNone},
-      {Arch::kMistral, "mistral", "MistralForCausalLM", false, false, false, false, WindowField::kSlidingWindow},
-      {Arch::kQwen2, "qwen2", "Qwen2ForCausalLM", true, false, false, false, WindowField::kUseSlidingWindow},
-      {Arch::kQwen3, "qwen3", "Qwen3ForCausalLM", false, true, true, false, WindowField::kUseSlidingWindow},
+      {Arch::kLlama, "llama", "LlamaForCausalLM", "LlamaForSequenceClassification", false, false, true, true,
+       WindowField::kNone},
+      {Arch::kMistral, "mistral", "MistralForCausalLM", "MistralForSequenceClassification", false, false, false, false,
+       WindowField::kSlidingWindow},
+      {Arch::kQwen2, "qwen2", "Qwen2ForCausalLM", "Qwen2ForSequenceClassification", true, false, false, false,
+       WindowField::kUseSlidingWindow},
+      {Arch::kQwen3, "qwen3", "Qwen3ForCausalLM", "Qwen3ForSequenceClassification", false, true, true, false,
+       WindowField::kUseSlidingWindow},
   };
   return table;
 }

@@ -21,6 +21,7 @@ struct Architecture {
   Arch arch;
   const char* model_type;  // config.json "model_type"
   const char* hf_class;    // config.json "architectures"[0]
+  const char* hf_classifier_class;  // the same decoder with a score head (reward models; sequence_classifier.h)
   bool qkv_bias;           // biases on q, k and v always (Qwen2)
   bool qk_norm;            // per-head RMSNorm on q and k before rotary (Qwen3)
   bool attention_bias;     // reads and writes config.json "attention_bias" (q, k, v and o biases)

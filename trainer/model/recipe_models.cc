@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "common/errors.h"
+#include "trainer/model/classifier_config.h"
 #include "trainer/model/presets.h"
 
 namespace aligntrain::model {
@@ -44,6 +45,25 @@ config::Diagnostics check_models(const config::Recipe& recipe) {
                                            static_cast<int>(c.num_kv_heads), static_cast<int>(c.intermediate_size),
                                            static_cast<int>(c.vocab_size))) {
       report(path, d.message);
+    }
+  }
+  // Reward models of online stages: sequence classifiers with one label (config.validate checked that each names a
+  // declared model with a path).
+  for (size_t i = 0; i < recipe.stages.size(); ++i) {
+    const auto& rewards = recipe.stages[i].online.rewards;
+    for (size_t j = 0; j < rewards.size(); ++j) {
+      const config::ModelSpec* spec = rewards[j].model.empty() ? nullptr : recipe.models.find(rewards[j].model);
+      if (rewards[j].type != config::RewardType::model || spec == nullptr || spec->init) continue;
+      const std::string key = "stages[" + std::to_string(i) + "].online.rewards[" + std::to_string(j) + "].model";
+      const config::Location where = recipe.sources.find(key);
+      try {
+        load_reward_model_config(spec->path);
+      } catch (const std::exception& e) {
+        out.push_back(config::Diagnostic{where.file, where.line, where.column,
+                                         "stages." + recipe.stages[i].name + ".online.rewards[" + std::to_string(j) +
+                                             "].model",
+                                         "reward model `" + rewards[j].model + "`: " + e.what()});
+      }
     }
   }
   return out;

@@ -11,7 +11,8 @@ namespace aligntrain::model {
 // Throws UsageError (unknown preset) or DataError (unreadable or unsupported config.json).
 ModelConfig model_config_of(const config::ModelSpec& spec);
 
-// One diagnostic per model whose architecture cannot be read, or does not divide by parallel.tensor.
+// One diagnostic per model whose architecture cannot be read, or does not divide by parallel.tensor, and per
+// online reward model that is not a sequence classifier with one label (classifier_config.h).
 config::Diagnostics check_models(const config::Recipe& recipe);
 
 }  // namespace aligntrain::model

@@ -27,6 +27,7 @@
 #include "trainer/stages/distill_data.h"
 #include "trainer/stages/models.h"
 #include "trainer/stages/online_rewards.h"
+#include "trainer/stages/reward_model.h"
 #include "trainer/stages/training_stage.h"
 
 namespace aligntrain::stages {
@@ -469,7 +470,11 @@ StageResult run_online(StageEnv& env, const config::StageConfig& stage) {
     check_shared_tokenizer(stage, src, *ref_src, "reference");
   }
   const auto tok = data::load_tokenizer(src.tokenizer_dir);
-  const Rewards rewards(stage.online.rewards, stage.name);
+  Rewards rewards(stage.online.rewards, stage.name);
+  std::vector<std::pair<size_t, ModelSource>> reward_models;  // (reward index, source) of each model reward
+  for (size_t r = 0; r < rewards.size(); ++r)
+    if (rewards.spec(r).type == config::RewardType::model)
+      reward_models.emplace_back(r, resolve_model(env.recipe, rewards.spec(r).model));
   data::ReadOptions ro;
   ro.kind = online_data_kind(stage);
   ro.skip_invalid = stage.data.skip_invalid;
@@ -502,6 +507,11 @@ StageResult run_online(StageEnv& env, const config::StageConfig& stage) {
   std::optional<LoadedModel> reference;
   return run_training_stage(env, stage, src, [&](model::CausalLM& policy) {
     if (ref_src) reference = load_frozen_model(*ref_src, env.groups, env.device, frozen_dtype(env.recipe, ref_src->name));
+    // Reward models score micro-batches of as many sequences as the policy's (batch.micro prompts × num_samples).
+    for (const auto& [r, rm] : reward_models)
+      rewards.set_model(r, std::make_shared<RewardModel>(rm, env.groups, env.device, frozen_dtype(env.recipe, rm.name),
+                                                         stage.data.chat_template_kwargs.json,
+                                                         int64_t{stage.batch.micro} * o.num_samples));
     StageTraining t;
     t.objective = std::make_unique<OnlineObjective>(env, stage, policy, reference ? reference->lm.get() : nullptr,
                                                     examples, prompts, *tok, rewards, pad);

@@ -10,6 +10,7 @@
 
 #include "common/errors.h"
 #include "trainer/objectives/command_reward.h"
+#include "trainer/stages/reward_model.h"
 
 namespace aligntrain::stages {
 
@@ -57,7 +58,7 @@ nlohmann::json command_input(const RewardSample& s) {
 }  // namespace
 
 Rewards::Rewards(std::vector<config::RewardSpec> specs, std::string stage_name)
-    : specs_(std::move(specs)), stage_(std::move(stage_name)) {
+    : specs_(std::move(specs)), stage_(std::move(stage_name)), models_(specs_.size()) {
   std::map<std::string, int> count, seen;
   for (const auto& s : specs_) ++count[config::to_string(s.type)];
   for (size_t r = 0; r < specs_.size(); ++r) {
@@ -85,6 +86,12 @@ void Rewards::check_examples(const std::vector<data::Example>& examples, const s
                       "compares samples with each example's reference completion)");
     }
   }
+}
+
+void Rewards::set_model(size_t r, std::shared_ptr<RewardModel> model) {
+  if (specs_.at(r).type != config::RewardType::model)
+    throw std::logic_error("Rewards::set_model: reward " + std::to_string(r) + " is not a model reward");
+  models_[r] = std::move(model);
 }
 
 int Rewards::exact_match_index() const {
@@ -131,6 +138,17 @@ std::vector<std::vector<double>> Rewards::score(const std::vector<RewardSample>&
       v = run_command(r, samples, world);
       continue;
     }
+    if (s.type == config::RewardType::model) {
+      if (!models_[r]) throw std::logic_error("Rewards::score: reward model " + s.model + " is not loaded");
+      std::vector<const data::Text*> prompts;
+      std::vector<std::string> completions;
+      for (const auto& x : samples) {
+        prompts.push_back(&x.example->prompt);
+        completions.push_back(x.completion);
+      }
+      v = models_[r]->score(prompts, completions, "stage '" + stage_ + "': " + names_[r]);
+      continue;
+    }
     v.reserve(samples.size());
     for (const auto& x : samples) {
       switch (s.type) {
@@ -143,7 +161,8 @@ std::vector<std::vector<double>> Rewards::score(const std::vector<RewardSample>&
         case config::RewardType::length:
           v.push_back(-s.penalty * std::abs(static_cast<double>(x.tokens - s.target)));
           break;
-        case config::RewardType::command: break;
+        case config::RewardType::command:
+        case config::RewardType::model: break;
       }
     }
   }

@@ -6,9 +6,12 @@
 //   length       −penalty·|completion tokens − target| (the end-of-sequence token not counted)
 //   command      a user program (objectives/command_reward.h), run on world rank 0 and its scores broadcast, so
 //                a program with side effects or randomness runs once; its failure stops every rank with exit 3
+//   model        a reward model (reward_model.h), attached with set_model once it is loaded; each data-parallel
+//                replica scores its share of the samples
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <regex>
 #include <string>
 #include <vector>
@@ -18,6 +21,8 @@
 #include "trainer/runtime/communicator.h"
 
 namespace aligntrain::stages {
+
+class RewardModel;
 
 struct RewardSample {
   const data::Example* example = nullptr;
@@ -45,6 +50,9 @@ class Rewards {
   const std::vector<std::string>& names() const { return names_; }
   // The index of the exact_match reward, or −1.
   int exact_match_index() const;
+  const config::RewardSpec& spec(size_t r) const { return specs_.at(r); }
+  // Attaches the loaded reward model of reward `r` (of type model); score() needs one for every such reward.
+  void set_model(size_t r, std::shared_ptr<RewardModel> model);
 
  private:
   std::vector<double> run_command(size_t r, const std::vector<RewardSample>& samples,
@@ -53,6 +61,7 @@ class Rewards {
   std::vector<config::RewardSpec> specs_;
   std::string stage_;
   std::vector<std::regex> regexes_;  // one per spec (unused for other types)
+  std::vector<std::shared_ptr<RewardModel>> models_;  // one per spec (set for type model)
   std::vector<std::string> names_;
 };
 
