@@ -120,7 +120,8 @@ std::vector<int32_t> Encoder::encode_prompt(const Text& prompt, const std::strin
 std::string Encoder::render_conversation(const std::vector<Message>& messages, const std::string& vars) const {
   const TemplateVars template_vars = variables(vars);
   const TemplateVars* tv = template_vars.empty() ? nullptr : &template_vars;
-  return chat("conversations", tv).render(chat_messages(messages), false, tv);
+  const std::vector<ChatMessage> chat_msgs = chat_messages(messages);
+  return chat("conversations", tv, chat_msgs).render(chat_msgs, false, tv);
 }
 
 TemplateVars Encoder::variables(const std::string& vars) const {
