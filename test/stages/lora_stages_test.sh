@@ -241,8 +241,41 @@ for t in "adpa_base|base" "adpa_named|full_sft" "adpa_pre|{model: base, precompu
     log: {every_steps: 1}
 YAML
 done
+# Online stages with a stage lora: `reference: base` (the policy with its adapters off: GRPO's KL term, f-DPG's
+# a(x)) gives the losses of naming the base stage itself.
+for t in "grpo_base|grpo|base|" "grpo_named|grpo|full_sft|" "fdpg_base|fdpg|base|, target: reward" \
+         "fdpg_named|fdpg|full_sft|, target: reward"; do
+  IFS='|' read -r name loss ref extra <<< "$t"
+  cat >> "$TMP/stage.yaml" <<YAML
+  - name: $name
+    kind: online
+    policy: full_sft
+    reference: $ref
+    lora: {rank: 2, alpha: 4, targets: all-linear}
+    data: {train: $TMP/sft.jsonl}
+    loss: {type: $loss}
+    online: {num_samples: 4, beta: 0.1$extra, rewards: [{type: regex, pattern: '[a-z]'}]}
+    generation: {max_new_tokens: 8}
+    optimizer: {lr: 2.0e-2}
+    batch: {global: 4, micro: 2, max_length: 64}
+    train: {steps: 3}
+    log: {every_steps: 1}
+YAML
+done
 run_long $BIN run "$TMP/stage.yaml"
-expect_exit 0 "stage lora: full sft, preference with a stage lora, override, four ADPA stages"
+expect_exit 0 "stage lora: full sft, preference with a stage lora, override, four ADPA stages, four online stages"
+for t in "grpo loss" "grpo kl" "fdpg loss" "fdpg z" "fdpg kl_base"; do
+  read -r loss key <<< "$t"
+  for step in 1 2 3; do
+    want=$(metric "$TMP/stage/metrics.jsonl" ${loss}_named $step $key)
+    got=$(metric "$TMP/stage/metrics.jsonl" ${loss}_base $step $key)
+    near "$got" "$want" 1e-5 1e-12
+    check "online $loss, reference: base: step-$step $key ${got:-<none>} equals naming the base (${want:-<none>})" $?
+  done
+done
+kl1=$(metric "$TMP/stage/metrics.jsonl" grpo_base 1 kl); kl3=$(metric "$TMP/stage/metrics.jsonl" grpo_base 3 kl)
+near "$kl1" 0 1e-9 && ! near "$kl3" 0 1e-7
+check "online grpo, reference: base: KL ${kl1:-<none>} at step 1 (fresh adapters), ${kl3:-<none>} at step 3" $?
 python3 -c "
 import json; c = json.load(open('$TMP/stage/dpo_lora/adapter/adapter_config.json'))
 assert c['r'] == 2 and c['lora_alpha'] == 4 and len(c['target_modules']) == 7, c

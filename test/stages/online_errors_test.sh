@@ -21,7 +21,7 @@ if [ \$n -ge 3 ]; then
   case \$mode in
     crash) cat > /dev/null; echo "reward server unreachable" >&2; exit 7 ;;
     garbage) cat > /dev/null; echo 1; echo "not-a-number"; exit 0 ;;
-    hang) sleep 30 ;;
+    hang) sleep 60 ;;
   esac
 fi
 python3 -c '
@@ -31,7 +31,7 @@ for line in sys.stdin:
 SH
 chmod +x "$TMP/reward.sh"
 
-COMMAND_REWARD="{type: command, command: '$TMP/reward.sh', timeout: 3}"
+COMMAND_REWARD="{type: command, command: '$TMP/reward.sh', timeout: 20}"
 recipe() {  # recipe OUT_DIR [EXTRA ONLINE KEYS] [REWARDS]
   cat <<YAML
 run: {name: errors, output_dir: $1, seed: 5}
@@ -94,11 +94,12 @@ for mode in crash garbage hang; do
     crash) expect_output "reward/command: .*exited with status 7" "crash: the exit status"
            expect_output "reward server unreachable" "crash: its standard error quoted" ;;
     garbage) expect_output "reward/command: .*line 2.*not-a-number" "garbage: the line that is not a number" ;;
-    hang) expect_output "reward/command: .*no answer within 3 s" "hang: the timeout" ;;
+    hang) expect_output "reward/command: .*no answer within 20 s" "hang: the timeout" ;;
   esac
   ls -d "$TMP/$mode/checkpoints/grpo/step-"* | sed 's/.*step-//' | sort -n | tr '\n' ' ' > "$TMP/$mode.steps"
-  [ "$(cat "$TMP/$mode.steps")" = "1 2 " ]
-  check "$mode: checkpoints of steps 1 and 2 only ($(cat "$TMP/$mode.steps"))" $?
+  steps=$(cat "$TMP/$mode.steps")
+  [ "$steps" = "1 2 " ]
+  check "$mode: checkpoints of steps 1 and 2 only ($steps)" $?
   rm -f "$TMP/calls"; echo ok > "$TMP/mode"
   echo 2 > "$TMP/calls"  # the reward program keeps its call count: as if it had answered steps 1 and 2
   run_long $BIN run "$TMP/$mode.yaml"

@@ -21,6 +21,7 @@
 #include "trainer/generation/completions.h"
 #include "trainer/generation/generator.h"
 #include "trainer/model/logprobs.h"
+#include "trainer/model/lora.h"
 #include "trainer/objectives/online.h"
 #include "trainer/parallel/vocab_parallel.h"
 #include "trainer/runtime/host_sync.h"
@@ -78,11 +79,12 @@ struct RunningMean {
 
 class OnlineObjective : public TrainObjective {
  public:
+  // `reference` null with `reference_is_base`: the reference is the policy with its LoRA adapters off.
   OnlineObjective(StageEnv& env, const config::StageConfig& stage, model::CausalLM& policy, model::CausalLM* reference,
-                  const std::vector<data::Example>& examples, const std::vector<std::vector<int32_t>>& prompts,
+                  bool reference_is_base, const std::vector<data::Example>& examples, const std::vector<std::vector<int32_t>>& prompts,
                   const data::Tokenizer& tok, const Rewards& rewards, int32_t pad)
       : env_(env), stage_(stage), o_(stage.online), type_(stage.loss.type.front()), policy_(policy), ref_(reference),
-        examples_(examples), prompts_(prompts), tok_(tok), rewards_(rewards), pad_(pad), g_(o_.num_samples),
+        ref_base_(reference_is_base), examples_(examples), prompts_(prompts), tok_(tok), rewards_(rewards), pad_(pad), g_(o_.num_samples),
         beta_(o_.beta.value_or(config::default_online_beta(type_))), baseline_(o_.baseline_window) {}
 
   int64_t num_examples() const override { return static_cast<int64_t>(prompts_.size()); }
@@ -134,7 +136,7 @@ class OnlineObjective : public TrainObjective {
         if (beta_ > 0) {
           if (pass_in_batch_ == 0) {
             at::NoGradGuard no_grad;
-            ref = token_logps(*ref_, mb, tau);
+            ref = reference_logps(mb, tau);
             if (o_.updates_per_batch > 1) {
               ref_cache_.resize(my_micros_.size());
               ref_cache_[k] = ref;
@@ -255,7 +257,15 @@ class OnlineObjective : public TrainObjective {
     return parallel::token_logprobs(lm, h, mb.labels, *env_.groups.tp);
   }
 
-  // Sequence sums over this rank's samples of the batch, all-reduced into [S] vectors (fp64, host) on every rank.
+  // The reference's per-token log-probs: a model of its own, or the policy with its adapters switched off.
+  at::Tensor reference_logps(const ModelBatch& mb, double tau) {
+    if (!ref_base_) return token_logps(*ref_, mb, tau);
+    model::LoraDisabled off(policy_);
+    return token_logps(policy_, mb, tau);
+  }
+
+  // Sequence sums over this rank's samples of the batch, all-reduced into [S] vectors (fp64, host) on every rank;
+  // a null model is the reference.
   std::vector<at::Tensor> score_pass(const std::vector<std::pair<model::CausalLM*, double>>& models) {
     at::NoGradGuard no_grad;
     const int64_t n = static_cast<int64_t>(samples_.size());
@@ -266,7 +276,9 @@ class OnlineObjective : public TrainObjective {
       const at::Tensor mask = mb.labels.ne(model::kIgnoreIndex).to(at::kFloat);
       const auto index = at::tensor(idx, at::kLong);
       for (size_t j = 0; j < models.size(); ++j) {
-        const at::Tensor lp = token_logps(*models[j].first, mb, models[j].second).to(at::kDouble);
+        const double tau = models[j].second;
+        const at::Tensor lp = (models[j].first ? token_logps(*models[j].first, mb, tau) : reference_logps(mb, tau))
+                                  .to(at::kDouble);
         const at::Tensor seq = (lp * mask.to(at::kDouble)).sum(-1);
         table[static_cast<int64_t>(j)].index_copy_(0, index, runtime::to_host(seq));
       }
@@ -364,7 +376,7 @@ class OnlineObjective : public TrainObjective {
       case LossType::rloo: {
         at::Tensor rr = r;
         if (beta_ > 0) {  // r − β·Σ_t (ℓ^old − ℓ^ref), the sampling policy being the current one
-          const auto t = score_pass({{&policy_, logp_temperature()}, {ref_, logp_temperature()}});
+          const auto t = score_pass({{&policy_, logp_temperature()}, {nullptr, logp_temperature()}});
           const at::Tensor kl = t[0] - t[1];
           rr = r - beta_ * kl;
           batch_metrics_.emplace_back("kl", kl.mean().item<double>());
@@ -383,7 +395,7 @@ class OnlineObjective : public TrainObjective {
   void fdpg_batch(const std::vector<int64_t>& prompt_of, const at::Tensor& r) {
     const double tau = logp_temperature();
     const bool same = tau == 1.0;
-    std::vector<std::pair<model::CausalLM*, double>> models = {{&policy_, 1.0}, {ref_, 1.0}};
+    std::vector<std::pair<model::CausalLM*, double>> models = {{&policy_, 1.0}, {nullptr, 1.0}};
     if (!same) models.push_back({&policy_, tau});
     const auto t = score_pass(models);
     const at::Tensor pi = t[0], base = t[1];
@@ -428,6 +440,7 @@ class OnlineObjective : public TrainObjective {
   LossType type_;
   model::CausalLM& policy_;
   model::CausalLM* ref_;
+  bool ref_base_;
   const std::vector<data::Example>& examples_;
   const std::vector<std::vector<int32_t>>& prompts_;
   const data::Tokenizer& tok_;
@@ -465,7 +478,8 @@ data::DataKind online_data_kind(const config::StageConfig& stage) {
 StageResult run_online(StageEnv& env, const config::StageConfig& stage) {
   const ModelSource src = policy_source(env.recipe, stage);
   std::optional<ModelSource> ref_src;
-  if (stage.reference) {
+  const bool ref_base = stage.reference && config::is_policy_base(env.recipe, stage.reference->model);
+  if (stage.reference && !ref_base) {
     ref_src = resolve_model(env.recipe, stage.reference->model);
     check_shared_tokenizer(stage, src, *ref_src, "reference");
   }
@@ -514,7 +528,7 @@ StageResult run_online(StageEnv& env, const config::StageConfig& stage) {
                                                          int64_t{stage.batch.micro} * o.num_samples));
     StageTraining t;
     t.objective = std::make_unique<OnlineObjective>(env, stage, policy, reference ? reference->lm.get() : nullptr,
-                                                    examples, prompts, *tok, rewards, pad);
+                                                    ref_base, examples, prompts, *tok, rewards, pad);
     return t;
   });
 }
