@@ -10,6 +10,8 @@ The task has a checkable answer: "sort these digits: 3 1 2" -> "1 2 3". Files (J
   select_pool.jsonl  {"prompt", "completion"}; 250 correct sorting examples hidden among 750 of four other tasks
                      (reverse letters, count words, repeat a word, add numbers), for select stages
   select_target.jsonl  {"prompt", "completion"}; 30 sorting examples: what a select stage should look for
+  online_train.jsonl {"prompt", "completion"}; fresh prompts with their correct answers, for online stages (the
+                     completion is what the exact_match reward compares a sample with)
 Prompts never repeat across files. Output is a pure function of --seed.
 
 Usage: scripts/make_demo_data.py [--out config/recipes/data] [--seed 0]
@@ -98,6 +100,16 @@ def selection_sets(seed, seen):
     return pool, sorting[SELECT_SORTING:]
 
 
+ONLINE_TRAIN = 6400
+
+
+def online_set(seed, seen):
+    """Prompts for online stages (each sampled and scored, never trained on as text), with their correct answers.
+    A generator of its own, so that the other files stay what they were before this was added."""
+    rng = random.Random(seed + 2000)
+    return [{"prompt": make_prompt(d), "completion": answer(sorted(d))} for d in unique_digit_lists(rng, ONLINE_TRAIN, seen)]
+
+
 def write_jsonl(path, rows):
     with open(path, "w", encoding="utf-8", newline="\n") as f:
         for row in rows:
@@ -127,6 +139,7 @@ def main():
         ]
     files["prompts"] = [{"prompt": make_prompt(d)} for d in sets["prompts"]]
     files["select_pool"], files["select_target"] = selection_sets(args.seed, seen)
+    files["online_train"] = online_set(args.seed, seen)
 
     os.makedirs(args.out, exist_ok=True)
     total = 0
