@@ -50,8 +50,8 @@ rows = [
     ("teacher after SFT", "sft_eval", None, "4 layers, 500 steps"),
     ("teacher SFT + DPO", "eval_dpo", None, "60 steps on (right, wrong) answer pairs"),
     ("teacher SFT + DPO with LoRA", "eval_dpo_lora", None, "the same, rank-8 adapters; the SFT weights frozen"),
-    ("teacher SFT + GRPO", "eval_grpo", None, "online: 150 batches of 32 prompts x 8 own answers"),
-    ("teacher SFT + f-DPG", "eval_fdpg", None, "online, the same samples budget: the students' teacher"),
+    ("teacher SFT + GRPO", "eval_grpo", None, "online: 150 x 32 prompts x 8 own answers, 2 updates each"),
+    ("teacher SFT + f-DPG", "eval_fdpg", None, "online: 300 x 32 x 8, 1 update each; the students' teacher"),
     ("student after SFT", "eval_student_sft", None, "2 layers, 300 steps: the baseline"),
     ("student + plain KD", "eval_student_kd", None, "forward KL to the teacher, 150 steps"),
     ("student + DCKD", "eval_student_dckd", None, "NLL + KL to the teacher's top-50, 150 steps"),
@@ -69,10 +69,9 @@ for name, stage, loss, note in rows:
     else:
         print(f"  {name:32} {loss:>13.3f} {'-':>12}")
 print()
-for stage, what in (("dpo", "DPO"), ("dpo_lora", "LoRA DPO")):
-    a = acc(stage)
-    print(f"  teacher {what + ':':9} held-out rewards/accuracies {a[0]:.2f} -> {a[-1]:.2f}"
-          " (how often the right answer gained more log-probability than a plausible wrong one)")
+full, lora = acc("dpo"), acc("dpo_lora")
+print(f"  DPO / LoRA DPO: held-out rewards/accuracies {full[0]:.2f} -> {full[-1]:.2f} / {lora[0]:.2f} -> {lora[-1]:.2f}")
+print("  (how often the right answer gained more log-probability than a plausible wrong one).")
 print("  held-out loss: mean negative log-likelihood per answer token (nats; uniform guessing over the 261 byte")
 print("  tokens gives 5.56). exact match: the model's greedy answer equals the sorted digits exactly.")
 print(f"  Every logged step is in {out}/metrics.jsonl; each model (Hugging Face format) in {out}/<stage>/model,")
