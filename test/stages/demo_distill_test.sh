@@ -35,7 +35,9 @@ print([json.loads(l) for l in open('$M') if json.loads(l).get('stage') == '$stag
 done
 test -s "$TMP/demo/dpo_lora/adapter/adapter_model.safetensors" && test -s "$TMP/demo/dpo_lora/adapter/adapter_config.json"
 check "the LoRA stage wrote its adapter in PEFT format" $?
-test -s "$TMP/demo/grpo/samples/step-000300.jsonl"; check "GRPO wrote the samples of its last step" $?
+# GRPO logs every 20 steps with 2 updates per batch: the samples of each logged step's batch, named by its first step.
+[ "$(ls "$TMP/demo/grpo/samples" | wc -l)" = 16 ] && test -s "$TMP/demo/grpo/samples/step-000299.jsonl"
+check "GRPO wrote the samples of each of its 16 logged steps (the last: step-000299.jsonl)" $?
 py_check "sum(1 for _ in open('$TMP/demo/student_samples/generations.jsonl')) == 800"
 check "the generate stage wrote the student's answers to the 800 pair prompts" $?
 finish

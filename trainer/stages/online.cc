@@ -167,7 +167,13 @@ class OnlineObjective : public TrainObjective {
 
   StepMetrics end_step(bool report) override {
     if (!report) return {};
-    if (pass_in_batch_ == 0 && env_.world.is_root()) write_samples();
+    // The samples of a logged step's batch, once per batch (with updates_per_batch > 1 a logged step may be any
+    // step on them), named by the batch's first step.
+    const int64_t first = pass_ - pass_in_batch_;
+    if (env_.world.is_root() && samples_written_ != first) {
+      write_samples(first);
+      samples_written_ = first;
+    }
     env_.groups.dp->all_reduce(sums_, runtime::ReduceOp::kSum);
     const auto s = runtime::to_host(sums_);
     const double* v = s.data_ptr<double>();
@@ -209,13 +215,13 @@ class OnlineObjective : public TrainObjective {
  private:
   // <output_dir>/<stage>/samples/step-N.jsonl: the batch's samples at a logged step (N = the first step on them),
   // one line each: prompt index, sample, text, rewards, advantage and token ids. Rewritten whole on a resume.
-  void write_samples() const {
+  void write_samples(int64_t step) const {
     const auto dir = std::filesystem::path(env_.recipe.run.output_dir) / stage_.name / "samples";
     std::filesystem::create_directories(dir);
-    AtomicFile f((dir / fmt::format("step-{:06d}.jsonl", pass_)).string());
+    AtomicFile f((dir / fmt::format("step-{:06d}.jsonl", step)).string());
     for (size_t i = 0; i < samples_.size(); ++i) {
       nlohmann::ordered_json line;
-      line["step"] = pass_;
+      line["step"] = step;
       line["example"] = sample_prompt_[i];
       line["sample"] = static_cast<int64_t>(i) % g_;
       line["completion"] = texts_[i];
@@ -451,6 +457,7 @@ class OnlineObjective : public TrainObjective {
   std::vector<int64_t> no_lengths_;
 
   int64_t pass_ = 0, pass_in_batch_ = 0, micro_ = 0, step_tokens_ = 0;
+  int64_t samples_written_ = -1;  // the first step of the batch whose samples were last written
   std::vector<std::vector<std::vector<int64_t>>> my_micros_;  // this rank's micro-batches of batch positions
   std::vector<data::Encoded> samples_;                        // position·G + sample
   std::vector<std::string> texts_;                            // their decoded completions
