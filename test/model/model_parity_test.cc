@@ -153,6 +153,66 @@ TEST_P(ModelParity, PaddingFreeForwardEqualsRowsAlone) {
   }
 }
 
+// Rows that share a prefix (the samples of one prompt) with ForwardInput::shared_prefix: each shared token runs
+// once, and the log-probs and parameter gradients equal the same batch without sharing (itself equal to each row
+// alone, above), with and without padding and activation checkpointing. A shared prefix whose ids differ from its
+// source row's is refused.
+TEST_P(ModelParity, SharedPrefixForwardEqualsUnsharedBatch) {
+  auto expected = read_all(dir() / "expected.safetensors");
+  const auto src = expected["input_ids"];
+  const int64_t n = src.size(0), t = src.size(1), p = t / 2;
+  ASSERT_GE(t, 6);
+  // Two groups: rows 0-2 start with row 0's first p tokens, rows 3-4 with row 3's; the rest of each row comes from
+  // a different source row, reversed so that the continuations differ.
+  const std::vector<int64_t> group_of = {0, 0, 0, 1, 1};
+  const int64_t b = static_cast<int64_t>(group_of.size());
+  auto ids = at::zeros({b, t}, at::kLong);
+  std::vector<int64_t> row(b), length(b, 0);
+  for (int64_t i = 0; i < b; ++i) {
+    ids[i].narrow(0, 0, p).copy_(src[group_of[i] % n].narrow(0, 0, p));
+    ids[i].narrow(0, p, t - p).copy_(src[(i + 1) % n].narrow(0, p, t - p).flip(0));
+    row[i] = group_of[i] == 0 ? 0 : 3;
+    if (i != row[i]) length[i] = p;
+  }
+  const ForwardInput::SharedPrefix shared{at::tensor(row, at::kLong), at::tensor(length, at::kLong)};
+  auto mask = at::ones_like(ids);
+  for (int64_t i = 0; i < b; ++i) mask[i].narrow(0, t - i % 3, i % 3).fill_(0);  // right padding of 0-2 positions
+  for (bool padded : {false, true}) {
+    for (bool checkpointing : {false, true}) {
+      auto with = load(dir() / "model", factory);
+      auto without = load(dir() / "model", factory);
+      with->set_activation_checkpointing(checkpointing);
+      without->set_activation_checkpointing(checkpointing);
+      ForwardInput in{ids};
+      if (padded) in.attention_mask = mask;
+      const auto labels = shift_labels(ids, padded ? mask : at::ones_like(ids));
+      const auto plain = token_logprobs(*without, without->hidden_states(in), labels, /*chunk_positions=*/5);
+      in.shared_prefix = shared;
+      const auto hidden = with->hidden_states(in);
+      const auto lp = token_logprobs(*with, hidden, labels, /*chunk_positions=*/5);
+      const std::string what = std::string(padded ? "padded" : "unpadded") + (checkpointing ? ", checkpointing" : "");
+      EXPECT_TRUE(near_in_scale(lp, plain, 1e-6)) << what;
+      if (padded) {
+        EXPECT_EQ(hidden.masked_select(mask.logical_not().unsqueeze(-1).expand_as(hidden)).abs().max().item<double>(), 0.0);
+      }
+      (lp * at::arange(1, b + 1).view({b, 1})).sum().backward();  // rows weighted differently
+      (plain * at::arange(1, b + 1).view({b, 1})).sum().backward();
+      const auto want = without->named_parameters(true);
+      for (const auto& [name, param] : with->named_parameters(true).pairs()) {
+        const auto& g = want[name].grad();
+        ASSERT_TRUE(param.grad().defined() && g.defined()) << name;
+        EXPECT_TRUE(near_in_scale(param.grad(), g, 1e-5)) << name << ", " << what;
+      }
+    }
+  }
+  auto model = load(dir() / "model", factory);
+  auto wrong = ids.clone();
+  wrong[1][p - 1] = (wrong[0][p - 1].item<int64_t>() + 1) % model->config().vocab_size;
+  ForwardInput in{wrong};
+  in.shared_prefix = shared;
+  EXPECT_THROW(model->hidden_states(in), std::logic_error);
+}
+
 TEST_P(ModelParity, ShardedCheckpointLoadsTheSameWeights) {
   auto expected = read_all(dir() / "expected.safetensors");
   auto model = load(dir() / "model_sharded", factory);

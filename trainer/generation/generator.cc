@@ -5,6 +5,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <algorithm>
+#include <map>
 #include <numeric>
 
 #include "data/dealing.h"
@@ -24,18 +25,32 @@ void decode_batch(model::CausalLM& lm, runtime::Communicator& tp, const std::vec
   for (size_t i : batch) prompt_len = std::max<int64_t>(prompt_len, requests[i].prompt.size());
   const int64_t capacity = prompt_len + o.max_new_tokens;
 
-  // Left-padded prompts; key_valid marks real tokens over all slots the batch will use.
-  auto ids = at::full({b, prompt_len}, o.pad_id, at::kLong);
-  auto valid = at::zeros({b, capacity}, at::kBool);
+  // Rows with the same prompt (the samples of one prompt) share its prefill: `distinct` holds the first row of each
+  // prompt, `source` [B] each row's index in it.
+  std::vector<int64_t> distinct, source(static_cast<size_t>(b));
+  {
+    std::map<std::vector<int32_t>, int64_t> seen;
+    for (int64_t r = 0; r < b; ++r) {
+      const auto [it, fresh] = seen.emplace(requests[batch[static_cast<size_t>(r)]].prompt, static_cast<int64_t>(distinct.size()));
+      if (fresh) distinct.push_back(r);
+      source[static_cast<size_t>(r)] = it->second;
+    }
+  }
+  const int64_t u = static_cast<int64_t>(distinct.size());
+
+  // Left-padded prompts (one row per distinct prompt); key_valid marks real tokens over all slots the batch will use.
+  auto ids = at::full({u, prompt_len}, o.pad_id, at::kLong);
+  auto valid = at::zeros({u, capacity}, at::kBool);
   valid.narrow(1, prompt_len, o.max_new_tokens).fill_(true);
-  for (int64_t r = 0; r < b; ++r) {
-    const auto& p = requests[batch[static_cast<size_t>(r)]].prompt;
+  for (int64_t r = 0; r < u; ++r) {
+    const auto& p = requests[batch[static_cast<size_t>(distinct[static_cast<size_t>(r)])]].prompt;
     const int64_t n = static_cast<int64_t>(p.size());
     ids[r].narrow(0, prompt_len - n, n).copy_(at::tensor(std::vector<int64_t>(p.begin(), p.end()), at::kLong));
     valid[r].narrow(0, prompt_len - n, n).fill_(true);
   }
+  const auto rows = at::tensor(source, at::kLong);
   auto positions = (valid.narrow(1, 0, prompt_len).to(at::kLong).cumsum(1) - 1).clamp_min(0);
-  auto next_pos = positions.select(1, prompt_len - 1).unsqueeze(1) + 1;  // [B, 1]
+  auto next_pos = positions.select(1, prompt_len - 1).index_select(0, rows).unsqueeze(1) + 1;  // [B, 1]
   valid = valid.to(device);
 
   const bool sampled = o.sampling.temperature > 0;
@@ -66,8 +81,17 @@ void decode_batch(model::CausalLM& lm, runtime::Communicator& tp, const std::vec
   };
 
   at::NoGradGuard no_grad;
-  auto cache = lm.new_cache(b, capacity);
+  auto cache = lm.new_cache(u, capacity);
   auto hidden = lm.hidden_states_cached(ids.to(device), positions.to(device), valid.narrow(1, 0, prompt_len), cache);
+  if (u < b) {  // every row takes its prompt's cache, hidden state and key mask
+    const auto on_device = rows.to(device);
+    for (auto& layer : cache.layers) {
+      layer.k = layer.k.index_select(0, on_device);
+      layer.v = layer.v.index_select(0, on_device);
+    }
+    hidden = hidden.index_select(0, on_device);
+    valid = valid.index_select(0, on_device);
+  }
   std::vector<bool> done(static_cast<size_t>(b), false);
   int64_t open = b;
   for (int64_t step = 0; step < o.max_new_tokens && open > 0; ++step) {

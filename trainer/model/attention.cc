@@ -34,6 +34,10 @@ at::Tensor pad_tokens(const at::Tensor& rows, const at::Tensor& tokens, int64_t 
                                                                          rows);
 }
 
+at::Tensor gather_tokens(const at::Tensor& rows, const at::Tensor& gather) {
+  return at::cat({rows, at::zeros({1, rows.size(-1)}, rows.options())}).index_select(0, gather);
+}
+
 bool repeat_kv_heads(const c10::Device& device, at::ScalarType dtype, bool has_mask, bool grouped) {
   if (!grouped || !device.is_cuda()) return false;
   const bool flash_dtype = dtype == at::kBFloat16 || dtype == at::kHalf;
@@ -58,7 +62,10 @@ at::Tensor Attention::forward(const at::Tensor& x, const AttentionContext& ctx) 
   const int64_t b = unpadded ? ctx.batch : x.size(0), t = unpadded ? ctx.length : x.size(1);
   // Padding-free input [N, hidden]: the projections ran on real tokens only; attention works on [B, T] (padding
   // slots zero, masked as keys, their query rows dropped again below).
-  const auto padded = [&](const at::Tensor& y) { return unpadded ? pad_tokens(y, *ctx.tokens, b * t) : y; };
+  const auto padded = [&](const at::Tensor& y) {
+    if (!unpadded) return y;
+    return ctx.gather ? gather_tokens(y, *ctx.gather) : pad_tokens(y, *ctx.tokens, b * t);
+  };
   auto q = padded(q_proj->forward(x)).view({b, t, local_heads_, head_dim_});
   auto k = padded(k_proj->forward(x)).view({b, t, local_kv_heads_, head_dim_});
   auto v = padded(v_proj->forward(x)).view({b, t, local_kv_heads_, head_dim_}).transpose(1, 2);

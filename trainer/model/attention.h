@@ -37,6 +37,10 @@ struct AttentionContext {
   // Padding-free forward: the flat indices [N] of the real tokens of the [batch, length] input; the layers' input
   // and output are then [N, hidden], and attention scatters q, k, v back into the padded layout it masks.
   std::optional<at::Tensor> tokens;
+  // With shared prefixes (ForwardInput::shared_prefix) some positions hold a token whose row is another one: then
+  // `tokens` lists each token's own position and `gather` [batch·length] gives every position its token's index
+  // (N, a zero row, at padding).
+  std::optional<at::Tensor> gather;
   int64_t batch = 0, length = 0;
 };
 
@@ -44,6 +48,9 @@ struct AttentionContext {
 // layout [batch·length, F], zeros at padding: what the padding-free forward does before attention and at its end.
 // Autograd keeps only `tokens` for its backward.
 at::Tensor pad_tokens(const at::Tensor& rows, const at::Tensor& tokens, int64_t positions);
+// The padded layout [batch·length, F] of the token rows [N, F]: position i takes row gather[i], or zeros where
+// gather[i] = N. A row that several positions take gets the sum of their gradients.
+at::Tensor gather_tokens(const at::Tensor& rows, const at::Tensor& gather);
 
 // Whether attention repeats each key-value head over its group of query heads before scaled-dot-product attention
 // instead of passing enable_gqa. On CPU never (the numerics stay as they are). On CUDA, PyTorch's flash kernel (fp16 /

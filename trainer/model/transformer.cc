@@ -127,6 +127,7 @@ class CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
     if (actx.mask) ctx->saved_data["mask"] = *actx.mask;
     if (actx.tokens) {
       ctx->saved_data["tokens"] = *actx.tokens;
+      if (actx.gather) ctx->saved_data["gather"] = *actx.gather;
       ctx->saved_data["batch"] = actx.batch;
       ctx->saved_data["length"] = actx.length;
     }
@@ -154,6 +155,7 @@ class CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
     if (ctx->saved_data.count("mask")) actx.mask = ctx->saved_data["mask"].toTensor();
     if (ctx->saved_data.count("tokens")) {
       actx.tokens = ctx->saved_data["tokens"].toTensor();
+      if (ctx->saved_data.count("gather")) actx.gather = ctx->saved_data["gather"].toTensor();
       actx.batch = ctx->saved_data["batch"].toInt();
       actx.length = ctx->saved_data["length"].toInt();
     }
@@ -184,19 +186,62 @@ class CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
 
 }  // namespace
 
+namespace {
+
+// Which positions of a [B, T] batch go through the position-wise work (AttentionContext::tokens, ::gather): none
+// (all of them) for a batch without padding or shared prefixes.
+struct TokenLayout {
+  std::optional<at::Tensor> tokens, gather;
+};
+
+TokenLayout token_layout(const ForwardInput& in) {
+  TokenLayout out;
+  if (!in.shared_prefix) {
+    if (in.attention_mask) {
+      const auto real = in.attention_mask->reshape({-1}).nonzero().squeeze(1);
+      if (real.size(0) < in.attention_mask->numel()) out.tokens = real;
+    }
+    return out;
+  }
+  if (in.segment_ids) throw std::logic_error("hidden_states: shared_prefix cannot be combined with segment_ids");
+  const int64_t b = in.input_ids.size(0), t = in.input_ids.size(1), n = b * t;
+  const auto dev = in.input_ids.device();
+  const auto lopt = at::TensorOptions().dtype(at::kLong).device(dev);
+  const auto real = in.attention_mask ? in.attention_mask->reshape({-1}).ne(0)
+                                      : at::ones({n}, at::TensorOptions().dtype(at::kBool).device(dev));
+  const auto col = at::arange(t, lopt).view({1, t});
+  const auto own = at::arange(n, lopt);
+  const auto src = in.shared_prefix->row.to(dev).view({b, 1}) * t + col;
+  const auto home = at::where(col < in.shared_prefix->length.to(dev).view({b, 1}), src, own.view({b, t})).reshape({-1});
+  const auto is_home = real.logical_and(home == own);
+  // Every real position's token must be a real position of its own row with the same id.
+  const auto ids = in.input_ids.reshape({-1});
+  const auto ok = is_home.index_select(0, home).logical_and(ids.index_select(0, home) == ids).logical_or(real.logical_not());
+  if (!ok.all().item<bool>())
+    throw std::logic_error("hidden_states: shared_prefix names a row whose tokens differ or that shares itself");
+  const auto tokens = is_home.nonzero().squeeze(1);
+  const int64_t count = tokens.size(0);
+  auto index = at::full({n}, count, lopt);
+  index.index_put_({tokens}, at::arange(count, lopt));
+  out.gather = at::where(real, index.index_select(0, home), at::full({n}, count, lopt));
+  out.tokens = tokens;
+  return out;
+}
+
+}  // namespace
+
 at::Tensor CausalLM::hidden_states(const ForwardInput& in) {
   const int64_t b = in.input_ids.size(0), t = in.input_ids.size(1);
-  // Padding-free when the batch has padding: embedding, norms, projections and MLPs (nearly all the work) run on
-  // the real tokens only; attention restores the padded layout it masks. Padding positions come out as zeros.
-  std::optional<at::Tensor> tokens;
-  if (in.attention_mask) {
-    const auto real = in.attention_mask->reshape({-1}).nonzero().squeeze(1);
-    if (real.size(0) < in.attention_mask->numel()) tokens = real;
-  }
+  // Padding-free when the batch has padding or shared prefixes: embedding, norms, projections and MLPs (nearly all
+  // the work) run on the real, distinct tokens only; attention restores the padded layout it masks. Padding
+  // positions come out as zeros.
+  const TokenLayout layout = token_layout(in);
+  const auto& tokens = layout.tokens;
   auto h = model->embed_tokens->forward(tokens ? in.input_ids.reshape({-1}).index_select(0, *tokens) : in.input_ids);
   AttentionContext ctx = make_context(in, h);
   if (tokens) {
     ctx.tokens = tokens;
+    ctx.gather = layout.gather;
     ctx.batch = b;
     ctx.length = t;
   }
@@ -211,7 +256,7 @@ at::Tensor CausalLM::hidden_states(const ForwardInput& in) {
   }
   h = model->norm->forward(h);
   if (!tokens) return h;
-  return pad_tokens(h, *tokens, b * t).view({b, t, h.size(-1)});
+  return (layout.gather ? gather_tokens(h, *layout.gather) : pad_tokens(h, *tokens, b * t)).view({b, t, h.size(-1)});
 }
 
 }  // namespace aligntrain::model

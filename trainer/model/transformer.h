@@ -26,6 +26,15 @@ struct ForwardInput {
   std::optional<at::Tensor> attention_mask;   // [B, T]: 1 token, 0 padding (keys that are padding are masked)
   std::optional<at::Tensor> position_ids;     // int64 [B, T]; default 0..T-1
   std::optional<at::Tensor> segment_ids;      // int64 [B, T]: packed documents; attention stays inside a segment
+  // Rows that begin with another row's tokens, such as the completions of one prompt: row b's first
+  // shared_prefix->length[b] positions hold the same ids at the same positions as row shared_prefix->row[b], a row
+  // that shares nothing itself. Each shared token then goes through the model once: attention reads its keys and
+  // values in every row that contains it, and its gradient is the sum over those rows. The result equals the
+  // forward without sharing. Not with segment_ids.
+  struct SharedPrefix {
+    at::Tensor row, length;  // int64 [B]
+  };
+  std::optional<SharedPrefix> shared_prefix;
 };
 
 // True while a decoder layer runs its forward under activation checkpointing: autograd is off there although the
@@ -70,8 +79,8 @@ class CausalLM : public torch::nn::Module {
  public:
   CausalLM(const ModelConfig& config, LayerFactory& factory);
 
-  // Final normalised hidden states [B, T, hidden]. With padding in attention_mask the forward is padding-free
-  // (every position-wise op on the real tokens only) and padding positions are 0.
+  // Final normalised hidden states [B, T, hidden]. With padding in attention_mask or a shared prefix the forward is
+  // padding-free (every position-wise op on the real, distinct tokens only) and padding positions are 0.
   at::Tensor hidden_states(const ForwardInput& in);
   // Logits for hidden states (this rank's vocabulary shard under tensor parallelism), in the model's dtype.
   at::Tensor lm_head_forward(const at::Tensor& hidden) { return lm_head->forward(hidden); }

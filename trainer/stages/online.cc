@@ -250,10 +250,23 @@ class OnlineObjective : public TrainObjective {
     return idx;
   }
 
+  // The samples `idx` as one batch. The samples of a prompt share it: each prompt goes through the model once
+  // (ForwardInput::shared_prefix), and its gradient sums over the prompt's samples.
   ModelBatch batch_of(const std::vector<int64_t>& idx) const {
     std::vector<std::vector<const data::Encoded*>> rows;
-    for (int64_t i : idx) rows.push_back({&samples_.at(static_cast<size_t>(i))});
-    return model_batch(data::collate(rows, data::CollateOptions{pad_, false}), env_.device);
+    std::vector<int64_t> row(idx.size()), length(idx.size(), 0);
+    std::map<int64_t, int64_t> first;  // batch position → its first row here
+    for (size_t k = 0; k < idx.size(); ++k) {
+      const auto& e = samples_.at(static_cast<size_t>(idx[k]));
+      rows.push_back({&e});
+      const auto [it, fresh] = first.emplace(idx[k] / g_, static_cast<int64_t>(k));
+      row[k] = it->second;
+      if (!fresh) length[k] = e.prompt_len;
+    }
+    auto mb = model_batch(data::collate(rows, data::CollateOptions{pad_, false}), env_.device);
+    if (first.size() < idx.size())
+      mb.input.shared_prefix = model::ForwardInput::SharedPrefix{at::tensor(row, at::kLong), at::tensor(length, at::kLong)};
+    return mb;
   }
 
   // Per-token log-probs [B, T] of the completion tokens (0 elsewhere) with the logits divided by `tau`.
