@@ -3,7 +3,8 @@
 # recipe mistakes (exit 2, at validate and at run, before any model is loaded) — no `model`, a name that is not a
 # declared model, a random-init model, a folder that is not a sequence classifier (the message names the class
 # found), a classifier with num_labels 2 — and a reward-model folder without its score head (exit 3 when the stage
-# loads it, naming the folder and the tensor). The folders are made from init-model output with an edited config.json
+# loads it, naming the folder and the tensor); conversational prompts with a reward model that has no chat template
+# (exit 2 before any model is loaded). The folders are made from init-model output with an edited config.json
 # (no Python needed).
 set -u
 source test/cli/testlib.sh
@@ -28,6 +29,13 @@ PY
 }
 classifier "$TMP/policy" "$TMP/two_labels" '{"0": "bad", "1": "good"}'
 classifier "$TMP/policy" "$TMP/no_score" '{"0": "LABEL_0"}'  # the weights have no score.weight
+classifier "$TMP/policy" "$TMP/no_template" '{"0": "LABEL_0"}'  # and no chat template
+python3 - "$TMP/no_template/tokenizer_config.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+del c["chat_template"]
+json.dump(c, open(sys.argv[1], "w"), indent=1)
+PY
 
 recipe() {  # recipe OUT_DIR REWARDS
   cat <<YAML
@@ -38,6 +46,7 @@ models:
   random: {init: {preset: tiny-llama}}
   two_labels: {path: $TMP/two_labels}
   no_score: {path: $TMP/no_score}
+  no_template: {path: $TMP/no_template}
 stages:
   - name: grpo
     kind: online
@@ -75,6 +84,21 @@ bad two_labels "{type: model, model: two_labels}" \
   "a classifier with two labels"
 bad option "{type: regex, pattern: x, model: two_labels}" \
   "rewards\[0\].model: .model. is not an option of reward type regex" "model on another reward type"
+
+# Conversational prompts and a reward model without a chat template (the policy has one): exit 2 before any model
+# is loaded, naming the data line, the reward model and its folder.
+printf '%s\n' '{"prompt": [{"role": "user", "content": "Sort 3 1 2"}], "completion": "1 2 3"}' \
+  '{"prompt": [{"role": "user", "content": "Sort 9 8"}], "completion": "8 9"}' > "$TMP/chat.jsonl"
+recipe "$TMP/chat_run" "{type: model, model: no_template}" |
+  sed -e "s|policy: {path: $TMP/policy}|policy: {path: $TMP/policy, chat_template: chatml}|" \
+      -e "s|train: $TMP/data.jsonl|train: $TMP/chat.jsonl|" > "$TMP/chat.yaml"
+grep -q "chat_template: chatml" "$TMP/chat.yaml" && grep -q chat.jsonl "$TMP/chat.yaml"; check "chat recipe edited" $?
+run_long $BIN run "$TMP/chat.yaml"
+expect_exit 2 "conversational prompts, reward model without a chat template"
+expect_output "chat.jsonl:1: the prompts are conversations, which reward model .no_template. scores through its chat template: .*no_template" \
+  "the message names the line, the reward model and its folder"
+expect_no_output "step 1/" "nothing trained"
+[ ! -e "$TMP/chat_run/grpo" ]; check "no stage output" $?
 
 recipe "$TMP/no_score_run" "{type: model, model: no_score}" > "$TMP/no_score.yaml"
 run_cmd $BIN validate "$TMP/no_score.yaml"

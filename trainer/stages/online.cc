@@ -254,18 +254,15 @@ class OnlineObjective : public TrainObjective {
   // (ForwardInput::shared_prefix), and its gradient sums over the prompt's samples.
   ModelBatch batch_of(const std::vector<int64_t>& idx) const {
     std::vector<std::vector<const data::Encoded*>> rows;
-    std::vector<int64_t> row(idx.size()), length(idx.size(), 0);
-    std::map<int64_t, int64_t> first;  // batch position → its first row here
-    for (size_t k = 0; k < idx.size(); ++k) {
-      const auto& e = samples_.at(static_cast<size_t>(idx[k]));
-      rows.push_back({&e});
-      const auto [it, fresh] = first.emplace(idx[k] / g_, static_cast<int64_t>(k));
-      row[k] = it->second;
-      if (!fresh) length[k] = e.prompt_len;
+    std::vector<const data::Encoded*> flat;
+    std::vector<int64_t> prompt_of;  // batch position
+    for (int64_t i : idx) {
+      flat.push_back(&samples_.at(static_cast<size_t>(i)));
+      rows.push_back({flat.back()});
+      prompt_of.push_back(i / g_);
     }
     auto mb = model_batch(data::collate(rows, data::CollateOptions{pad_, false}), env_.device);
-    if (first.size() < idx.size())
-      mb.input.shared_prefix = model::ForwardInput::SharedPrefix{at::tensor(row, at::kLong), at::tensor(length, at::kLong)};
+    share_prefixes(mb, flat, prompt_of);
     return mb;
   }
 
@@ -514,6 +511,8 @@ StageResult run_online(StageEnv& env, const config::StageConfig& stage) {
   ro.skip_invalid = stage.data.skip_invalid;
   const auto examples = data::read_examples(stage.data.train, ro);
   rewards.check_examples(examples, stage.data.train);
+  for (const auto& [r, rm] : reward_models)
+    check_reward_model_template(rm, stage.data.chat_template_kwargs.json, examples, stage.data.train);
   data::EncodeOptions eo;
   eo.chat_template_kwargs = stage.data.chat_template_kwargs.json;
   const data::Encoder encoder(*tok, src.chat_template, src.weights_dir, eo);

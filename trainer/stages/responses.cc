@@ -63,9 +63,15 @@ SeqLogps sequence_logps(model::CausalLM& lm, runtime::Communicator& tp, const at
                         const ResponseSet& set, const std::vector<int64_t>& index, const std::vector<int64_t>& columns,
                         int32_t pad_id) {
   std::vector<std::vector<const data::Encoded*>> rows;
+  std::vector<const data::Encoded*> flat;
+  std::vector<int64_t> example;  // row → its example (the responses of an example share their prompt)
   for (int64_t c : columns) {
     auto column = set.rows(index, c);
     rows.insert(rows.end(), column.begin(), column.end());
+    for (size_t k = 0; k < column.size(); ++k) {
+      flat.push_back(column[k][0]);
+      example.push_back(index[k]);
+    }
   }
   data::CollateOptions co;
   co.pad_id = pad_id;
@@ -78,7 +84,8 @@ SeqLogps sequence_logps(model::CausalLM& lm, runtime::Communicator& tp, const at
     const auto n = static_cast<int64_t>(e.ids.size());
     for (int64_t j = std::max<int64_t>(1, e.prompt_len); j < n; ++j) response[r * b.length + j - 1] = 1.f;
   }
-  const auto mb = model_batch(b, device);
+  auto mb = model_batch(b, device);
+  share_prefixes(mb, flat, example);
   const auto lp = parallel::token_logprobs(lm, lm.hidden_states(mb.input), mb.labels, tp);  // [B·C, T] fp32, 0 where ignored
   // Sequence sums in fp64: a response's log-prob is a sum of many fp32 terms, and the losses of differences of
   // such sums (IPO, raw IPO) amplify its rounding.

@@ -33,6 +33,25 @@ LoadedModel load_classifier(const ModelSource& source, runtime::Groups& groups, 
 
 }  // namespace
 
+void check_reward_model_template(const ModelSource& source, const std::string& chat_template_kwargs,
+                                 const std::vector<data::Example>& examples, const std::string& path) {
+  const auto it = std::find_if(examples.begin(), examples.end(),
+                               [](const data::Example& ex) { return ex.prompt.conversational; });
+  if (it == examples.end()) return;
+  const auto tok = data::load_tokenizer(source.tokenizer_dir);
+  data::EncodeOptions eo;
+  eo.chat_template_kwargs = chat_template_kwargs;
+  const data::Encoder encoder(*tok, source.chat_template, source.weights_dir, eo);
+  std::vector<data::Message> messages = it->prompt.messages;
+  messages.push_back({"assistant", ""});
+  try {
+    (void)encoder.render_conversation(messages);
+  } catch (const UsageError& e) {
+    throw UsageError(path + ":" + std::to_string(it->line) + ": the prompts are conversations, which reward model `" +
+                     source.name + "` scores through its chat template: " + e.what());
+  }
+}
+
 RewardModel::RewardModel(const ModelSource& source, runtime::Groups& groups, const at::Device& device,
                          at::ScalarType dtype, const std::string& chat_template_kwargs, int64_t micro_batch)
     : name_(source.name), groups_(groups), device_(device), micro_(std::max<int64_t>(1, micro_batch)) {

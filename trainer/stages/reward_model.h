@@ -28,6 +28,11 @@
 
 namespace aligntrain::stages {
 
+// Before any model is loaded: when `examples` has conversational prompts, the reward model `source` must have a chat
+// template to render them with (UsageError naming the model, its folder and the first such example, PATH:LINE).
+void check_reward_model_template(const ModelSource& source, const std::string& chat_template_kwargs,
+                                 const std::vector<data::Example>& examples, const std::string& path);
+
 class RewardModel {
  public:
   // `source`: a declared model whose folder holds a reward model (config.json checked again here: UsageError when

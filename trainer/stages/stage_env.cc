@@ -1,5 +1,8 @@
 #include "trainer/stages/stage_env.h"
 
+#include <algorithm>
+#include <map>
+
 #include <ATen/ATen.h>
 
 #include "trainer/model/logprobs.h"
@@ -62,6 +65,25 @@ ModelBatch model_batch(const data::Batch& b, const at::Device& device) {
   out.loss_mask = as_tensor(b.loss_mask);
   out.labels = model::shift_labels(out.input.input_ids, out.loss_mask);
   return out;
+}
+
+void share_prefixes(ModelBatch& mb, const std::vector<const data::Encoded*>& rows, const std::vector<int64_t>& group) {
+  const size_t n = rows.size();
+  std::vector<int64_t> source(n), length(n, 0);
+  std::map<int64_t, size_t> first;  // group key → its first row
+  int64_t shared = 0;
+  for (size_t r = 0; r < n; ++r) {
+    const auto [it, fresh] = first.emplace(group.at(r), r);
+    source[r] = static_cast<int64_t>(it->second);
+    if (fresh) continue;
+    const auto& a = rows[it->second]->ids;
+    const auto& b = rows[r]->ids;
+    const auto stop = std::mismatch(a.begin(), a.begin() + static_cast<std::ptrdiff_t>(std::min(a.size(), b.size())), b.begin());
+    length[r] = stop.first - a.begin();
+    shared += length[r];
+  }
+  if (shared == 0) return;
+  mb.input.shared_prefix = model::ForwardInput::SharedPrefix{at::tensor(source, at::kLong), at::tensor(length, at::kLong)};
 }
 
 data::CollateOptions collate_options(const data::Tokenizer& tok, const config::StageConfig& stage) {

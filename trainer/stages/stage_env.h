@@ -48,6 +48,11 @@ struct ModelBatch {
 };
 ModelBatch model_batch(const data::Batch& batch, const at::Device& device);
 
+// Rows of `mb` in one group (the responses or samples of one prompt: equal `group` keys) share the tokens they have
+// in common at their start with the group's first row, so that each shared token goes through the model once
+// (ForwardInput::shared_prefix). `rows` are the batch's rows, in order. Nothing is set when no token is shared.
+void share_prefixes(ModelBatch& mb, const std::vector<const data::Encoded*>& rows, const std::vector<int64_t>& group);
+
 // Padding id and prompt masking for a stage's batches.
 data::CollateOptions collate_options(const data::Tokenizer& tok, const config::StageConfig& stage);
 
