@@ -43,6 +43,7 @@
 //     evaluation     with data.eval, G + the policy's forward without autograd (or the student's hidden states and
 //                    a frozen model's forward)
 //     precompute     a precomputed model's weights and forward, before the policy loads (instead of W + O + F)
+//     reward model   online stages: G + a reward model's forward (its weights are in F, with a score head)
 // LoRA (adapter_params ≥ 0): W adds the adapters, G and O count the adapters only, and the LM head's weight
 // gradient is never formed; `reference: base` is the policy itself (no F).
 // Not counted: the CUDA caching allocator's reserve and fragmentation, and memory that is not a tensor (data, the
@@ -83,6 +84,14 @@ double rank_parameters(const model::ModelConfig& c, int p) {
   return embed + s.L * (attn + mlp + 2 * s.H) + s.H + (c.tie_word_embeddings ? 0.0 : embed);
 }
 
+// A reward model's parameters on one rank: the decoder and embedding (as rank_parameters) with a one-label score
+// head [1, H] instead of the LM head.
+double scorer_parameters(const model::ModelConfig& c, int p) {
+  model::ModelConfig tied = c;
+  tied.tie_word_embeddings = true;
+  return rank_parameters(tied, p) + static_cast<double>(c.hidden_size);
+}
+
 // The largest single tensor of a rank's shard (elements): the embedding or LM head, or an MLP projection.
 double largest_tensor(const model::ModelConfig& c, int p) {
   const Shape s(c, p);
@@ -117,6 +126,7 @@ StageMemory plan_stage_memory(const StageMemoryWork& w) {
   m.gradients = trained * b;
   m.optimizer = trained * (8.0 + (w.master_weights ? 4.0 : 0.0)) / (w.zero1 ? static_cast<double>(w.dp) : 1.0);
   for (const auto& f : w.live) m.frozen += rank_parameters(f.config, w.tp) * f.bytes;
+  for (const auto& f : w.scorers) m.frozen += scorer_parameters(f.config, w.tp) * f.bytes;
 
   const double T = static_cast<double>(w.max_length), rows = static_cast<double>(w.rows);
   const double N = rows * T;
@@ -154,6 +164,14 @@ StageMemory plan_stage_memory(const StageMemoryWork& w) {
                         std::max(block_bytes(fs.V, fc), fb == 4 ? 0.0 : fb * fc * fs.V);
     return N * 2 * fs.head_dim * fb + std::max({mlp, attention, head});
   };
+  // A reward model's forward: a decoder layer's moment (its score head reads one position per row).
+  auto scorer_forward = [&](const FrozenModel& f) {
+    const Shape fs(f.config, w.tp);
+    const double fb = f.bytes;
+    const double mlp = N * fb * (4 * fs.H + 4 * fs.I);
+    const double attention = N * fb * (3 * fs.H + 2 * fs.q + 2 * fs.kv) + rows * T * T * 4;
+    return N * 2 * fs.head_dim * fb + std::max({mlp, attention, N * fs.H * fb});
+  };
 
   std::vector<std::pair<std::string, double>> moments;  // bytes held above W + O + F
   moments.emplace_back("optimizer step",
@@ -164,9 +182,12 @@ StageMemory plan_stage_memory(const StageMemoryWork& w) {
     for (const auto& f : w.live) eval = std::max(eval, hidden + frozen_forward(f));
     moments.emplace_back("evaluation", m.gradients + eval);
   }
+  for (const auto& f : w.scorers) moments.emplace_back("reward model forward", m.gradients + scorer_forward(f));
   switch (w.path) {
     case LossPath::kSft:
       moments.emplace_back("lm-head forward", held_grads + A + hidden + 2 * rows_h + new_head_grad + head_buffer);
+      // An online stage's live reference (GRPO's KL term) runs while the policy's activations are held.
+      for (const auto& f : w.live) moments.emplace_back("reference forward", held_grads + A + hidden + frozen_forward(f));
       moments.emplace_back("backward",
                            held_grads + A + new_head_grad + rows_h + 2 * hidden + recompute);
       break;

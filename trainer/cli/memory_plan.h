@@ -35,6 +35,9 @@ struct StageMemoryWork {
   bool master_weights = false;            // bf16 policy: AdamW keeps fp32 master weights
   std::vector<FrozenModel> live;          // resident for the whole stage, run forward every micro-batch
   std::vector<FrozenModel> precomputed;   // run over the data before training (one at a time) and freed
+  // Online stages' reward models: resident, run forward when a step's samples are scored (the previous step's
+  // gradients still held); a score head instead of an LM head.
+  std::vector<FrozenModel> scorers;
   int64_t rows = 1;                       // sequences per forward (a preference micro-batch of k pairs: 2k)
   int64_t max_length = 0;                 // tokens per sequence (every row full: the worst case)
   int64_t accumulation = 1;               // micro-batches per optimizer step on a rank

@@ -220,6 +220,9 @@ StageMemoryWork memory_work(const config::Recipe& recipe, const config::StageCon
     FrozenModel f{arch.at((*ref)->model), frozen_bytes((*ref)->model)};
     ((*ref)->precompute ? w.precomputed : w.live).push_back(f);
   }
+  if (s.kind == config::StageKind::online)
+    for (const auto& r : s.online.rewards)
+      if (r.type == config::RewardType::model) w.scorers.push_back({arch.at(r.model), frozen_bytes(r.model)});
   return w;
 }
 
@@ -298,6 +301,9 @@ int plan(const runtime::World& world, const RecipeArgs& args, const PlanArgs& pl
       if (*ref && !(*ref)->precompute && !(ref == &s.reference && config::is_policy_base(*recipe, (*ref)->model)))
         frozen += params[(*ref)->model] * (bf16 ? 2.0 : 4.0) / tp / mib;
     }
+    if (s.kind == config::StageKind::online)  // reward models (the LM head counted: a small overestimate)
+      for (const auto& r : s.online.rewards)
+        if (r.type == config::RewardType::model) frozen += params[r.model] * (bf16 ? 2.0 : 4.0) / tp / mib;
     const auto& a = arch[s.policy];
     const bool trains = config::is_training(s.kind);
     const double dp_mib = trains ? params[s.policy] * 4.0 / tp * ring_dp / mib : 0.0;
