@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Reward models for aligntrain's online-stage tests, built and scored with Hugging Face transformers.
 
-  reward_model_reference.py make OUT_DIR --arch llama|qwen2 --tokenizer TOKENIZER_DIR [--seed N] [--num-labels 1]
+  reward_model_reference.py make OUT_DIR --arch llama|qwen2|mistral|qwen3 --tokenizer TOKENIZER_DIR [--seed N] [--num-labels 1]
                                          [--no-score]
-      A tiny random LlamaForSequenceClassification / Qwen2ForSequenceClassification (the decoder plus
+      A tiny random {Llama,Qwen2,Mistral,Qwen3}ForSequenceClassification (the decoder plus
       `score.weight` [num_labels, hidden], no bias) saved with save_pretrained, with the tokenizer files of
       TOKENIZER_DIR copied beside it. Weights are scaled up from the 0.02 init so that scores differ between texts.
       --no-score drops score.weight from the safetensors file (a broken folder for the error tests).
@@ -28,8 +28,9 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_ma
 
 
 def make(args):
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForSequenceClassification, Qwen2Config, \
-        Qwen2ForSequenceClassification
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForSequenceClassification, MistralConfig, \
+        MistralForSequenceClassification, Qwen2Config, Qwen2ForSequenceClassification, Qwen3Config, \
+        Qwen3ForSequenceClassification
 
     tok = AutoTokenizer.from_pretrained(args.tokenizer)
     vocab = len(tok)
@@ -39,6 +40,10 @@ def make(args):
                   tie_word_embeddings=False)
     if args.arch == "llama":
         model = LlamaForSequenceClassification(LlamaConfig(**common, rope_theta=10000.0))
+    elif args.arch == "mistral":  # a sliding window shorter than the scored texts
+        model = MistralForSequenceClassification(MistralConfig(**common, rope_theta=10000.0, sliding_window=16))
+    elif args.arch == "qwen3":  # q/k norms and a head_dim of its own
+        model = Qwen3ForSequenceClassification(Qwen3Config(**common, rope_theta=1000000.0, head_dim=32))
     else:
         model = Qwen2ForSequenceClassification(Qwen2Config(**common, rope_theta=1000000.0))
     torch.manual_seed(args.seed)
@@ -99,7 +104,7 @@ def main():
     sub = parser.add_subparsers(dest="cmd", required=True)
     m = sub.add_parser("make")
     m.add_argument("out_dir")
-    m.add_argument("--arch", choices=["llama", "qwen2"], required=True)
+    m.add_argument("--arch", choices=["llama", "qwen2", "mistral", "qwen3"], required=True)
     m.add_argument("--tokenizer", required=True)
     m.add_argument("--seed", type=int, default=1)
     m.add_argument("--num-labels", type=int, default=1)

@@ -6,7 +6,8 @@
 # (scripts/parity/online_loss_reference.py). Two reward models built by transformers at test time: a
 # LlamaForSequenceClassification with the policy's own tokenizer (Llama-3-style BPE, no pad token: pooling skips its
 # EOS) and a Qwen2ForSequenceClassification with a different one (Qwen2-style BPE, pad <|endoftext|>, its own chat
-# template). Plain-text prompts (prompt + completion, no special tokens added) for two steps (the second after an
+# template); and a MistralForSequenceClassification (sliding window 16, shorter than the texts) with a
+# Qwen3ForSequenceClassification (q/k norms) on plain-text prompts. Plain-text prompts (prompt + completion, no special tokens added) for two steps (the second after an
 # update), conversational prompts (each reward model's chat template), and under `mpirun -np 2` with DP=2 (each
 # replica scores its half) and TP=2 (the reward models sharded too).
 set -u
@@ -50,6 +51,10 @@ run_py $REF make "$TMP/rm_llama" --arch llama --tokenizer "$TMP/tok/llama3" --se
 expect_exit 0 "LlamaForSequenceClassification with the policy's tokenizer"
 run_py $REF make "$TMP/rm_qwen" --arch qwen2 --tokenizer "$TMP/tok/qwen2" --seed 2
 expect_exit 0 "Qwen2ForSequenceClassification with another tokenizer"
+run_py $REF make "$TMP/rm_mistral" --arch mistral --tokenizer "$TMP/tok/llama3" --seed 3
+expect_exit 0 "MistralForSequenceClassification (sliding window 16)"
+run_py $REF make "$TMP/rm_qwen3" --arch qwen3 --tokenizer "$TMP/tok/qwen2" --seed 4
+expect_exit 0 "Qwen3ForSequenceClassification (q/k norms)"
 run_cmd $BIN init-model --preset tiny-llama --out "$TMP/base"
 python3 - "$TMP/base/config.json" "$TMP/policy.json" <<'PY'
 import json, sys
@@ -62,6 +67,9 @@ PY
 run_cmd $BIN init-model --config "$TMP/policy.json" --tokenizer "$TMP/tok/llama3" --seed 3 --out "$TMP/policy"
 expect_exit 0 "init-model policy (Llama-3-style tokenizer)"
 
+# The two reward models of a run: rm_llama and rm_qwen, or (the families case) rm_mistral and rm_qwen3.
+M1=rm_llama
+M2=rm_qwen
 recipe() {  # recipe NAME TP DATA GLOBAL STEPS
   cat <<YAML
 run: {name: $1, output_dir: $TMP/$1, seed: 11}
@@ -70,13 +78,15 @@ models:
   policy: {path: $TMP/policy}
   rm_llama: {path: $TMP/rm_llama}
   rm_qwen: {path: $TMP/rm_qwen}
+  rm_mistral: {path: $TMP/rm_mistral}
+  rm_qwen3: {path: $TMP/rm_qwen3}
 stages:
   - name: online
     kind: online
     policy: policy
     data: {train: $TMP/$3.jsonl}
     loss: {type: grpo}
-    online: {num_samples: 4, rewards: [{type: model, model: rm_llama}, {type: model, model: rm_qwen, weight: 0.5}]}
+    online: {num_samples: 4, rewards: [{type: model, model: $M1}, {type: model, model: $M2, weight: 0.5}]}
     generation: {max_new_tokens: 12, temperature: 0.9}
     optimizer: {lr: 1.0e-2, grad_clip: 0.0}
     batch: {global: $4, micro: 2, max_length: 128}
@@ -88,7 +98,7 @@ YAML
 # compare_rewards NAME DATA STEP COUNT: the samples file's rewards against transformers on the same texts.
 compare_rewards() {
   local S="$TMP/$1/online/samples/step-$(printf %06d "$3").jsonl"
-  run_py $REF score "$TMP/$2.jsonl" "$S" "$TMP/rm_llama" "$TMP/rm_qwen"
+  run_py $REF score "$TMP/$2.jsonl" "$S" "$TMP/$M1" "$TMP/$M2"
   expect_exit 0 "$1 step $3: transformers scores the samples"
   echo "$OUT" | tail -n 1 > "$TMP/$1.want$3.json"
   python3 - "$S" "$TMP/$1.want$3.json" "$4" <<'PY'
@@ -116,9 +126,11 @@ cases=(  # name | tp | launcher | data | prompts per step | steps
   "plain_dp2|1|mpi|plain|8|1"
   "plain_tp2|2|mpi|plain|8|1"
   "chat|1|single|chat|4|1"
+  "families|1|single|plain|8|1"
 )
 for c in "${cases[@]}"; do
   IFS='|' read -r name tp launcher data global steps <<<"$c"
+  if [ "$name" = families ]; then M1=rm_mistral M2=rm_qwen3; else M1=rm_llama M2=rm_qwen; fi
   recipe "$name" "$tp" "$data" "$global" "$steps" > "$TMP/$name.yaml"
   if [ "$launcher" = single ]; then run_long $BIN run "$TMP/$name.yaml"; else run_long "${MPIRUN[@]}" $BIN run "$TMP/$name.yaml"; fi
   expect_exit 0 "$name: $steps online step(s) with two reward models"
