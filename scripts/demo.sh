@@ -33,7 +33,7 @@ for e in sft_eval eval_dpo eval_dpo_lora eval_grpo eval_fdpg eval_student_sft ev
   SETS+=(--set "stages.$e.data.eval=$DATA/sft_eval.jsonl")
 done
 
-bold "4/5 train: aligntrain run config/recipes/demo.yaml (teacher SFT, DPO, LoRA DPO, GRPO, f-DPG; student SFT, KD, DCKD, ADPA; ~4 minutes)"
+bold "4/5 train: aligntrain run config/recipes/demo.yaml (teacher SFT, DPO, LoRA DPO, GRPO, f-DPG; student SFT, KD, DCKD, ADPA; ~3 minutes)"
 $BIN validate config/recipes/demo.yaml "${SETS[@]}" > /dev/null
 $BIN run config/recipes/demo.yaml "${SETS[@]}" --fresh
 
