@@ -205,4 +205,17 @@ std::vector<Example> read_examples(const std::string& path, const ReadOptions& o
   return out;
 }
 
+namespace {
+std::string trim(const std::string& s) {
+  const auto a = s.find_first_not_of(" \t\r\n"), b = s.find_last_not_of(" \t\r\n");
+  return a == std::string::npos ? std::string() : s.substr(a, b - a + 1);
+}
+}  // namespace
+
+bool exact_match(const std::string& answer, const Example& example) {
+  const Text& c = example.completion.value();
+  const std::string& reference = c.conversational ? (c.messages.empty() ? std::string() : c.messages.back().content) : c.text;
+  return trim(answer) == trim(reference);
+}
+
 }  // namespace aligntrain::data

@@ -78,4 +78,9 @@ std::vector<Example> read_examples(const std::string& path, const ReadOptions& o
 // The kind whose required fields the example has (preference > unpaired > sft > negatives > prompts).
 const char* kind_name(DataKind kind);
 
+// Exact match of an answer against the example's completion (the last message's content for conversational data),
+// both without leading and trailing whitespace: what `eval` stages count and the `exact_match` reward scores.
+// The example must have a completion.
+bool exact_match(const std::string& answer, const Example& example);
+
 }  // namespace aligntrain::data

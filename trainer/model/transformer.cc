@@ -184,10 +184,6 @@ class CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
   }
 };
 
-}  // namespace
-
-namespace {
-
 // Which positions of a [B, T] batch go through the position-wise work (AttentionContext::tokens, ::gather): none
 // (all of them) for a batch without padding or shared prefixes.
 struct TokenLayout {

@@ -30,17 +30,6 @@ generation::GenerateOptions options_of(const config::StageConfig& stage) {
   return o;
 }
 
-std::string trim(const std::string& s) {
-  const auto a = s.find_first_not_of(" \t\r\n"), b = s.find_last_not_of(" \t\r\n");
-  return a == std::string::npos ? std::string() : s.substr(a, b - a + 1);
-}
-
-// The reference text of an example's completion (the last message's content for conversational data).
-std::string reference_text(const data::Example& ex) {
-  const auto& c = *ex.completion;
-  return c.conversational ? (c.messages.empty() ? std::string() : c.messages.back().content) : c.text;
-}
-
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
@@ -99,7 +88,7 @@ ExactMatch exact_match(StageEnv& env, model::CausalLM& lm, const data::Tokenizer
       generation::complete(lm, env.groups, tok, encoder, examples, path, 1, options, env.device, "[" + stage.name + "]");
   ExactMatch m;
   for (const auto& c : completions) {
-    m.matched += trim(c.text) == trim(reference_text(examples[c.example]));
+    m.matched += data::exact_match(c.text, examples[c.example]);
     ++m.total;
   }
   m.accuracy = m.total ? static_cast<double>(m.matched) / static_cast<double>(m.total) : 0.0;

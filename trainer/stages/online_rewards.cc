@@ -16,16 +16,6 @@ namespace aligntrain::stages {
 
 namespace {
 
-std::string trim(const std::string& s) {
-  const auto a = s.find_first_not_of(" \t\r\n"), b = s.find_last_not_of(" \t\r\n");
-  return a == std::string::npos ? std::string() : s.substr(a, b - a + 1);
-}
-
-std::string reference_text(const data::Example& ex) {
-  const auto& c = *ex.completion;
-  return c.conversational ? (c.messages.empty() ? std::string() : c.messages.back().content) : c.text;
-}
-
 nlohmann::json text_json(const data::Text& t) {
   if (!t.conversational) return t.text;
   auto list = nlohmann::json::array();
@@ -153,7 +143,7 @@ std::vector<std::vector<double>> Rewards::score(const std::vector<RewardSample>&
     for (const auto& x : samples) {
       switch (s.type) {
         case config::RewardType::exact_match:
-          v.push_back(trim(x.completion) == trim(reference_text(*x.example)) ? 1.0 : 0.0);
+          v.push_back(data::exact_match(x.completion, *x.example) ? 1.0 : 0.0);
           break;
         case config::RewardType::regex:
           v.push_back(std::regex_search(x.completion, regexes_[r]) ? s.score : 0.0);
